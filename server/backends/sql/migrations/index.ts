@@ -1,0 +1,14 @@
+import type { Migration, MigrationProvider } from "kysely";
+import * as translationTables from "./2026_11_29_000000_translation_tables.js";
+
+/**
+ * Every migration, by name. Static imports rather than a folder scan keep the set identical under
+ * tsc output, the test runner and bundlers. Names start with a UTC timestamp; order matters.
+ */
+const migrations: Record<string, Migration> = {
+  "2026_11_29_000000_translation_tables": translationTables,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

@@ -1,0 +1,197 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+
+/** The service's whole configuration: built once at start-up, frozen, never read from the environment again. */
+export interface Config {
+  /** Where the one listener binds (`PERSISTENCE_LISTEN`, default 127.0.0.1:8001). Port 0 picks a free port. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Local state: the write-ahead log and the embedded SQLite file (`PERSISTENCE_DATA_DIR`, default ./data). */
+  readonly dataDir: string;
+  /** `sqlite:<path>` or `mysql://user:pass@host:port/db` (`PERSISTENCE_SQL_URL`, default sqlite:<dataDir>/persistence.db). */
+  readonly sqlUrl: string;
+  /** Whether writes go through the write-ahead log (`PERSISTENCE_WAL`, default on). */
+  readonly wal: boolean;
+  readonly flush: {
+    /** Flush once the buffer holds this many records (`PERSISTENCE_FLUSH_MAX_RECORDS`, default 1000). */
+    readonly maxRecords: number;
+    /** Flush once the oldest buffered record is this old (`PERSISTENCE_FLUSH_INTERVAL_MS`, default 1000). */
+    readonly intervalMs: number;
+  };
+  readonly limits: {
+    /** Largest request message accepted, in bytes (`PERSISTENCE_MAX_REQUEST_BYTES`, default 10 MiB). */
+    readonly maxRequestBytes: number;
+    /** Most records in one batch write (`PERSISTENCE_MAX_BATCH_RECORDS`, default 1000). */
+    readonly maxBatchRecords: number;
+    /** Most records held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_RECORDS`, default 100000). */
+    readonly bufferMaxRecords: number;
+    /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
+    readonly bufferMaxBytes: number;
+  };
+  /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
+  readonly shutdownTimeoutMs: number;
+  /** pino level (`PERSISTENCE_LOG_LEVEL`, default info). */
+  readonly logLevel: LogLevel;
+}
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
+/** A setting that cannot be used; the message names the variable (or the config file key) at fault. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Source = Readonly<Record<string, string | undefined>>;
+
+const PREFIX = "PERSISTENCE_";
+const MiB = 1024 * 1024;
+
+/**
+ * Builds the configuration from `PERSISTENCE_*` variables over an optional YAML or JSON file named by
+ * `PERSISTENCE_CONFIG`, whose keys are the variable names without the prefix, in lower case
+ * (`sql_url`, `flush_interval_ms`, ...). Variables win over the file. Throws ConfigError on the first bad value.
+ */
+export function loadConfig(env: Source = process.env): Config {
+  const fileValues = readConfigFile(env[`${PREFIX}CONFIG`]);
+  const read = (key: string): { value: string | undefined; origin: string } => {
+    const variable = PREFIX + key.toUpperCase();
+    if (env[variable] !== undefined && env[variable] !== "") return { value: env[variable], origin: variable };
+    const fromFile = fileValues[key];
+    return { value: fromFile, origin: `${key} in ${env[`${PREFIX}CONFIG`]}` };
+  };
+  const get = <T>(key: string, fallback: T, parse: (raw: string) => T | undefined, expected: string): T => {
+    const { value, origin } = read(key);
+    if (value === undefined) return fallback;
+    const parsed = parse(value.trim());
+    if (parsed === undefined) throw new ConfigError(`${origin}: expected ${expected}, got ${JSON.stringify(value)}`);
+    return parsed;
+  };
+
+  const dataDir = path.resolve(get("data_dir", "./data", nonEmpty, "a directory path"));
+  const config: Config = {
+    listen: get("listen", { host: "127.0.0.1", port: 8001 }, parseListen, "host:port (port 0-65535)"),
+    dataDir,
+    sqlUrl: get("sql_url", `sqlite:${path.join(dataDir, "persistence.db")}`, parseSqlUrl, "sqlite:<path> or mysql://user:pass@host:port/db"),
+    wal: get("wal", true, parseOnOff, "on or off"),
+    flush: {
+      maxRecords: get("flush_max_records", 1000, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+      intervalMs: get("flush_interval_ms", 1000, integer(1, 3_600_000), "milliseconds from 1 to 3600000"),
+    },
+    limits: {
+      maxRequestBytes: get("max_request_bytes", 10 * MiB, integer(1024, 1024 * MiB), "bytes from 1024 to 1 GiB"),
+      maxBatchRecords: get("max_batch_records", 1000, integer(1, 100_000), "an integer from 1 to 100000"),
+      bufferMaxRecords: get("buffer_max_records", 100_000, integer(1, 100_000_000), "an integer from 1 to 100000000"),
+      bufferMaxBytes: get("buffer_max_bytes", 256 * MiB, integer(MiB, 64 * 1024 * MiB), "bytes from 1 MiB to 64 GiB"),
+    },
+    shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
+    logLevel: get("log_level", "info" as LogLevel, parseLogLevel, "trace, debug, info, warn, error, fatal or silent"),
+  };
+  return deepFreeze(config);
+}
+
+/** The configuration as users see it in GetConfig: plain keys, every secret replaced. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  return {
+    listen: `${config.listen.host}:${config.listen.port}`,
+    data_dir: config.dataDir,
+    sql_url: redactUrl(config.sqlUrl),
+    wal: config.wal ? "on" : "off",
+    flush_max_records: config.flush.maxRecords,
+    flush_interval_ms: config.flush.intervalMs,
+    max_request_bytes: config.limits.maxRequestBytes,
+    max_batch_records: config.limits.maxBatchRecords,
+    buffer_max_records: config.limits.bufferMaxRecords,
+    buffer_max_bytes: config.limits.bufferMaxBytes,
+    shutdown_timeout_ms: config.shutdownTimeoutMs,
+    log_level: config.logLevel,
+  };
+}
+
+/** Replaces the password of a URL (and any query parameter that looks like a secret) with "[redacted]". */
+export function redactUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return raw;
+  }
+  if (url.password) url.password = "[redacted]";
+  for (const key of [...url.searchParams.keys()]) {
+    if (/pass|secret|token|key/i.test(key)) url.searchParams.set(key, "[redacted]");
+  }
+  return url.toString().replace(/%5Bredacted%5D/g, "[redacted]");
+}
+
+function readConfigFile(file: string | undefined): Record<string, string> {
+  if (!file) return {};
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`${PREFIX}CONFIG: cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError(`${PREFIX}CONFIG: ${file} must hold a mapping of settings`);
+  }
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (value === null || typeof value === "object") {
+      throw new ConfigError(`${key} in ${file}: expected a single value`);
+    }
+    values[key.toLowerCase()] = String(value);
+  }
+  return values;
+}
+
+function nonEmpty(raw: string): string | undefined {
+  return raw === "" ? undefined : raw;
+}
+
+function integer(min: number, max: number): (raw: string) => number | undefined {
+  return (raw) => {
+    if (!/^-?\d+$/.test(raw)) return undefined;
+    const n = Number(raw);
+    return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
+  };
+}
+
+function parseOnOff(raw: string): boolean | undefined {
+  const v = raw.toLowerCase();
+  if (["on", "true", "1", "yes"].includes(v)) return true;
+  if (["off", "false", "0", "no"].includes(v)) return false;
+  return undefined;
+}
+
+function parseListen(raw: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host: match[1] ?? match[2] ?? "", port };
+}
+
+function parseSqlUrl(raw: string): string | undefined {
+  if (/^sqlite:.+/.test(raw)) return raw;
+  if (!/^mysql:\/\//.test(raw)) return undefined;
+  try {
+    const url = new URL(raw);
+    return url.hostname && url.pathname.length > 1 ? raw : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+function parseLogLevel(raw: string): LogLevel | undefined {
+  return LOG_LEVELS.find((level) => level === raw.toLowerCase());
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

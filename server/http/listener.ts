@@ -1,0 +1,95 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** One TCP port that speaks HTTP/1.1 and h2c (HTTP/2 with prior knowledge) to the same handler. */
+export interface Listener {
+  /** The bound address (the real port when asked for port 0). */
+  readonly address: { readonly host: string; readonly port: number };
+  /** Stops accepting connections, asks open ones to finish (HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`). */
+  stopAccepting(): void;
+  /** Ends every connection now. */
+  destroyConnections(): void;
+  /** Resolves once every connection is gone. */
+  closed(): Promise<void>;
+}
+
+export interface ListenerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Idle keep-alive timeout for HTTP/1.1 connections, in ms (default 65000, above common load-balancer idles). */
+  readonly keepAliveTimeoutMs?: number;
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * Node's http2 server only falls back to HTTP/1.1 under TLS (ALPN), so plaintext needs a sniffer:
+ * each new socket's first bytes are read until they either match the HTTP/2 connection preface or
+ * stop matching it, then pushed back and the socket is handed to the matching server.
+ */
+export async function listen(handler: Handler, options: ListenerOptions): Promise<Listener> {
+  const h1 = http.createServer(handler as http.RequestListener);
+  h1.keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000;
+  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  let accepting = true;
+
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    if (!accepting) session.close();
+  });
+  h1.on("request", (_req, res: http.ServerResponse) => {
+    // A call that was already running when the shutdown began ends its keep-alive connection with it.
+    res.once("finish", () => {
+      if (!accepting) res.socket?.end();
+    });
+    if (!accepting) res.setHeader("connection", "close");
+  });
+
+  const tcp = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    let seen = Buffer.alloc(0);
+    const sniff = () => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const stillPreface = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (stillPreface && seen.length < PREFACE.length) return;
+      socket.off("readable", sniff);
+      socket.unshift(seen);
+      (stillPreface ? h2 : h1).emit("connection", socket);
+    };
+    socket.on("readable", sniff);
+    socket.on("error", () => socket.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(options.port, options.host, () => {
+      tcp.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = tcp.address() as net.AddressInfo;
+  const closedTcp = new Promise<void>((resolve) => tcp.once("close", () => resolve()));
+
+  return {
+    address: { host: options.host, port: bound.port },
+    stopAccepting() {
+      accepting = false;
+      tcp.close();
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+    },
+    destroyConnections() {
+      for (const socket of sockets) socket.destroy();
+    },
+    closed: () => closedTcp,
+  };
+}

@@ -1,0 +1,43 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../../core/logger.js";
+import { loggerKey, requestIdKey } from "../context.js";
+import { observeCall } from "./observe-call.js";
+
+/** The wire protocol of a call, from its content type. */
+export function protocolOf(contentType: string | null): "grpc" | "grpc_web" | "connect" {
+  if (contentType?.startsWith("application/grpc-web")) return "grpc_web";
+  if (contentType?.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+const SERVER_FAULTS = new Set([Code.Internal, Code.Unknown, Code.DataLoss, Code.Unavailable]);
+
+/**
+ * One JSON line per call: service, method, protocol, code, duration and request id. Never payloads.
+ * Also hands the call a child logger bound to those fields (loggerKey).
+ */
+export function createAccessLogInterceptor(logger: Logger): Interceptor {
+  return (next) => (req) => {
+    const started = performance.now();
+    const callLogger = logger.child({
+      request_id: req.contextValues.get(requestIdKey),
+      service: req.service.typeName,
+      method: req.method.name,
+    });
+    req.contextValues.set(loggerKey, callLogger);
+    const protocol = protocolOf(req.header.get("content-type"));
+    return observeCall(next, req, {
+      end(err) {
+        const code = err === undefined ? "ok" : codeName(ConnectError.from(err).code);
+        const line = { protocol, code, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
+        if (err !== undefined && SERVER_FAULTS.has(ConnectError.from(err).code)) callLogger.warn(line, "call failed");
+        else callLogger.info(line, "call");
+      },
+    });
+  };
+}
+
+/** snake_case name of a code, as the Connect protocol spells it ("invalid_argument"). */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}

@@ -1,0 +1,49 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescFile } from "@bufbuild/protobuf";
+import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection, ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_persistence_v1_system, SystemService } from "../../gen/persistence/v1/system_pb.js";
+import { file_persistence_v1_translation, TranslationService } from "../../gen/persistence/v1/translation_pb.js";
+import type { HealthMonitor } from "../core/health-monitor.js";
+import { createSystemHandler } from "../system/system.handler.js";
+import type { SystemService as System } from "../system/system.service.js";
+import { registerHealth } from "./health.js";
+import { createReflectionIndex, registerReflection } from "./reflection.js";
+
+/** The product's own services, whose health is reported per service. */
+export const PRODUCT_SERVICES = [TranslationService.typeName, SystemService.typeName] as const;
+
+/** Every service the listener serves, as reflection lists them. */
+export const SERVED_SERVICES = [
+  ...PRODUCT_SERVICES,
+  Health.typeName,
+  ServerReflection.typeName,
+  "grpc.reflection.v1alpha.ServerReflection",
+] as const;
+
+const DESCRIPTOR_FILES: readonly DescFile[] = [
+  file_persistence_v1_translation,
+  file_persistence_v1_system,
+  file_grpc_health_v1_health,
+  file_grpc_reflection_v1_reflection,
+  file_grpc_reflection_v1alpha_reflection,
+];
+
+export interface RoutesDeps {
+  readonly system: System;
+  readonly monitor: HealthMonitor;
+}
+
+/** Registers every service on the router: a pure function of its dependencies. */
+export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
+  const reflection = createReflectionIndex(DESCRIPTOR_FILES, SERVED_SERVICES);
+  return (router) => {
+    // Registered so clients and reflection see the whole contract; each RPC answers UNIMPLEMENTED
+    // until its implementation lands.
+    router.service(TranslationService, {});
+    router.service(SystemService, createSystemHandler(deps.system));
+    registerHealth(router, deps.monitor, PRODUCT_SERVICES);
+    registerReflection(router, reflection);
+  };
+}

@@ -1,0 +1,49 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
+import type { SystemService } from "./system.service.js";
+
+/** persistence.v1.SystemService: maps the system service's answers onto the contract. */
+export function createSystemHandler(system: SystemService): ServiceImpl<typeof SystemServiceDesc> {
+  return {
+    async getHealth() {
+      const health = await system.health();
+      return {
+        status: health.healthy ? "healthy" : "unhealthy",
+        version: health.version,
+        uptimeSeconds: health.uptimeSeconds,
+        backends: health.backends,
+      };
+    },
+    async getMetrics() {
+      const m = await system.metrics();
+      return {
+        uptimeSeconds: m.uptimeSeconds,
+        rpcs: m.rpcs.map((r) => ({
+          service: r.service,
+          method: r.method,
+          requests: BigInt(r.requests),
+          errors: BigInt(r.errors),
+          ratePerSecond: r.ratePerSecond,
+          p50Ms: r.p50Ms,
+          p95Ms: r.p95Ms,
+          p99Ms: r.p99Ms,
+          codes: Object.fromEntries(Object.entries(r.codes).map(([code, n]) => [code, BigInt(n)])),
+        })),
+        backends: m.backends,
+        process: {
+          rssBytes: BigInt(m.process.rssBytes),
+          heapUsedBytes: BigInt(m.process.heapUsedBytes),
+          cpuSeconds: m.process.cpuSeconds,
+          eventLoopLagP99Ms: m.process.eventLoopLagP99Ms,
+        },
+      };
+    },
+    getConfig() {
+      return { config: system.config() as JsonObject };
+    },
+    getInfo() {
+      return system.info();
+    },
+  };
+}

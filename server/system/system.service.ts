@@ -1,0 +1,88 @@
+import type { Registry } from "prom-client";
+import { redactedConfig, type Config } from "../config.js";
+import type { Backend } from "../backends/backend.js";
+import type { BackendState, HealthMonitor } from "../core/health-monitor.js";
+import type { RpcMetrics, RpcSummary } from "../rpc/interceptors/metrics.js";
+
+export interface Health {
+  healthy: boolean;
+  version: string;
+  uptimeSeconds: number;
+  backends: Record<string, BackendState>;
+}
+
+export interface MetricsSummary {
+  uptimeSeconds: number;
+  rpcs: RpcSummary[];
+  backends: Record<string, BackendState>;
+  process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number; eventLoopLagP99Ms: number };
+}
+
+export interface Info {
+  name: string;
+  version: string;
+  services: string[];
+  backends: Record<string, string>;
+  links: Record<string, string>;
+}
+
+export interface SystemServiceDeps {
+  readonly config: Config;
+  readonly version: string;
+  readonly startedAt: number;
+  readonly monitor: HealthMonitor;
+  readonly backends: readonly Backend[];
+  readonly rpcMetrics: RpcMetrics;
+  readonly registry: Registry;
+  /** Fully qualified names of every service the listener serves. */
+  readonly services: readonly string[];
+}
+
+/** The service's view of itself: health, figures, configuration and identity. */
+export interface SystemService {
+  /** Pings every backend now. Unhealthy when one is down or the service is shutting down. */
+  health(): Promise<Health>;
+  metrics(): Promise<MetricsSummary>;
+  config(): Record<string, unknown>;
+  info(): Info;
+}
+
+export function createSystemService(deps: SystemServiceDeps): SystemService {
+  const uptimeSeconds = () => Math.floor((Date.now() - deps.startedAt) / 1000);
+  return {
+    async health() {
+      const backends = await deps.monitor.check();
+      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends };
+    },
+    async metrics() {
+      const memory = process.memoryUsage();
+      const cpu = process.cpuUsage();
+      const lag = await deps.registry.getSingleMetric("nodejs_eventloop_lag_p99_seconds")?.get();
+      return {
+        uptimeSeconds: uptimeSeconds(),
+        rpcs: await deps.rpcMetrics.summary(),
+        backends: deps.monitor.current(),
+        process: {
+          rssBytes: memory.rss,
+          heapUsedBytes: memory.heapUsed,
+          cpuSeconds: (cpu.user + cpu.system) / 1e6,
+          eventLoopLagP99Ms: (lag?.values[0]?.value ?? 0) * 1000,
+        },
+      };
+    },
+    config: () => redactedConfig(deps.config),
+    info: () => ({
+      name: "persistence",
+      version: deps.version,
+      services: [...deps.services],
+      backends: Object.fromEntries(deps.backends.map((b) => [b.name, b.kind])),
+      links: {
+        health: "/health",
+        metrics: "/metrics",
+        system_metrics: "/api/v1/system/metrics",
+        config: "/api/v1/system/config",
+        reflection: "grpc.reflection.v1.ServerReflection",
+      },
+    }),
+  };
+}
