@@ -36,6 +36,8 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
   const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
+  /** HTTP/1.1 sockets and how many requests each is serving (Node only tracks idleness for servers it listened with). */
+  const h1Sockets = new Map<net.Socket, number>();
   let accepting = true;
 
   h2.on("session", (session) => {
@@ -43,17 +45,24 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
     session.once("close", () => sessions.delete(session));
     if (!accepting) session.close();
   });
-  h1.on("request", (_req, res: http.ServerResponse) => {
-    // A call that was already running when the shutdown began ends its keep-alive connection with it.
-    res.once("finish", () => {
-      if (!accepting) res.socket?.end();
-    });
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);
     if (!accepting) res.setHeader("connection", "close");
+    res.once("close", () => {
+      const active = (h1Sockets.get(socket) ?? 1) - 1;
+      h1Sockets.set(socket, active);
+      // A call that was running when the shutdown began takes its keep-alive connection with it.
+      if (!accepting && active === 0) socket.end();
+    });
   });
 
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", () => {
+      sockets.delete(socket);
+      h1Sockets.delete(socket);
+    });
     let seen = Buffer.alloc(0);
     const sniff = () => {
       let chunk: Buffer | null;
@@ -63,6 +72,7 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
       if (stillPreface && seen.length < PREFACE.length) return;
       socket.off("readable", sniff);
       socket.unshift(seen);
+      if (!stillPreface) h1Sockets.set(socket, 0);
       (stillPreface ? h2 : h1).emit("connection", socket);
     };
     socket.on("readable", sniff);
@@ -85,7 +95,7 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
       accepting = false;
       tcp.close();
       for (const session of sessions) session.close();
-      h1.closeIdleConnections();
+      for (const [socket, active] of h1Sockets) if (active === 0) socket.end();
     },
     destroyConnections() {
       for (const socket of sockets) socket.destroy();

@@ -2,7 +2,8 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, Migrator, MysqlDialect, sql, SqliteDialect } from "kysely";
-import { createConnection, createPool } from "mysql2";
+import { createPool } from "mysql2";
+import { createConnection } from "mysql2/promise";
 import type { Backend } from "../backend.js";
 import { migrationProvider } from "./migrations/index.js";
 import { parseSqlUrl, type SqlTarget } from "./sql-url.js";
@@ -24,9 +25,11 @@ export interface SqlBackendOptions {
 /** Opens the store named by a `sqlite:` or `mysql://` URL (creating the database if missing) and migrates it. */
 export async function openSqlBackend(url: string, options: SqlBackendOptions = {}): Promise<SqlBackend> {
   const target = parseSqlUrl(url);
-  const db = target.dialect === "sqlite" ? openSqlite(target.file) : await openMysql(target);
+  const sqlite = target.dialect === "sqlite" ? openSqliteFile(target.file) : undefined;
+  const db = sqlite ? new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) }) : await openMysql(target as MysqlTarget);
   try {
-    await migrate(db, target.dialect);
+    if (sqlite) await migrateSqlite(sqlite, db);
+    else await migrate(db);
   } catch (err) {
     await db.destroy();
     throw err;
@@ -42,18 +45,22 @@ export async function openSqlBackend(url: string, options: SqlBackendOptions = {
   };
 }
 
-function openSqlite(file: string): Kysely<unknown> {
+type MysqlTarget = Extract<SqlTarget, { dialect: "mysql" }>;
+
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+function openSqliteFile(file: string): Database.Database {
   const memory = file === ":memory:";
   if (!memory) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const database = new Database(memory ? ":memory:" : file);
   database.pragma("journal_mode = WAL");
   database.pragma("synchronous = NORMAL");
-  database.pragma("busy_timeout = 5000");
+  database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   database.pragma("foreign_keys = ON");
-  return new Kysely<unknown>({ dialect: new SqliteDialect({ database }) });
+  return database;
 }
 
-async function openMysql(target: Extract<SqlTarget, { dialect: "mysql" }>): Promise<Kysely<unknown>> {
+async function openMysql(target: MysqlTarget): Promise<Kysely<unknown>> {
   const connection = {
     host: target.host,
     port: target.port,
@@ -76,35 +83,52 @@ async function openMysql(target: Extract<SqlTarget, { dialect: "mysql" }>): Prom
   return new Kysely<unknown>({ dialect: new MysqlDialect({ pool }) });
 }
 
-function ensureDatabase(options: object, database: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const conn = createConnection(options);
-    conn.query(
-      `create database if not exists \`${database}\` character set utf8mb4 collate utf8mb4_bin`,
-      (err) => {
-        conn.end();
-        if (err) reject(err);
-        else resolve();
-      },
-    );
-  });
+async function ensureDatabase(options: object, database: string): Promise<void> {
+  const conn = await createConnection(options);
+  try {
+    await conn.query(`create database if not exists \`${database}\` character set utf8mb4 collate utf8mb4_bin`);
+  } finally {
+    conn.destroy();
+  }
 }
 
-async function migrate(db: Kysely<unknown>, dialect: SqlDialect): Promise<void> {
-  const migrator = new Migrator({
+function createMigrator(db: Kysely<unknown>): Migrator {
+  return new Migrator({
     db,
     provider: migrationProvider,
     migrationTableName: "schema_migrations",
     migrationLockTableName: "schema_migrations_lock",
   });
-  // MySQL serializes concurrent starts with GET_LOCK inside Kysely. SQLite has no cross-process lock
-  // there, so an instance that loses the race for the file's write lock tries again.
+}
+
+/** MySQL: Kysely serializes concurrent starts with GET_LOCK on the migration connection. */
+async function migrate(db: Kysely<unknown>): Promise<void> {
+  const { error } = await createMigrator(db).migrateToLatest();
+  if (error) throw error;
+}
+
+/**
+ * SQLite: Kysely takes no lock there (it assumes one process per file), but several processes may
+ * share the embedded file. The whole migration runs inside one BEGIN IMMEDIATE transaction on the
+ * single connection: exclusive across processes, and all or nothing. Waiting for the write lock
+ * would block this process's event loop, so a lost race backs off asynchronously and tries again.
+ */
+async function migrateSqlite(database: Database.Database, db: Kysely<unknown>): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const { error } = await migrator.migrateToLatest();
-    if (!error) return;
-    const busy = dialect === "sqlite" && /SQLITE_BUSY|database is locked/i.test(String((error as Error).message ?? error));
-    if (!busy || attempt >= 20) throw error;
-    await new Promise((r) => setTimeout(r, 50 * attempt));
+    database.pragma("busy_timeout = 0");
+    try {
+      database.exec("begin immediate");
+    } catch (err) {
+      if (!/locked|busy/i.test((err as Error).message) || attempt >= 100) throw err;
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 10 * Math.min(attempt, 20)));
+      continue;
+    } finally {
+      database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    }
+    const { error } = await createMigrator(db).migrateToLatest();
+    database.exec(error ? "rollback" : "commit");
+    if (error) throw error;
+    return;
   }
 }
 

@@ -1,0 +1,298 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
+import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb";
+import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb";
+import { SystemService } from "../../gen/persistence/v1/system_pb";
+import { TranslationService } from "../../gen/persistence/v1/translation_pb";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { describeEachDialect, withMysql } from "../support/sql-targets";
+import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
+
+const SERVICES = [
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+  "persistence.v1.SystemService",
+  "persistence.v1.TranslationService",
+];
+
+async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
+}
+
+describeEachDialect("server", (target, dialect) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it.each(PROTOCOLS)("answers GetInfo over %s with every service and the SQL backend", async (protocol) => {
+    const info = await server.client(SystemService, protocol).getInfo({});
+    expect(info.name).toBe("persistence");
+    expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect([...info.services].sort()).toEqual(SERVICES);
+    expect(info.backends).toEqual({ sql: dialect });
+  });
+
+  it.each(PROTOCOLS)("reports health over %s", async (protocol) => {
+    const health = await server.client(SystemService, protocol).getHealth({});
+    expect(health.status).toBe("healthy");
+    expect(health.backends).toEqual({ sql: "up" });
+    expect(health.uptimeSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it("serves GET /health and GET /metrics over plain HTTP/1.1", async () => {
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: "healthy", backends: { sql: "up" } });
+
+    await server.client(SystemService).getInfo({});
+    const metrics = await fetch(`${server.url}/metrics`);
+    expect(metrics.headers.get("content-type")).toMatch(/^text\/plain/);
+    const text = await metrics.text();
+    expect(text).toMatch(
+      /grpc_server_handled_total\{grpc_service="persistence\.v1\.SystemService",grpc_method="GetInfo",grpc_type="unary",grpc_code="OK"\} [1-9]/,
+    );
+    expect(text).toContain('grpc_server_handling_seconds_bucket{le="0.005",grpc_service="persistence.v1.SystemService"');
+    expect(text).toContain("process_resident_memory_bytes");
+
+    const head = await fetch(`${server.url}/health`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
+    const unknown = await fetch(`${server.url}/nope`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ code: "not_found", message: "no route for GET /nope" });
+  });
+
+  it("serves Connect GET for side-effect-free RPCs", async () => {
+    const res = await fetch(`${server.url}/persistence.v1.SystemService/GetInfo?encoding=json&message=%7B%7D`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { name: string }).name).toBe("persistence");
+  });
+
+  it("answers plain Connect JSON POSTs and echoes x-request-id", async () => {
+    const res = await fetch(`${server.url}/persistence.v1.SystemService/GetConfig`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "abc-123" },
+      body: "{}",
+    });
+    expect(res.headers.get("x-request-id")).toBe("abc-123");
+    const config = (await res.json()) as { config: Record<string, unknown> };
+    expect(config.config.listen).toMatch(/^127\.0\.0\.1:0$/);
+    expect(config.config.sql_url).toBe(target().url);
+  });
+
+  it("summarises RPC figures in GetMetrics", async () => {
+    const client = server.client(SystemService);
+    for (let i = 0; i < 5; i++) await client.getInfo({});
+    await errorOf(server.client(TranslationService).flush({}));
+    const metrics = await client.getMetrics({});
+    const getInfo = metrics.rpcs.find((r) => r.method === "GetInfo");
+    expect(Number(getInfo?.requests)).toBeGreaterThanOrEqual(5);
+    expect(getInfo?.p99Ms).toBeGreaterThan(0);
+    expect(getInfo?.p50Ms).toBeLessThanOrEqual(getInfo?.p99Ms ?? 0);
+    expect(getInfo?.ratePerSecond).toBeGreaterThan(0);
+    const flush = metrics.rpcs.find((r) => r.method === "Flush");
+    expect(Number(flush?.errors)).toBeGreaterThanOrEqual(1);
+    expect(Number(flush?.codes.unimplemented)).toBeGreaterThanOrEqual(1);
+    expect(metrics.backends).toEqual({ sql: "up" });
+    expect(Number(metrics.process?.rssBytes)).toBeGreaterThan(10_000_000);
+  });
+
+  it.each(PROTOCOLS)("registers every TranslationService RPC (UNIMPLEMENTED until it lands) over %s", async (protocol) => {
+    const err = await errorOf(server.client(TranslationService, protocol).getSession({ sessionId: "s1" }));
+    expect(err.code).toBe(Code.Unimplemented);
+  });
+
+  it("logs one access line per call with service, method, protocol, code and duration, never the payload", async () => {
+    await server.client(SystemService, "grpc").getInfo({}, { headers: { "x-request-id": "log-me-1" } });
+    await errorOf(server.client(TranslationService, "grpc-web").getSession({ sessionId: "secret-payload-value" }, { headers: { "x-request-id": "log-me-2" } }));
+    const first = server.logs.find((l) => l.request_id === "log-me-1" && l.msg === "call");
+    expect(first).toMatchObject({ service: "persistence.v1.SystemService", method: "GetInfo", protocol: "grpc", code: "ok" });
+    expect(typeof first?.duration_ms).toBe("number");
+    const second = server.logs.find((l) => l.request_id === "log-me-2");
+    expect(second).toMatchObject({ method: "GetSession", protocol: "grpc_web", code: "unimplemented" });
+    expect(JSON.stringify(server.logs)).not.toContain("secret-payload-value");
+  });
+
+  it("rejects a request larger than the limit and keeps serving", async () => {
+    const small = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_MAX_REQUEST_BYTES: "2048" });
+    try {
+      for (const protocol of PROTOCOLS) {
+        const err = await errorOf(small.client(TranslationService, protocol).getSession({ sessionId: "x".repeat(4096) }));
+        expect(err.code).toBe(Code.ResourceExhausted);
+      }
+      expect((await small.client(SystemService).getInfo({})).name).toBe("persistence");
+    } finally {
+      await small.close();
+    }
+  });
+
+  describe("gRPC health", () => {
+    it("says SERVING for the server and each product service, NOT_FOUND for others", async () => {
+      const health = server.client(Health, "grpc");
+      expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
+      expect((await health.check({ service: "persistence.v1.TranslationService" })).status).toBe(Serving.SERVING);
+      expect((await health.check({ service: "persistence.v1.SystemService" })).status).toBe(Serving.SERVING);
+      expect((await errorOf(health.check({ service: "no.such.Service" }))).code).toBe(Code.NotFound);
+      const list = await health.list({});
+      expect(Object.keys(list.statuses).sort()).toEqual(["", "persistence.v1.SystemService", "persistence.v1.TranslationService"]);
+    });
+
+    it("tells watchers SERVING, then NOT_SERVING when the server stops, then ends the stream", async () => {
+      const own = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+      const seen: Serving[] = [];
+      const watch = (async () => {
+        for await (const update of own.client(Health, "grpc").watch({ service: "" })) {
+          seen.push(update.status);
+          if (seen.length === 1) void own.close();
+        }
+      })();
+      await watch;
+      expect(seen).toEqual([Serving.SERVING, Serving.NOT_SERVING]);
+      await own.close();
+    });
+
+    it("answers SERVICE_UNKNOWN to a watcher of an unknown service", async () => {
+      const controller = new AbortController();
+      for await (const update of server.client(Health, "grpc").watch({ service: "nope" }, { signal: controller.signal })) {
+        expect(update.status).toBe(Serving.SERVICE_UNKNOWN);
+        break;
+      }
+    });
+  });
+
+  describe("gRPC reflection", () => {
+    async function ask(version: "v1" | "v1alpha", request: Record<string, unknown>) {
+      const client = version === "v1" ? server.client(ReflectionV1, "grpc") : server.client(ReflectionV1Alpha, "grpc");
+      async function* one() {
+        yield { host: "", messageRequest: request } as never;
+      }
+      for await (const response of client.serverReflectionInfo(one())) return response;
+      throw new Error("no reflection response");
+    }
+    const fileNames = (files: Uint8Array[]) => files.map((f) => fromBinary(FileDescriptorProtoSchema, f).name);
+
+    it.each(["v1", "v1alpha"] as const)("lists every service (%s)", async (version) => {
+      const response = await ask(version, { case: "listServices", value: "" });
+      expect(response.messageResponse.case).toBe("listServicesResponse");
+      const names = (response.messageResponse.value as { service: { name: string }[] }).service.map((s) => s.name);
+      expect(names).toEqual(SERVICES);
+    });
+
+    it("finds the file of a service, a method and a message, with its imports", async () => {
+      for (const symbol of [
+        "persistence.v1.TranslationService",
+        "persistence.v1.TranslationService.BatchUpsertTasks",
+        "persistence.v1.Task",
+        "persistence.v1.TaskStatus",
+      ]) {
+        const response = await ask("v1", { case: "fileContainingSymbol", value: symbol });
+        expect(response.messageResponse.case).toBe("fileDescriptorResponse");
+        const names = fileNames((response.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto);
+        expect(names[0]).toBe("persistence/v1/translation.proto");
+        expect(names).toEqual(expect.arrayContaining(["google/api/annotations.proto", "google/protobuf/timestamp.proto", "persistence/v1/common.proto"]));
+      }
+    });
+
+    it("finds files by name and extensions by number, and says NOT_FOUND for unknowns", async () => {
+      const byName = await ask("v1", { case: "fileByFilename", value: "persistence/v1/system.proto" });
+      expect(fileNames((byName.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto)[0]).toBe(
+        "persistence/v1/system.proto",
+      );
+      const numbers = await ask("v1", { case: "allExtensionNumbersOfType", value: "google.protobuf.MethodOptions" });
+      expect((numbers.messageResponse.value as { extensionNumber: number[] }).extensionNumber).toContain(72295728);
+      const ext = await ask("v1", {
+        case: "fileContainingExtension",
+        value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 72295728 },
+      });
+      expect(fileNames((ext.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto)[0]).toBe(
+        "google/api/annotations.proto",
+      );
+      for (const request of [
+        { case: "fileByFilename", value: "nope.proto" },
+        { case: "fileContainingSymbol", value: "no.Such" },
+        { case: "allExtensionNumbersOfType", value: "no.Such" },
+      ]) {
+        const response = await ask("v1", request);
+        expect(response.messageResponse.case).toBe("errorResponse");
+        expect((response.messageResponse.value as { errorCode: number }).errorCode).toBe(Code.NotFound);
+      }
+    });
+  });
+
+  it("refuses new connections once it has stopped", async () => {
+    const own = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    const client = createClient(SystemService, createConnectTransport({ baseUrl: own.url, httpVersion: "1.1" }));
+    expect((await client.getInfo({})).name).toBe("persistence");
+    await own.close();
+    expect((await errorOf(client.getInfo({}))).message).toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe("server on MariaDB when the database goes away", () => {
+  const user = `pt_down_${process.pid}`;
+  const password = "Pw-that-must-never-show-1";
+  const database = `pt_down_${process.pid}`;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    await withMysql(async (conn) => {
+      await conn.query(`drop user if exists '${user}'@'%'`);
+      await conn.query(`create user '${user}'@'%' identified by '${password}'`);
+      await conn.query(`grant all on \`${database}\`.* to '${user}'@'%'`);
+    });
+    server = await startTestServer({ PERSISTENCE_SQL_URL: `mysql://${user}:${password}@127.0.0.1:3306/${database}` });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await withMysql(async (conn) => {
+      await conn.query(`drop user if exists '${user}'@'%'`);
+      await conn.query(`drop database if exists \`${database}\``);
+    });
+  });
+
+  async function cutOff(locked: boolean) {
+    await withMysql(async (conn) => {
+      await conn.query(`alter user '${user}'@'%' account ${locked ? "lock" : "unlock"}`);
+      if (locked) {
+        const [rows] = await conn.query(`select id from information_schema.processlist where user = ?`, [user]);
+        for (const { id } of rows as { id: number }[]) await conn.query(`kill ${id}`);
+      }
+    });
+  }
+
+  it("answers 503 on /health and NOT_SERVING on gRPC health while the database is unreachable, and recovers", async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    await cutOff(true);
+    try {
+      const down = await fetch(`${server.url}/health`);
+      expect(down.status).toBe(503);
+      expect(await down.json()).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
+      expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.NOT_SERVING);
+      expect((await server.client(SystemService).getHealth({})).status).toBe("unhealthy");
+    } finally {
+      await cutOff(false);
+    }
+    const up = await fetch(`${server.url}/health`);
+    expect(up.status).toBe(200);
+    expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
+  });
+
+  it("never shows the database password in GetConfig or the logs", async () => {
+    const config = await server.client(SystemService).getConfig({});
+    expect(config.config?.sql_url).toBe(`mysql://${user}:[redacted]@127.0.0.1:3306/${database}`);
+    expect(JSON.stringify(config)).not.toContain(password);
+    expect(JSON.stringify(server.logs)).not.toContain(password);
+  });
+});

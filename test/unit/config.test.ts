@@ -1,0 +1,97 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ConfigError, loadConfig, redactedConfig, redactUrl } from "../../server/config";
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "persistence-config-"));
+
+function file(name: string, text: string): string {
+  const p = path.join(tmp, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe("configuration", () => {
+  it("runs on the embedded default with nothing set", () => {
+    const config = loadConfig({});
+    expect(config.listen).toEqual({ host: "127.0.0.1", port: 8001 });
+    expect(config.dataDir).toBe(path.resolve("data"));
+    expect(config.sqlUrl).toBe(`sqlite:${path.resolve("data", "persistence.db")}`);
+    expect(config.wal).toBe(true);
+    expect(config.flush).toEqual({ maxRecords: 1000, intervalMs: 1000 });
+    expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
+    expect(config.limits.maxBatchRecords).toBe(1000);
+    expect(config.logLevel).toBe("info");
+  });
+
+  it("reads PERSISTENCE_* variables", () => {
+    const config = loadConfig({
+      PERSISTENCE_LISTEN: "[::1]:9000",
+      PERSISTENCE_DATA_DIR: tmp,
+      PERSISTENCE_SQL_URL: "mysql://app:pw@db.internal:3307/persistence",
+      PERSISTENCE_WAL: "off",
+      PERSISTENCE_FLUSH_MAX_RECORDS: "500",
+      PERSISTENCE_FLUSH_INTERVAL_MS: "30000",
+      PERSISTENCE_LOG_LEVEL: "WARN",
+    });
+    expect(config.listen).toEqual({ host: "::1", port: 9000 });
+    expect(config.sqlUrl).toBe("mysql://app:pw@db.internal:3307/persistence");
+    expect(config.sqlUrl.startsWith("sqlite:")).toBe(false);
+    expect(config.wal).toBe(false);
+    expect(config.flush).toEqual({ maxRecords: 500, intervalMs: 30000 });
+    expect(config.logLevel).toBe("warn");
+  });
+
+  it.each([
+    ["PERSISTENCE_LISTEN", "8001"],
+    ["PERSISTENCE_LISTEN", "localhost:99999"],
+    ["PERSISTENCE_SQL_URL", "postgres://localhost/db"],
+    ["PERSISTENCE_SQL_URL", "mysql://localhost"],
+    ["PERSISTENCE_WAL", "maybe"],
+    ["PERSISTENCE_FLUSH_MAX_RECORDS", "0"],
+    ["PERSISTENCE_FLUSH_INTERVAL_MS", "1.5"],
+    ["PERSISTENCE_MAX_REQUEST_BYTES", "ten"],
+    ["PERSISTENCE_LOG_LEVEL", "loud"],
+  ])("fails fast naming %s when it is %j", (variable, value) => {
+    expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));
+  });
+
+  it("reads a YAML or JSON file named by PERSISTENCE_CONFIG, with variables taking precedence", () => {
+    const yaml = file("config.yaml", "flush_interval_ms: 250\nflush_max_records: 42\nwal: off\n");
+    const fromYaml = loadConfig({ PERSISTENCE_CONFIG: yaml, PERSISTENCE_FLUSH_MAX_RECORDS: "7" });
+    expect(fromYaml.flush).toEqual({ maxRecords: 7, intervalMs: 250 });
+    expect(fromYaml.wal).toBe(false);
+
+    const json = file("config.json", JSON.stringify({ listen: "127.0.0.1:0", log_level: "error" }));
+    const fromJson = loadConfig({ PERSISTENCE_CONFIG: json });
+    expect(fromJson.listen.port).toBe(0);
+    expect(fromJson.logLevel).toBe("error");
+  });
+
+  it("names the file key at fault and rejects unreadable or malformed files", () => {
+    const bad = file("bad.yaml", "flush_max_records: -3\n");
+    expect(() => loadConfig({ PERSISTENCE_CONFIG: bad })).toThrow(`flush_max_records in ${bad}: expected`);
+    expect(() => loadConfig({ PERSISTENCE_CONFIG: path.join(tmp, "missing.yaml") })).toThrow(/PERSISTENCE_CONFIG: cannot read/);
+    expect(() => loadConfig({ PERSISTENCE_CONFIG: file("list.yaml", "- a\n- b\n") })).toThrow(/must hold a mapping/);
+    expect(() => loadConfig({ PERSISTENCE_CONFIG: file("nested.yaml", "flush:\n  max: 1\n") })).toThrow(/flush in .*single value/);
+  });
+
+  it("is frozen", () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.limits)).toBe(true);
+    expect(() => {
+      (config.limits as { maxBatchRecords: number }).maxBatchRecords = 1;
+    }).toThrow(TypeError);
+  });
+
+  it("redacts passwords and secret-looking parameters", () => {
+    expect(redactUrl("mysql://app:hunter2@db:3306/x")).toBe("mysql://app:[redacted]@db:3306/x");
+    expect(redactUrl("redis://h:6379/0?password=abc&db=1")).toBe("redis://h:6379/0?password=[redacted]&db=1");
+    expect(redactUrl("sqlite:/var/lib/p.db")).toBe("sqlite:/var/lib/p.db");
+    const shown = JSON.stringify(redactedConfig(loadConfig({ PERSISTENCE_SQL_URL: "mysql://app:hunter2@db:3306/x" })));
+    expect(shown).not.toContain("hunter2");
+    expect(shown).toContain("mysql://app:[redacted]@db:3306/x");
+  });
+});
