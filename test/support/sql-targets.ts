@@ -37,7 +37,9 @@ export function createSqlTarget(dialect: Dialect, suite: string): SqlTarget {
     dialect,
     database,
     url: `mysql://${MYSQL_SERVER.username || "root"}@${MYSQL_SERVER.host}/${database}`,
-    drop: () => withMysql((conn) => conn.query(`drop database if exists \`${database}\``)),
+    drop: async () => {
+      await withMysql((conn) => conn.query(`drop database if exists \`${database}\``));
+    },
   };
 }
 

@@ -1,0 +1,158 @@
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { promisify } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
+import { SystemService } from "../../gen/persistence/v1/system_pb";
+import { ROOT, startServiceProcess, type ServiceProcess } from "../support/service-process";
+import { createSqlTarget, withMysql } from "../support/sql-targets";
+
+const run = promisify(execFile);
+const BUF = path.join(ROOT, "node_modules", ".bin", "buf");
+
+describe("npm start", () => {
+  it("is the command these suites run, and serves on the embedded default", async () => {
+    const pkg = (await import(path.join(ROOT, "package.json"))) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe("node scripts/start.js");
+    const child = spawn("npm", ["start", "--silent"], {
+      cwd: ROOT,
+      detached: true,
+      env: { ...process.env, PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), "persistence-npm-")) },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.once("exit", () => reject(new Error("npm start exited")));
+        readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+          if (line.includes('"listening"')) resolve(String((JSON.parse(line) as { url: string }).url));
+        });
+      });
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+    } finally {
+      process.kill(-child.pid!, "SIGTERM"); // the whole group: npm and the service under it
+      await exited;
+    }
+  });
+});
+
+describe("the service on the embedded default", () => {
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await startServiceProcess();
+  });
+  afterAll(async () => {
+    await service?.stop();
+  });
+
+  it("answers curl on /health and a Connect JSON POST over HTTP/1.1", async () => {
+    const health = await run("curl", ["-s", "-w", "\\n%{http_code} %{http_version}", `${service.url}/health`]);
+    const [body, status] = health.stdout.split("\n");
+    expect(status).toBe("200 1.1");
+    expect(JSON.parse(body ?? "")).toMatchObject({ status: "healthy", backends: { sql: "up" } });
+
+    const info = await run("curl", [
+      "-s", "-X", "POST", "-H", "Content-Type: application/json", "-d", "{}",
+      `${service.url}/persistence.v1.SystemService/GetInfo`,
+    ]);
+    expect(JSON.parse(info.stdout)).toMatchObject({ name: "persistence", backends: { sql: "sqlite" } });
+  });
+
+  it("lists its services to buf curl over gRPC reflection and says SERVING", async () => {
+    const list = await run(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect", "--list-services", service.url]);
+    expect(list.stdout.trim().split("\n")).toEqual(
+      expect.arrayContaining(["persistence.v1.TranslationService", "persistence.v1.SystemService", "grpc.health.v1.Health"]),
+    );
+    const check = await run(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", `${service.url}/grpc.health.v1.Health/Check`]);
+    expect(JSON.parse(check.stdout)).toEqual({ status: "SERVING" });
+    const info = await run(BUF, ["curl", "--protocol", "connect", `${service.url}/persistence.v1.SystemService/GetInfo`, "--http2-prior-knowledge"]);
+    expect(JSON.parse(info.stdout).name).toBe("persistence");
+  });
+
+  it("reports the RPC's code through buf curl's exit status", () => {
+    const res = spawnSync(BUF, [
+      "curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", '{"session_id":"s1"}',
+      `${service.url}/persistence.v1.TranslationService/GetSession`,
+    ]);
+    expect(res.status).toBe(12 * 8); // UNIMPLEMENTED until the reads land
+  });
+
+  it("serves the generated client over gRPC and gRPC-Web", async () => {
+    const grpcClient = createClient(SystemService, createGrpcTransport({ baseUrl: service.url, idleConnectionTimeoutMs: 100 }));
+    expect((await grpcClient.getInfo({})).name).toBe("persistence");
+    expect((await createClient(Health, createGrpcTransport({ baseUrl: service.url, idleConnectionTimeoutMs: 100 })).check({})).status).toBe(
+      Serving.SERVING,
+    );
+    const webClient = createClient(SystemService, createGrpcWebTransport({ baseUrl: service.url, httpVersion: "1.1" }));
+    expect((await webClient.getHealth({})).status).toBe("healthy");
+  });
+
+  it("interoperates with @grpc/grpc-js loading the same .proto files", async () => {
+    const definition = protoLoader.loadSync(["persistence/v1/system.proto", "grpc/health/v1/health.proto"], {
+      includeDirs: [path.join(ROOT, "proto")],
+      keepCase: true,
+      defaults: true,
+      enums: String,
+    });
+    const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+      persistence: { v1: { SystemService: grpc.ServiceClientConstructor } };
+      grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+    };
+    const address = service.url.replace(/^http:\/\//, "");
+    const system = new loaded.persistence.v1.SystemService(address, grpc.credentials.createInsecure());
+    const health = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+    const call = <T>(client: grpc.Client, method: string, request: object) =>
+      new Promise<T>((resolve, reject) =>
+        (client as unknown as Record<string, (r: object, cb: (e: Error | null, v: T) => void) => void>)[method]!(request, (e, v) => (e ? reject(e) : resolve(v))),
+      );
+    try {
+      const info = await call<{ name: string; services: string[] }>(system, "GetInfo", {});
+      expect(info.name).toBe("persistence");
+      expect(info.services).toContain("persistence.v1.TranslationService");
+      expect(await call<{ status: string }>(health, "Check", { service: "persistence.v1.SystemService" })).toEqual({ status: "SERVING" });
+    } finally {
+      system.close();
+      health.close();
+    }
+  });
+
+  it("stops gracefully on SIGTERM", async () => {
+    const own = await startServiceProcess();
+    expect(await own.stop("SIGTERM")).toBe(0);
+    expect(own.logs.map((l) => l.msg)).toEqual(expect.arrayContaining(["shutting down", "stopped"]));
+  });
+});
+
+describe("the service on MariaDB", () => {
+  it("creates its database and tables there", async () => {
+    const target = createSqlTarget("mysql", "e2e");
+    const service = await startServiceProcess({ PERSISTENCE_SQL_URL: target.url });
+    try {
+      const [rows] = await withMysql((conn) =>
+        conn.query("select table_name as t from information_schema.tables where table_schema = ? order by 1", [target.database]),
+      );
+      expect((rows as { t: string }[]).map((r) => r.t)).toEqual(
+        expect.arrayContaining(["translation_sessions", "translation_tasks"]),
+      );
+      const health = (await (await fetch(`${service.url}/health`)).json()) as { backends: Record<string, string> };
+      expect(health.backends).toEqual({ sql: "up" });
+    } finally {
+      expect(await service.stop()).toBe(0);
+      await target.drop();
+    }
+  });
+});
+
+describe("the service with a bad setting", () => {
+  it("refuses to start and names the variable", async () => {
+    await expect(startServiceProcess({ PERSISTENCE_FLUSH_INTERVAL_MS: "soon" }, 30_000)).rejects.toThrow(
+      /exited with 2 .*PERSISTENCE_FLUSH_INTERVAL_MS: expected milliseconds/s,
+    );
+  });
+});
