@@ -5,7 +5,7 @@ import { openSqlBackend } from "./backends/sql/sql-backend.js";
 import type { Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
-import { listen } from "./http/listener.js";
+import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes } from "./http/plain-routes.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
 import { createErrorMappingInterceptor } from "./rpc/interceptors/error-mapping.js";
@@ -73,7 +73,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     fallback: createPlainRoutes({ system, registry }),
   });
 
-  let listener;
+  let listener: Listener;
   try {
     listener = await listen(handler, config.listen);
   } catch (err) {

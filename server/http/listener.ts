@@ -33,7 +33,8 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export async function listen(handler: Handler, options: ListenerOptions): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000;
-  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  // Room for several 10 MB requests in flight on one connection (the default is 10 MB per session).
+  const h2 = http2.createServer({ maxSessionMemory: 64 }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   /** HTTP/1.1 sockets and how many requests each is serving (Node only tracks idleness for servers it listened with). */

@@ -2,7 +2,10 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { DescFile } from "@bufbuild/protobuf";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection, ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import {
+  file_grpc_reflection_v1alpha_reflection,
+  ServerReflection as ServerReflectionV1alpha,
+} from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_persistence_v1_system, SystemService } from "../../gen/persistence/v1/system_pb.js";
 import { file_persistence_v1_translation, TranslationService } from "../../gen/persistence/v1/translation_pb.js";
 import type { HealthMonitor } from "../core/health-monitor.js";
@@ -19,7 +22,7 @@ export const SERVED_SERVICES = [
   ...PRODUCT_SERVICES,
   Health.typeName,
   ServerReflection.typeName,
-  "grpc.reflection.v1alpha.ServerReflection",
+  ServerReflectionV1alpha.typeName,
 ] as const;
 
 const DESCRIPTOR_FILES: readonly DescFile[] = [
