@@ -24,6 +24,8 @@ export interface ListenerOptions {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** A connection that has not said which protocol it speaks within this time is dropped. */
+const SNIFF_TIMEOUT_MS = 10_000;
 
 /**
  * Node's http2 server only falls back to HTTP/1.1 under TLS (ALPN), so plaintext needs a sniffer:
@@ -39,6 +41,8 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
   const sessions = new Set<http2.Http2Session>();
   /** HTTP/1.1 sockets and how many requests each is serving (Node only tracks idleness for servers it listened with). */
   const h1Sockets = new Map<net.Socket, number>();
+  /** Sockets whose protocol is not known yet. */
+  const sniffing = new Set<net.Socket>();
   let accepting = true;
 
   h2.on("session", (session) => {
@@ -62,9 +66,12 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
     sockets.add(socket);
     socket.once("close", () => {
       sockets.delete(socket);
+      sniffing.delete(socket);
       h1Sockets.delete(socket);
     });
     let seen = Buffer.alloc(0);
+    sniffing.add(socket);
+    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
     const sniff = () => {
       let chunk: Buffer | null;
       while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
@@ -72,12 +79,15 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
       const stillPreface = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (stillPreface && seen.length < PREFACE.length) return;
       socket.off("readable", sniff);
+      clearTimeout(timer);
+      sniffing.delete(socket);
       socket.unshift(seen);
       if (!stillPreface) h1Sockets.set(socket, 0);
       (stillPreface ? h2 : h1).emit("connection", socket);
     };
     socket.on("readable", sniff);
     socket.on("error", () => socket.destroy());
+    socket.once("close", () => clearTimeout(timer));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -97,6 +107,7 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
       tcp.close();
       for (const session of sessions) session.close();
       for (const [socket, active] of h1Sockets) if (active === 0) socket.end();
+      for (const socket of sniffing) socket.destroy();
     },
     destroyConnections() {
       for (const socket of sockets) socket.destroy();

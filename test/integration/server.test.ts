@@ -1,3 +1,4 @@
+import net from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
@@ -294,5 +295,41 @@ describe("server on MariaDB when the database goes away", () => {
     expect(config.config?.sql_url).toBe(`mysql://${user}:[redacted]@127.0.0.1:3306/${database}`);
     expect(JSON.stringify(config)).not.toContain(password);
     expect(JSON.stringify(server.logs)).not.toContain(password);
+  });
+});
+
+describe("the listener", () => {
+  it("drops a connection that never says which protocol it speaks when the server stops, and serves others meanwhile", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: "sqlite::memory:" });
+    const { port } = new URL(server.url);
+    const silent = net.connect(Number(port), "127.0.0.1");
+    await new Promise((resolve) => silent.once("connect", resolve));
+    const closed = new Promise((resolve) => silent.once("close", resolve));
+    expect((await server.client(SystemService, "grpc").getInfo({})).name).toBe("persistence");
+    await server.close();
+    await closed;
+    expect(silent.destroyed).toBe(true);
+  });
+
+  it("tells HTTP/1.1 from HTTP/2 even when the first bytes arrive one at a time", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: "sqlite::memory:" });
+    try {
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), "127.0.0.1");
+      let reply = "";
+      socket.on("data", (d: Buffer) => (reply += d.toString()));
+      const ended = new Promise((resolve) => socket.once("close", resolve));
+      // "P" could start the HTTP/2 preface ("PRI * HTTP/2.0"); "O" settles it as HTTP/1.1.
+      for (const ch of "POST /health HTTP/1.1\r\n") {
+        socket.write(ch);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      socket.end("Host: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      await ended;
+      expect(reply).toMatch(/^HTTP\/1\.1 404/);
+      expect(reply).toContain('"message":"no route for POST /health"');
+    } finally {
+      await server.close();
+    }
   });
 });
