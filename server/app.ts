@@ -1,10 +1,14 @@
+import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
+import { createPatchWriter } from "./backends/sql/patch-writer.js";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
 import type { Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { openWal } from "./core/wal.js";
+import { createWriteBatcher, deserializePatches } from "./core/write-batcher.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes } from "./http/plain-routes.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
@@ -14,6 +18,8 @@ import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
 import { createSystemService } from "./system/system.service.js";
+import { createTranslationService } from "./translation/translation.service.js";
+import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
 
 /** A running service. */
 export interface App {
@@ -45,6 +51,35 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const rpcMetrics = createRpcMetrics(registry);
+
+  // The write path: replay what an earlier run left in the log before taking new writes.
+  const writer = await createPatchWriter(sql, TRANSLATION_PATCH_TABLES);
+  const log = await openWal(path.join(config.dataDir, "wal"));
+  const batcher = createWriteBatcher({
+    name: "translation",
+    sink: { write: writer.write, deadLetter: writer.deadLetter, ping: sql.ping },
+    tables: TRANSLATION_PATCH_TABLES.map((t) => t.name),
+    wal: log.wal,
+    logWrites: config.wal,
+    flushMaxRecords: config.flush.maxRecords,
+    flushIntervalMs: config.flush.intervalMs,
+    maxRecords: config.limits.bufferMaxRecords,
+    maxBytes: config.limits.bufferMaxBytes,
+    logger,
+    registry,
+  });
+  const replayed = log.replayed.flatMap(deserializePatches);
+  log.countReplayed(replayed.length);
+  batcher.restore(replayed);
+  if (replayed.length > 0 || log.discardedBytes > 0) {
+    logger.info({ records: replayed.length, discarded_bytes: log.discardedBytes }, "write-ahead log replayed");
+  }
+  const translation = createTranslationService({
+    db: sql.db.withTables<TranslationTables>(),
+    batcher,
+    maxBatchRecords: config.limits.maxBatchRecords,
+    countDeadLetters: writer.countDeadLetters,
+  });
   const inFlight = createInFlightTracker();
   const system = createSystemService({
     config,
@@ -55,11 +90,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     rpcMetrics,
     registry,
     services: SERVED_SERVICES,
+    writePath: () => batcher.status(),
   });
 
   const shutdown = new AbortController();
   const handler = connectNodeAdapter({
-    routes: createRoutes({ system, monitor }),
+    routes: createRoutes({ system, translation, monitor, defaultDurability: config.wal ? "logged" : "accepted" }),
     interceptors: [
       createRequestIdInterceptor(),
       createAccessLogInterceptor(logger),
@@ -78,6 +114,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     listener = await listen(handler, config.listen);
   } catch (err) {
     monitor.stop();
+    await batcher.close(0);
     await sql.close();
     throw err;
   }
@@ -86,6 +123,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   let closing: Promise<void> | undefined;
   const close = async () => {
+    const deadline = Date.now() + config.shutdownTimeoutMs;
     monitor.markShuttingDown();
     listener.stopAccepting();
     const drained = await inFlight.drained(config.shutdownTimeoutMs);
@@ -97,6 +135,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const grace = setTimeout(() => listener.destroyConnections(), drained ? 1000 : 0);
     await listener.closed();
     clearTimeout(grace);
+    // What cannot be flushed in time stays in the write-ahead log for the next start.
+    await batcher.close(Math.max(0, deadline - Date.now()));
     monitor.stop();
     await sql.close();
     logger.info("stopped");

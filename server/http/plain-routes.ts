@@ -2,6 +2,7 @@ import { create, toJsonString } from "@bufbuild/protobuf";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { GetHealthResponseSchema } from "../../gen/persistence/v1/system_pb.js";
+import { bufferHealth } from "../system/system.handler.js";
 import type { SystemService } from "../system/system.service.js";
 
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
@@ -36,6 +37,7 @@ async function sendHealth(system: SystemService, req: Request, res: Response): P
       version: health.version,
       uptimeSeconds: health.uptimeSeconds,
       backends: health.backends,
+      buffer: bufferHealth(health.buffer),
     }),
     { useProtoFieldName: true },
   );

@@ -11,6 +11,9 @@ import { file_persistence_v1_translation, TranslationService } from "../../gen/p
 import type { HealthMonitor } from "../core/health-monitor.js";
 import { createSystemHandler } from "../system/system.handler.js";
 import type { SystemService as System } from "../system/system.service.js";
+import type { Durability } from "../core/write-batcher.js";
+import { createTranslationHandler } from "../translation/translation.handler.js";
+import type { TranslationService as Translation } from "../translation/translation.service.js";
 import { registerHealth } from "./health.js";
 import { createReflectionIndex, registerReflection } from "./reflection.js";
 
@@ -35,6 +38,9 @@ const DESCRIPTOR_FILES: readonly DescFile[] = [
 
 export interface RoutesDeps {
   readonly system: System;
+  readonly translation: Translation;
+  /** Durability of writes that do not ask for one. */
+  readonly defaultDurability: Durability;
   readonly monitor: HealthMonitor;
 }
 
@@ -42,9 +48,8 @@ export interface RoutesDeps {
 export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionIndex(DESCRIPTOR_FILES, SERVED_SERVICES);
   return (router) => {
-    // Registered so clients and reflection see the whole contract; each RPC answers UNIMPLEMENTED
-    // until its implementation lands.
-    router.service(TranslationService, {});
+    // RPCs not implemented yet answer UNIMPLEMENTED; all are registered and reflected.
+    router.service(TranslationService, createTranslationHandler(deps.translation, deps.defaultDurability));
     router.service(SystemService, createSystemHandler(deps.system));
     registerHealth(router, deps.monitor, PRODUCT_SERVICES);
     registerReflection(router, reflection);

@@ -1,7 +1,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
-import type { SystemService } from "./system.service.js";
+import type { BufferFigures, SystemService } from "./system.service.js";
+
+/** The write buffer's figures as the contract carries them. */
+export function bufferHealth(b: BufferFigures) {
+  return { records: BigInt(b.records), bytes: BigInt(b.bytes), oldestAgeMs: BigInt(Math.round(b.oldestAgeMs)), utilization: b.utilization };
+}
 
 /** persistence.v1.SystemService: maps the system service's answers onto the contract. */
 export function createSystemHandler(system: SystemService): ServiceImpl<typeof SystemServiceDesc> {
@@ -13,6 +18,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
         version: health.version,
         uptimeSeconds: health.uptimeSeconds,
         backends: health.backends,
+        buffer: bufferHealth(health.buffer),
       };
     },
     async getMetrics() {
@@ -37,6 +43,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
           cpuSeconds: m.process.cpuSeconds,
           eventLoopLagP99Ms: m.process.eventLoopLagP99Ms,
         },
+        buffer: bufferHealth(m.buffer),
       };
     },
     getConfig() {

@@ -2,13 +2,23 @@ import type { Registry } from "prom-client";
 import { redactedConfig, type Config } from "../config.js";
 import type { Backend } from "../backends/backend.js";
 import type { BackendState, HealthMonitor } from "../core/health-monitor.js";
+import type { BatcherStatus } from "../core/write-batcher.js";
 import type { RpcMetrics, RpcSummary } from "../rpc/interceptors/metrics.js";
+
+export interface BufferFigures {
+  records: number;
+  bytes: number;
+  oldestAgeMs: number;
+  /** Fill level against the configured limits, 0..1. */
+  utilization: number;
+}
 
 export interface Health {
   healthy: boolean;
   version: string;
   uptimeSeconds: number;
   backends: Record<string, BackendState>;
+  buffer: BufferFigures;
 }
 
 export interface MetricsSummary {
@@ -16,6 +26,7 @@ export interface MetricsSummary {
   rpcs: RpcSummary[];
   backends: Record<string, BackendState>;
   process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number; eventLoopLagP99Ms: number };
+  buffer: BufferFigures;
 }
 
 export interface Info {
@@ -36,6 +47,8 @@ export interface SystemServiceDeps {
   readonly registry: Registry;
   /** Fully qualified names of every service the listener serves. */
   readonly services: readonly string[];
+  /** The write buffer's state. */
+  readonly writePath: () => BatcherStatus;
 }
 
 /** The service's view of itself: health, figures, configuration and identity. */
@@ -49,10 +62,20 @@ export interface SystemService {
 
 export function createSystemService(deps: SystemServiceDeps): SystemService {
   const uptimeSeconds = () => Math.floor((Date.now() - deps.startedAt) / 1000);
+  const buffer = (): BufferFigures => {
+    const s = deps.writePath();
+    const { bufferMaxRecords, bufferMaxBytes } = deps.config.limits;
+    return {
+      records: s.bufferRecords,
+      bytes: s.bufferBytes,
+      oldestAgeMs: s.oldestAgeMs,
+      utilization: Math.min(1, Math.max(s.bufferRecords / bufferMaxRecords, s.bufferBytes / bufferMaxBytes)),
+    };
+  };
   return {
     async health() {
       const backends = await deps.monitor.check();
-      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends };
+      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends, buffer: buffer() };
     },
     async metrics() {
       const memory = process.memoryUsage();
@@ -68,6 +91,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
           cpuSeconds: (cpu.user + cpu.system) / 1e6,
           eventLoopLagP99Ms: (lag?.values[0]?.value ?? 0) * 1000,
         },
+        buffer: buffer(),
       };
     },
     config: () => redactedConfig(deps.config),

@@ -20,6 +20,8 @@ async function indexes(backend: SqlBackend, table: string): Promise<Record<strin
   return out;
 }
 
+const MIGRATIONS = ["2026_11_29_000000_translation_tables", "2026_11_29_100000_field_stamps_and_dead_letters"];
+
 const SESSION_COLUMNS = [
   "session_id", "filename", "file_path", "status", "game_info", "llm_provider", "metadata",
   "total_tasks", "completed_tasks", "failed_tasks", "processing_tasks", "created_at", "updated_at",
@@ -39,11 +41,14 @@ describeEachDialect("sql-backend", (target, dialect) => {
     await backend?.close();
   });
 
-  it("creates the translation tables with every field as a column", async () => {
+  it("creates the translation tables with every field as a column, each written field with its ordering stamp", async () => {
     const tables = await backend.db.introspection.getTables();
     const columns = (name: string) => tables.find((t) => t.name === name)?.columns.map((c) => c.name).sort();
-    expect(columns("translation_sessions")).toEqual([...SESSION_COLUMNS].sort());
-    expect(columns("translation_tasks")).toEqual([...TASK_COLUMNS].sort());
+    const withStamps = (cols: string[], keys: string[]) =>
+      [...cols, ...cols.filter((c) => !keys.includes(c) && c !== "updated_at").map((c) => `${c}_stamp`)].sort();
+    expect(columns("translation_sessions")).toEqual(withStamps(SESSION_COLUMNS, ["session_id"]));
+    expect(columns("translation_tasks")).toEqual(withStamps(TASK_COLUMNS, ["session_id", "task_id"]));
+    expect(columns("dead_letters")).toEqual(["failed_at", "id", "payload", "reason", "record_key", "table_name"]);
   });
 
   it("indexes the keys and filters the translation queries use", async () => {
@@ -78,7 +83,7 @@ describeEachDialect("sql-backend", (target, dialect) => {
     const again = await openSqlBackend(target().url);
     try {
       const { rows } = await sql<{ name: string }>`select name from schema_migrations`.execute(again.db);
-      expect(rows.map((r) => r.name)).toEqual(["2026_11_29_000000_translation_tables"]);
+      expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
     } finally {
       await again.close();
     }
@@ -88,9 +93,12 @@ describeEachDialect("sql-backend", (target, dialect) => {
     const fresh = createSqlTarget(dialect, "concurrent");
     try {
       const opened = await Promise.all([1, 2, 3, 4].map(() => openSqlBackend(fresh.url)));
-      const { rows } = await sql<{ n: number }>`select count(*) as n from schema_migrations`.execute(opened[0]!.db);
-      expect(Number(rows[0]?.n)).toBe(1);
-      await Promise.all(opened.map((b) => b.close()));
+      try {
+        const { rows } = await sql<{ name: string }>`select name from schema_migrations order by name`.execute(opened[0]!.db);
+        expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
+      } finally {
+        await Promise.all(opened.map((b) => b.close()));
+      }
     } finally {
       await fresh.drop();
     }

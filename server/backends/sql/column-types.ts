@@ -18,6 +18,8 @@ export interface ColumnTypes {
   micros(): RawBuilder<unknown>;
   integer(): RawBuilder<unknown>;
   double(): RawBuilder<unknown>;
+  /** A 64-bit auto-increment primary key. */
+  serial(): RawBuilder<unknown>;
   /** Table options appended to CREATE TABLE. */
   tableOptions(): RawBuilder<unknown>;
 }
@@ -36,6 +38,7 @@ export function columnTypes(db: Kysely<unknown>): ColumnTypes {
       micros: () => sql.raw("bigint"),
       integer: () => sql.raw("int"),
       double: () => sql.raw("double"),
+      serial: () => sql.raw("bigint auto_increment"),
       tableOptions: () => sql.raw("engine=InnoDB default charset=utf8mb4 collate=utf8mb4_bin"),
     };
   }
@@ -47,6 +50,7 @@ export function columnTypes(db: Kysely<unknown>): ColumnTypes {
     micros: () => sql.raw("integer"),
     integer: () => sql.raw("integer"),
     double: () => sql.raw("real"),
+    serial: () => sql.raw("integer"),
     tableOptions: () => sql.raw(""),
   };
 }

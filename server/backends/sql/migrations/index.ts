@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as translationTables from "./2026_11_29_000000_translation_tables.js";
+import * as fieldStamps from "./2026_11_29_100000_field_stamps_and_dead_letters.js";
 
 /**
  * Every migration, by name. Static imports rather than a folder scan keep the set identical under
@@ -7,6 +8,7 @@ import * as translationTables from "./2026_11_29_000000_translation_tables.js";
  */
 const migrations: Record<string, Migration> = {
   "2026_11_29_000000_translation_tables": translationTables,
+  "2026_11_29_100000_field_stamps_and_dead_letters": fieldStamps,
 };
 
 export const migrationProvider: MigrationProvider = {

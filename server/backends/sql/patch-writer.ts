@@ -1,0 +1,172 @@
+import { CompiledQuery, sql, type Kysely } from "kysely";
+import type { FieldValue, Patch } from "../../core/patch.js";
+import type { SqlBackend } from "./sql-backend.js";
+
+/** How patches of one table map onto its columns. */
+export interface PatchTable {
+  readonly name: string;
+  readonly keyColumns: readonly string[];
+  /** Columns a patch may set; each has a `<column>_stamp` companion holding the stamp of its value. */
+  readonly fieldColumns: readonly string[];
+  /** The value a new row gets for a column its first patch does not set. */
+  insertDefault(column: string, patch: Patch): FieldValue;
+}
+
+/** One patch the database refused, and why. */
+export interface RejectedPatch {
+  readonly patch: Patch;
+  readonly reason: string;
+}
+
+/** Writes merged patches into SQL tables; used by the write batcher. */
+export interface PatchWriter {
+  /**
+   * Upserts every group in one transaction, tables in the order given, one multi-row statement per
+   * chunk. All or nothing. Returns the number of statements run.
+   */
+  write(groups: readonly { table: string; patches: readonly Patch[] }[]): Promise<number>;
+  /** Records patches the database refused, with their reasons, in `dead_letters`. */
+  deadLetter(rejected: readonly RejectedPatch[]): Promise<void>;
+  /** Dead letters stored so far. */
+  countDeadLetters(): Promise<number>;
+}
+
+/** Most bound parameters in one statement: MySQL's prepared-statement limit, SQLite's default variable limit. */
+const MAX_PARAMS = { mysql: 65_535, sqlite: 32_766 } as const;
+
+export interface PatchWriterOptions {
+  /** Largest statement sent to MySQL, in bytes (default: half of the server's max_allowed_packet, read at start). */
+  readonly maxStatementBytes?: number;
+}
+
+/**
+ * Multi-row upserts that apply each column only when the incoming value's stamp is at least the
+ * stored one (per-column last-writer-wins), so flush order, concurrent instances and replays cannot
+ * regress a row. Row `updated_at` is the newest stamp applied.
+ *
+ * MySQL evaluates ON DUPLICATE KEY UPDATE assignments left to right, each seeing the ones before:
+ * a column is assigned before its stamp. SQLite's DO UPDATE sees the old row throughout.
+ */
+export async function createPatchWriter(
+  backend: SqlBackend,
+  tables: readonly PatchTable[],
+  options: PatchWriterOptions = {},
+): Promise<PatchWriter> {
+  const db = backend.db as Kysely<unknown>;
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const maxBytes = options.maxStatementBytes ?? (await defaultStatementBytes(backend));
+  const maxParams = MAX_PARAMS[backend.dialect];
+  const heads = new Map(tables.map((t) => [t.name, upsertHead(t)]));
+  const tails = new Map(tables.map((t) => [t.name, upsertTail(t, backend.dialect)]));
+
+  const statementsFor = (table: PatchTable, patches: readonly Patch[]): CompiledQuery[] => {
+    const perRow = table.keyColumns.length + 2 * table.fieldColumns.length + 1;
+    const rowSql = `(${new Array(perRow).fill("?").join(",")})`;
+    const maxRows = Math.floor(maxParams / perRow);
+    const out: CompiledQuery[] = [];
+    let params: FieldValue[] = [];
+    let rows = 0;
+    let bytes = 0;
+    const emit = () => {
+      if (rows === 0) return;
+      const text = `${heads.get(table.name)} values ${new Array(rows).fill(rowSql).join(",")} ${tails.get(table.name)}`;
+      out.push(CompiledQuery.raw(text, params));
+      params = [];
+      rows = 0;
+      bytes = 0;
+    };
+    for (const patch of patches) {
+      const row = rowValues(table, patch);
+      const rowBytes = row.reduce<number>((n, v) => n + (typeof v === "string" ? Buffer.byteLength(v) + 4 : 12), 0);
+      if (rows > 0 && (rows >= maxRows || bytes + rowBytes > maxBytes)) emit();
+      params.push(...row);
+      rows++;
+      bytes += rowBytes;
+    }
+    emit();
+    return out;
+  };
+
+  return {
+    async write(groups) {
+      const statements = groups.flatMap(({ table, patches }) => {
+        const spec = byName.get(table);
+        if (!spec) throw new Error(`no patch table ${table}`);
+        return statementsFor(spec, patches);
+      });
+      if (statements.length === 0) return 0;
+      await db.transaction().execute(async (trx) => {
+        for (const statement of statements) await trx.executeQuery(statement);
+      });
+      return statements.length;
+    },
+    async deadLetter(rejected) {
+      if (rejected.length === 0) return;
+      const now = Date.now() * 1000;
+      await db
+        .withTables<{ dead_letters: DeadLetterRow }>()
+        .insertInto("dead_letters")
+        .values(
+          rejected.map(({ patch, reason }) => ({
+            table_name: patch.table,
+            record_key: JSON.stringify(patch.key),
+            payload: JSON.stringify(Object.fromEntries(patch.fields)),
+            reason: reason.slice(0, 2000),
+            failed_at: now,
+          })),
+        )
+        .execute();
+    },
+    async countDeadLetters() {
+      const { rows } = await sql<{ n: number | string }>`select count(*) as n from dead_letters`.execute(db);
+      return Number(rows[0]?.n ?? 0);
+    },
+  };
+}
+
+interface DeadLetterRow {
+  table_name: string;
+  record_key: string;
+  payload: string;
+  reason: string;
+  failed_at: number;
+}
+
+function rowValues(table: PatchTable, patch: Patch): FieldValue[] {
+  const row: FieldValue[] = [...patch.key];
+  for (const column of table.fieldColumns) {
+    const entry = patch.fields.get(column);
+    if (entry) row.push(entry[0], entry[1]);
+    else row.push(table.insertDefault(column, patch), 0);
+  }
+  row.push(patch.stamp);
+  return row;
+}
+
+function upsertHead(table: PatchTable): string {
+  const columns = [...table.keyColumns, ...table.fieldColumns.flatMap((c) => [c, `${c}_stamp`]), "updated_at"];
+  return `insert into ${table.name} (${columns.join(",")})`;
+}
+
+function upsertTail(table: PatchTable, dialect: SqlBackend["dialect"]): string {
+  if (dialect === "mysql") {
+    const sets = table.fieldColumns.flatMap((c) => [
+      `${c} = if(values(${c}_stamp) >= ${c}_stamp, values(${c}), ${c})`,
+      `${c}_stamp = greatest(${c}_stamp, values(${c}_stamp))`,
+    ]);
+    sets.push("updated_at = greatest(updated_at, values(updated_at))");
+    return `on duplicate key update ${sets.join(", ")}`;
+  }
+  const sets = table.fieldColumns.flatMap((c) => [
+    `${c} = case when excluded.${c}_stamp >= ${c}_stamp then excluded.${c} else ${c} end`,
+    `${c}_stamp = max(${c}_stamp, excluded.${c}_stamp)`,
+  ]);
+  sets.push("updated_at = max(updated_at, excluded.updated_at)");
+  return `on conflict (${table.keyColumns.join(",")}) do update set ${sets.join(", ")}`;
+}
+
+async function defaultStatementBytes(backend: SqlBackend): Promise<number> {
+  if (backend.dialect === "sqlite") return 256 * 1024 * 1024;
+  const { rows } = await sql<{ packet: number | string }>`select @@max_allowed_packet as packet`.execute(backend.db);
+  return Math.floor(Number(rows[0]?.packet ?? 4 * 1024 * 1024) / 2);
+}

@@ -1,0 +1,526 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { resourceExhausted, unavailable } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { clonePatch, mergeInto, patchId, restorePatch, type FieldValue, type Patch } from "./patch.js";
+import type { WriteAheadLog } from "./wal.js";
+
+/** How far a write had to travel before it was acknowledged. */
+export type Durability = "accepted" | "logged" | "committed";
+
+/** Where merged patches go: the database (see backends/sql/patch-writer.ts). */
+export interface PatchSink {
+  /** Writes all groups in one transaction, tables in the order given; all or nothing. Returns statements run. */
+  write(groups: readonly { table: string; patches: readonly Patch[] }[]): Promise<number>;
+  /** Stores patches the database refused, with the reason. */
+  deadLetter(rejected: readonly { patch: Patch; reason: string }[]): Promise<void>;
+  /** Resolves when the database answers: tells an outage (retry later) from a bad row (bisect). */
+  ping(): Promise<void>;
+}
+
+export interface WriteBatcherOptions {
+  /** Names this batcher in metrics and logs ("translation"). */
+  readonly name: string;
+  readonly sink: PatchSink;
+  /** Tables in the order a flush writes them (sessions before tasks). */
+  readonly tables: readonly string[];
+  /** The write-ahead log: what a shutdown could not flush is left there. */
+  readonly wal: WriteAheadLog;
+  /** Whether every accepted write is appended to the log; when off, LOGGED writes are answered at COMMITTED. */
+  readonly logWrites: boolean;
+  /** Flush once this many records are buffered. */
+  readonly flushMaxRecords: number;
+  /** Flush once the oldest buffered record is this old, in ms. */
+  readonly flushIntervalMs: number;
+  /** Most records held unflushed (buffered plus being written) before writers get RESOURCE_EXHAUSTED. */
+  readonly maxRecords: number;
+  /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED. */
+  readonly maxBytes: number;
+  /** First and longest pause between attempts while the database is unreachable, in ms (default 100 / 5000). */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+/** Records written by flushes, per table. */
+export type FlushCounts = Record<string, number>;
+
+export interface BatcherStatus {
+  bufferRecords: number;
+  bufferBytes: number;
+  oldestAgeMs: number;
+  lastFlushAt: number | undefined;
+  flushes: number;
+  recordsWritten: number;
+  statements: number;
+  retries: number;
+  deadLetters: number;
+  /** Records waiting for the database to come back (0 while flushes succeed). */
+  retryBacklog: number;
+  databaseReachable: boolean;
+  walReplayed: number;
+  /** Records in the write-ahead log not yet known to be committed. */
+  walPendingRecords: number;
+}
+
+export interface WriteBatcher {
+  /**
+   * Takes validated patches: buffers them (merged per key), appends them to the log, and resolves
+   * once `durability` is reached, with the durability reached. Throws RESOURCE_EXHAUSTED when the
+   * buffer is full (nothing is taken then) and UNAVAILABLE once closing.
+   */
+  accept(patches: readonly Patch[], durability: Durability, signal?: AbortSignal): Promise<Durability>;
+  /** Makes everything accepted so far committed; UNAVAILABLE if that takes longer than `timeoutMs`. */
+  flush(timeoutMs: number): Promise<{ empty: boolean; counts: FlushCounts }>;
+  /** The buffered (not yet committed) state of one row, for read-your-writes. */
+  pending(table: string, key: readonly string[]): Patch | undefined;
+  /** Loads patches read back from the log at start-up. */
+  restore(patches: readonly Patch[]): void;
+  status(): BatcherStatus;
+  /** Stops taking writes, flushes within `timeoutMs`, and leaves what remains in the log. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+interface Waiter {
+  readonly seq: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/**
+ * The write path's heart: a coalescing buffer in front of the database. Flushes by size, by age of the
+ * oldest record, on demand and at shutdown; one at a time, each draining the whole buffer in one
+ * transaction. A database outage keeps everything and retries with backoff; a chunk the database
+ * refuses is bisected so the good rows commit and each bad one goes to the dead letters.
+ */
+export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
+  const { sink, wal, logger } = options;
+  const retryMinMs = options.retryMinMs ?? 100;
+  const retryMaxMs = options.retryMaxMs ?? 5000;
+
+  let buffer = new Map<string, Patch>();
+  let bufferBytes = 0;
+  /** The batch being written, until it commits. */
+  let inflight = new Map<string, Patch>();
+  let inflightBytes = 0;
+  /** When each buffered record was first accepted (re-buffered records keep theirs). */
+  let oldestAcceptedAt: number | undefined;
+  let inflightOldest: number | undefined;
+
+  let acceptedSeq = 0;
+  let committedSeq = 0;
+  let waiters: Waiter[] = [];
+  let flushing: Promise<void> | undefined;
+  let flushRequested = false;
+  let ageTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let closing = false;
+  const flushListeners = new Set<(counts: FlushCounts) => void>();
+
+  const totals = { flushes: 0, recordsWritten: 0, statements: 0, retries: 0, deadLetters: 0, walReplayed: 0 };
+  let lastFlushAt: number | undefined;
+  let reachable = true;
+
+  const metrics = createMetrics(options, () => ({
+    records: buffer.size + inflight.size,
+    bytes: bufferBytes + inflightBytes,
+    oldestAgeMs: oldestAge(),
+  }));
+
+  function oldestAge(): number {
+    const oldest = Math.min(oldestAcceptedAt ?? Infinity, inflightOldest ?? Infinity);
+    return oldest === Infinity ? 0 : Date.now() - oldest;
+  }
+
+  function bufferPatch(patch: Patch, acceptedAt: number): void {
+    const id = patchId(patch.table, patch.key);
+    const current = buffer.get(id);
+    if (current) {
+      const before = current.bytes;
+      mergeInto(current, patch);
+      bufferBytes += current.bytes - before;
+    } else {
+      const own = clonePatch(patch);
+      buffer.set(id, own);
+      bufferBytes += own.bytes;
+    }
+    oldestAcceptedAt = Math.min(oldestAcceptedAt ?? acceptedAt, acceptedAt);
+  }
+
+  function scheduleAgeFlush(): void {
+    if (ageTimer || buffer.size === 0 || retryTimer) return;
+    const due = Math.max(0, (oldestAcceptedAt ?? Date.now()) + options.flushIntervalMs - Date.now());
+    ageTimer = setTimeout(() => {
+      ageTimer = undefined;
+      requestFlush();
+    }, due);
+  }
+
+  function requestFlush(): Promise<void> {
+    flushRequested = true;
+    flushing ??= runFlushes().finally(() => {
+      flushing = undefined;
+      scheduleAgeFlush();
+    });
+    return flushing;
+  }
+
+  async function runFlushes(): Promise<void> {
+    while (flushRequested && !retryTimer) {
+      flushRequested = false;
+      await flushOnce();
+    }
+  }
+
+  async function flushOnce(): Promise<void> {
+    if (buffer.size === 0) {
+      settleWaiters(acceptedSeq);
+      return;
+    }
+    if (ageTimer) clearTimeout(ageTimer);
+    ageTimer = undefined;
+    const boundary = wal.rotate();
+    inflight = buffer;
+    inflightBytes = bufferBytes;
+    inflightOldest = oldestAcceptedAt;
+    buffer = new Map();
+    bufferBytes = 0;
+    oldestAcceptedAt = undefined;
+    const seqAtStart = acceptedSeq;
+    const groups = options.tables
+      .map((table) => ({ table, patches: [...inflight.values()].filter((p) => p.table === table) }))
+      .filter((g) => g.patches.length > 0);
+
+    const started = performance.now();
+    let statements: number;
+    try {
+      statements = await writeOrBisect(groups);
+    } catch (err) {
+      rebuffer(err);
+      return;
+    }
+    reachable = true;
+    failures = 0;
+    const counts: FlushCounts = Object.fromEntries(groups.map((g) => [g.table, g.patches.length]));
+    totals.flushes++;
+    totals.recordsWritten += inflight.size;
+    totals.statements += statements;
+    lastFlushAt = Date.now();
+    metrics.flushSeconds.observe((performance.now() - started) / 1000);
+    metrics.flushes.inc({ batcher: options.name, result: "ok" });
+    for (const g of groups) metrics.records.inc({ batcher: options.name, table: g.table }, g.patches.length);
+    if (statements > 0) metrics.rowsPerStatement.observe(inflight.size / statements);
+    metrics.statements.inc({ batcher: options.name }, statements);
+    inflight = new Map();
+    inflightBytes = 0;
+    inflightOldest = undefined;
+    settleWaiters(seqAtStart);
+    for (const listener of flushListeners) listener(counts);
+    await wal.truncateBefore(boundary).catch((err: unknown) => logger.error({ err }, "write-ahead log truncation failed"));
+  }
+
+  /** The database is unreachable: keep everything (the batch goes back under newer records), wait, retry. */
+  function rebuffer(err: unknown): void {
+    reachable = false;
+    failures++;
+    totals.retries++;
+    metrics.flushes.inc({ batcher: options.name, result: "retry" });
+    metrics.retries.inc({ batcher: options.name });
+    const batch = inflight;
+    const batchOldest = inflightOldest;
+    inflight = new Map();
+    inflightBytes = 0;
+    inflightOldest = undefined;
+    for (const [id, older] of batch) {
+      const newer = buffer.get(id);
+      if (newer) {
+        bufferBytes -= newer.bytes;
+        mergeInto(older, newer);
+      }
+      buffer.set(id, older);
+      bufferBytes += older.bytes;
+    }
+    const oldest = Math.min(oldestAcceptedAt ?? Infinity, batchOldest ?? Infinity);
+    oldestAcceptedAt = oldest === Infinity ? undefined : oldest;
+    const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16)) * (0.5 + Math.random() / 2);
+    logger.warn({ batcher: options.name, err: String((err as Error).message ?? err), records: buffer.size, retry_in_ms: Math.round(delay) }, "flush failed; retrying");
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void requestFlush();
+    }, delay);
+  }
+
+  /** Writes the groups; when the database refuses them but answers pings, bisects down to the bad rows. */
+  async function writeOrBisect(groups: { table: string; patches: Patch[] }[]): Promise<number> {
+    try {
+      return await sink.write(groups);
+    } catch (err) {
+      if (!(await answers())) throw err;
+      logger.warn({ batcher: options.name, err: (err as Error).message }, "flush refused; isolating the rows at fault");
+    }
+    let statements = 0;
+    const rejected: { patch: Patch; reason: string }[] = [];
+    const bisect = async (table: string, patches: Patch[]): Promise<void> => {
+      try {
+        statements += await sink.write([{ table, patches }]);
+      } catch (err) {
+        if (!(await answers())) throw err;
+        if (patches.length === 1) {
+          rejected.push({ patch: patches[0]!, reason: (err as Error).message });
+          return;
+        }
+        const middle = Math.ceil(patches.length / 2);
+        await bisect(table, patches.slice(0, middle));
+        await bisect(table, patches.slice(middle));
+      }
+    };
+    for (const group of groups) await bisect(group.table, group.patches);
+    await sink.deadLetter(rejected);
+    for (const { patch, reason } of rejected) {
+      totals.deadLetters++;
+      metrics.deadLetters.inc({ batcher: options.name, table: patch.table });
+      logger.error({ batcher: options.name, table: patch.table, key: patch.key, reason }, "record moved to dead letters");
+    }
+    return statements;
+  }
+
+  async function answers(): Promise<boolean> {
+    return sink.ping().then(
+      () => true,
+      () => false,
+    );
+  }
+
+  function settleWaiters(seq: number): void {
+    if (seq > committedSeq) committedSeq = seq;
+    const still: Waiter[] = [];
+    for (const w of waiters) (w.seq <= committedSeq ? w.resolve() : still.push(w));
+    waiters = still;
+  }
+
+  function waitCommitted(seq: number, signal?: AbortSignal): Promise<void> {
+    if (seq <= committedSeq) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        seq,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject,
+      };
+      const onAbort = () => {
+        waiters = waiters.filter((w) => w !== waiter);
+        reject(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      waiters.push(waiter);
+      void requestFlush();
+    });
+  }
+
+  function retryAfterMs(): number {
+    return reachable ? options.flushIntervalMs : Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures, 16));
+  }
+
+  return {
+    async accept(patches, durability, signal) {
+      if (closing) throw unavailable("the service is shutting down", 1000);
+      let bytes = 0;
+      for (const p of patches) bytes += p.bytes;
+      const held = buffer.size + inflight.size;
+      if (held + patches.length > options.maxRecords || bufferBytes + inflightBytes + bytes > options.maxBytes) {
+        metrics.rejections.inc({ batcher: options.name });
+        throw resourceExhausted(
+          `write buffer full (${held} records, ${bufferBytes + inflightBytes} bytes held${reachable ? "" : "; database unreachable"})`,
+          retryAfterMs(),
+        );
+      }
+      const now = Date.now();
+      for (const patch of patches) bufferPatch(patch, now);
+      const seq = ++acceptedSeq;
+      const logged = options.logWrites ? wal.append(serializePatches(patches), patches.length) : undefined;
+      // An ACCEPTED write does not wait for the log, but a failed append must not go unnoticed.
+      logged?.catch((err: unknown) => logger.error({ err, batcher: options.name }, "write-ahead log append failed"));
+      if (buffer.size >= options.flushMaxRecords) void requestFlush();
+      else scheduleAgeFlush();
+
+      if (durability === "accepted") return "accepted";
+      if (durability === "logged" && logged) {
+        await logged.catch(() => {
+          throw unavailable("the write-ahead log cannot be written; the write is buffered but not logged", retryAfterMs());
+        });
+        return "logged";
+      }
+      await waitCommitted(seq, signal);
+      return "committed";
+    },
+
+    async flush(timeoutMs) {
+      if (buffer.size === 0 && inflight.size === 0) return { empty: true, counts: {} };
+      const counts: FlushCounts = {};
+      const listener = (c: FlushCounts) => {
+        for (const [table, n] of Object.entries(c)) counts[table] = (counts[table] ?? 0) + n;
+      };
+      flushListeners.add(listener);
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      try {
+        await waitCommitted(acceptedSeq, controller.signal);
+      } catch {
+        throw unavailable(
+          `flush did not complete within ${timeoutMs} ms (${buffer.size + inflight.size} records waiting${reachable ? "" : "; database unreachable"})`,
+          retryAfterMs(),
+        );
+      } finally {
+        clearTimeout(timer);
+        flushListeners.delete(listener);
+      }
+      return { empty: false, counts };
+    },
+
+    pending(table, key) {
+      const id = patchId(table, key);
+      const written = inflight.get(id);
+      const buffered = buffer.get(id);
+      if (!written) return buffered && clonePatch(buffered);
+      const merged = clonePatch(written);
+      if (buffered) mergeInto(merged, buffered);
+      return merged;
+    },
+
+    restore(patches) {
+      const now = Date.now();
+      for (const patch of patches) bufferPatch(patch, now);
+      totals.walReplayed += patches.length;
+      if (patches.length > 0) void requestFlush();
+    },
+
+    status() {
+      return {
+        bufferRecords: buffer.size + inflight.size,
+        bufferBytes: bufferBytes + inflightBytes,
+        oldestAgeMs: oldestAge(),
+        lastFlushAt,
+        flushes: totals.flushes,
+        recordsWritten: totals.recordsWritten,
+        statements: totals.statements,
+        retries: totals.retries,
+        deadLetters: totals.deadLetters,
+        retryBacklog: reachable ? 0 : buffer.size + inflight.size,
+        databaseReachable: reachable,
+        walReplayed: totals.walReplayed,
+        walPendingRecords: wal.stats().records,
+      };
+    },
+
+    async close(timeoutMs) {
+      closing = true;
+      if (ageTimer) clearTimeout(ageTimer);
+      ageTimer = undefined;
+      const deadline = Date.now() + timeoutMs;
+      const remaining = () => Math.max(0, deadline - Date.now());
+      while ((buffer.size > 0 || inflight.size > 0) && remaining() > 0) {
+        if (retryTimer) clearTimeout(retryTimer);
+        retryTimer = undefined;
+        await Promise.race([requestFlush(), sleep(remaining())]);
+        if (!reachable) await sleep(Math.min(200, remaining()));
+      }
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = undefined;
+      const left = [...inflight.values(), ...buffer.values()];
+      if (left.length > 0) {
+        // Whatever is still unflushed waits in the log for the next start (it is there already when every write is logged).
+        try {
+          if (!options.logWrites) await wal.append(serializePatches(left), left.length);
+          logger.warn({ batcher: options.name, records: left.length }, "stopped with unflushed records; they wait in the write-ahead log");
+        } catch (err) {
+          metrics.dataLoss.inc({ batcher: options.name }, left.length);
+          logger.error({ err, batcher: options.name, records: left.length }, "unflushed records could not be logged at shutdown: lost");
+        }
+      }
+      const gone = unavailable("the service stopped before the write was committed", 1000);
+      for (const w of waiters) w.reject(gone);
+      waiters = [];
+      await wal.close();
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Log frame payload: the patches of one accepted request. */
+export function serializePatches(patches: readonly Patch[]): Buffer {
+  return Buffer.from(
+    JSON.stringify(patches.map((p) => ({ t: p.table, k: p.key, s: p.stamp, f: [...p.fields].map(([c, [v, s]]) => [c, v, s]) }))),
+  );
+}
+
+/** Patches back from a log frame payload. */
+export function deserializePatches(payload: Buffer): Patch[] {
+  const records = JSON.parse(payload.toString()) as { t: string; k: string[]; s: number; f: [string, FieldValue, number][] }[];
+  return records.map((r) => restorePatch(r.t, r.k, r.s, r.f));
+}
+
+function createMetrics(options: WriteBatcherOptions, state: () => { records: number; bytes: number; oldestAgeMs: number }) {
+  const registers = [options.registry];
+  const batcher = options.name;
+  new Gauge({
+    name: "persistence_buffer_records",
+    help: "Records accepted and not yet committed (buffered or being written).",
+    labelNames: ["batcher"],
+    registers,
+    collect() {
+      this.set({ batcher }, state().records);
+    },
+  });
+  new Gauge({
+    name: "persistence_buffer_bytes",
+    help: "Approximate memory held by unflushed records.",
+    labelNames: ["batcher"],
+    registers,
+    collect() {
+      this.set({ batcher }, state().bytes);
+    },
+  });
+  new Gauge({
+    name: "persistence_buffer_oldest_age_seconds",
+    help: "Age of the oldest unflushed record.",
+    labelNames: ["batcher"],
+    registers,
+    collect() {
+      this.set({ batcher }, state().oldestAgeMs / 1000);
+    },
+  });
+  const dataLoss = new Counter({
+    name: "persistence_data_loss_total",
+    help: "Acknowledged records lost. Must stay 0.",
+    labelNames: ["batcher"],
+    registers,
+  });
+  dataLoss.inc({ batcher }, 0);
+  return {
+    flushes: new Counter({ name: "persistence_flushes_total", help: "Flush attempts by result.", labelNames: ["batcher", "result"], registers }),
+    records: new Counter({ name: "persistence_flushed_records_total", help: "Records committed, per table.", labelNames: ["batcher", "table"], registers }),
+    statements: new Counter({ name: "persistence_flush_statements_total", help: "SQL statements run by flushes.", labelNames: ["batcher"], registers }),
+    flushSeconds: new Histogram({
+      name: "persistence_flush_seconds",
+      help: "Time to write one flush.",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    rowsPerStatement: new Histogram({
+      name: "persistence_rows_per_statement",
+      help: "Records per SQL statement in a flush.",
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000],
+      registers,
+    }),
+    retries: new Counter({ name: "persistence_flush_retries_total", help: "Flushes retried because the database was unreachable.", labelNames: ["batcher"], registers }),
+    deadLetters: new Counter({ name: "persistence_dead_letters_total", help: "Records the database refused, moved to dead letters.", labelNames: ["batcher", "table"], registers }),
+    rejections: new Counter({ name: "persistence_buffer_full_total", help: "Writes refused with RESOURCE_EXHAUSTED because the buffer was full.", labelNames: ["batcher"], registers }),
+    dataLoss,
+  };
+}

@@ -1,0 +1,126 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldViolation } from "../core/errors.js";
+import { createPatch, type FieldValue, type Patch } from "../core/patch.js";
+import { KEY_PATTERN, timestampMicros, type EntitySpec, type FieldSpec } from "./translation.fields.js";
+
+/** A session or task message as it arrives (the generated types, read through the catalog). */
+type IncomingRecord = Record<string, unknown> & { clearFields: string[]; updatedAt?: Timestamp };
+
+export interface ConvertedBatch {
+  readonly patches: Patch[];
+  readonly violations: FieldViolation[];
+  /** Index of each patch that does not set every field required on an entity's first write, with those fields. */
+  readonly lacking: Map<number, string[]>;
+}
+
+/**
+ * Validates a batch of records and turns each into a patch, all or nothing: every violation of every
+ * record is reported with its path (`tasks[3].confidence`). A record without `updated_at` is stamped
+ * with `receivedAt` (µs).
+ */
+export function toPatches(
+  spec: EntitySpec,
+  records: readonly IncomingRecord[],
+  receivedAt: number,
+  maxRecords: number,
+): ConvertedBatch {
+  const violations: FieldViolation[] = [];
+  const patches: Patch[] = [];
+  const lacking = new Map<number, string[]>();
+  if (records.length === 0 || records.length > maxRecords) {
+    violations.push({ field: spec.listName, description: `must hold 1 to ${maxRecords} records, got ${records.length}` });
+    return { patches, violations, lacking };
+  }
+  const byName = new Map(spec.fields.map((f) => [f.name, f]));
+  const byProp = new Map(spec.fields.map((f) => [f.prop, f]));
+
+  records.forEach((record, index) => {
+    const path = `${spec.listName}[${index}]`;
+    const fail = (field: string, description: string) => violations.push({ field: `${path}.${field}`, description });
+
+    const key = spec.keys.map(({ name, prop }) => {
+      const value = record[prop];
+      if (typeof value !== "string" || !KEY_PATTERN.test(value)) {
+        fail(name, value ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required");
+      }
+      return String(value ?? "");
+    });
+
+    let stamp = receivedAt;
+    if (record.updatedAt) {
+      const micros = timestampMicros(record.updatedAt);
+      if (micros === undefined) fail("updated_at", "must be a valid time between 1970 and 9999");
+      else stamp = micros;
+    }
+
+    const entries: [string, FieldValue][] = [];
+    for (const field of spec.fields) {
+      const value = record[field.prop];
+      if (!isSet(field, value)) continue;
+      const converted = convert(field, value);
+      if (typeof converted === "object" && converted !== null) fail(field.name, converted.problem);
+      else entries.push([field.name, converted]);
+    }
+
+    const cleared = new Set<string>();
+    record.clearFields.forEach((raw, j) => {
+      const field = byName.get(raw) ?? byProp.get(raw);
+      if (!field) return void fail(`clear_fields[${j}]`, `unknown field ${JSON.stringify(raw)}`);
+      if (field.clearTo === undefined) return void fail(`clear_fields[${j}]`, `${field.name} cannot be cleared`);
+      if (entries.some(([name]) => name === field.name)) return void fail(`clear_fields[${j}]`, `${field.name} is also set in this record`);
+      if (!cleared.has(field.name)) entries.push([field.name, field.clearTo]);
+      cleared.add(field.name);
+    });
+
+    const missing = spec.requiredOnCreate.filter((name) => !entries.some(([set]) => set === name) || cleared.has(name));
+    if (missing.length > 0) lacking.set(index, missing);
+    patches.push(createPatch(spec.table, key, stamp, entries));
+  });
+  return { patches, violations, lacking };
+}
+
+function isSet(field: FieldSpec, value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  return field.rule.type !== "status" || value !== 0;
+}
+
+/** The column value of a set field, or what is wrong with it. */
+function convert(field: FieldSpec, value: unknown): FieldValue | { problem: string } {
+  const rule = field.rule;
+  switch (rule.type) {
+    case "string": {
+      const s = value as string;
+      if (rule.maxChars !== undefined && s.length > rule.maxChars && [...s].length > rule.maxChars) {
+        return { problem: `must be at most ${rule.maxChars} characters` };
+      }
+      if (rule.maxBytes !== undefined && s.length > rule.maxBytes / 3 && Buffer.byteLength(s) > rule.maxBytes) {
+        return { problem: `must be at most ${rule.maxBytes} bytes of UTF-8` };
+      }
+      return s;
+    }
+    case "int": {
+      const n = value as number;
+      return n >= rule.min ? n : { problem: `must be >= ${rule.min}` };
+    }
+    case "double": {
+      const n = value as number;
+      if (!Number.isFinite(n) || n < rule.min || (rule.max !== undefined && n > rule.max)) {
+        return { problem: rule.max === undefined ? `must be a finite number >= ${rule.min}` : `must be between ${rule.min} and ${rule.max}` };
+      }
+      return n;
+    }
+    case "status": {
+      const name = rule.names[value as number];
+      return name ?? { problem: `unknown status ${String(value)}` };
+    }
+    case "json": {
+      const text = JSON.stringify(value as JsonObject);
+      return Buffer.byteLength(text) <= rule.maxBytes ? text : { problem: `must be at most ${rule.maxBytes} bytes as JSON` };
+    }
+    case "time": {
+      const micros = timestampMicros(value as Timestamp);
+      return micros ?? { problem: "must be a valid time between 1970 and 9999" };
+    }
+  }
+}

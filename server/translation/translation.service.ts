@@ -1,0 +1,139 @@
+import type { Kysely } from "kysely";
+import { invalidArgument, type FieldViolation } from "../core/errors.js";
+import type { Durability, WriteBatcher } from "../core/write-batcher.js";
+import type { Patch } from "../core/patch.js";
+import { SESSION, TASK, type EntitySpec } from "./translation.fields.js";
+import { toPatches } from "./translation.records.js";
+import type { TranslationTables } from "./translation.table.js";
+
+type IncomingRecord = Parameters<typeof toPatches>[1][number];
+
+export interface AcceptedWrite {
+  count: number;
+  durability: Durability;
+}
+
+export interface RecoveryStatus {
+  walReplayed: number;
+  walPendingRecords: number;
+  bufferRecords: number;
+  bufferBytes: number;
+  oldestAgeMs: number;
+  lastFlushAt: number | undefined;
+  databaseReachable: boolean;
+  retryBacklog: number;
+  deadLetters: number;
+  incompleteSessions: number;
+}
+
+export interface TranslationServiceDeps {
+  readonly db: Kysely<TranslationTables>;
+  readonly batcher: WriteBatcher;
+  /** Most records in one batch write. */
+  readonly maxBatchRecords: number;
+  /** Dead letters stored in the database (for recovery status). */
+  readonly countDeadLetters: () => Promise<number>;
+}
+
+/** Remembered session ids known to exist, so updates need no lookup; bounded, oldest forgotten first. */
+const KNOWN_SESSIONS_MAX = 100_000;
+
+/** Translation rules over the write batcher and the translation tables. */
+export interface TranslationService {
+  upsertSessions(records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
+  upsertTasks(records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
+  /** Commits everything this instance accepted (at most `timeoutMs`); counts of records written per entity. */
+  flush(timeoutMs: number): Promise<{ empty: boolean; sessions: number; tasks: number }>;
+  recoveryStatus(): Promise<RecoveryStatus>;
+}
+
+export function createTranslationService(deps: TranslationServiceDeps): TranslationService {
+  const { db, batcher } = deps;
+  const knownSessions = new Set<string>();
+  const remember = (id: string) => {
+    if (knownSessions.size >= KNOWN_SESSIONS_MAX) knownSessions.delete(knownSessions.values().next().value as string);
+    knownSessions.add(id);
+  };
+
+  /**
+   * Fields required on an entity's first write may be left out only when the entity already exists:
+   * in this batch, in this instance's buffer, or in the database. While the database is unreachable
+   * the write is given the benefit of the doubt.
+   */
+  async function missingRequired(spec: EntitySpec, patches: readonly Patch[], lacking: Map<number, string[]>): Promise<FieldViolation[]> {
+    const unknown = new Map<number, string>();
+    for (const [index] of lacking) {
+      const patch = patches[index]!;
+      const id = patch.key[0]!;
+      const earlier = patches.slice(0, index).some((p) => p.key[0] === id && spec.requiredOnCreate.every((f) => p.fields.has(f)));
+      const buffered = batcher.pending(spec.table, patch.key);
+      if (earlier || knownSessions.has(id) || (buffered && spec.requiredOnCreate.every((f) => buffered.fields.has(f)))) continue;
+      unknown.set(index, id);
+    }
+    if (unknown.size === 0) return [];
+    let existing: Set<string>;
+    try {
+      const rows = await db.selectFrom("translation_sessions").select("session_id").where("session_id", "in", [...new Set(unknown.values())]).execute();
+      existing = new Set(rows.map((r) => r.session_id));
+    } catch {
+      return [];
+    }
+    existing.forEach(remember);
+    return [...unknown]
+      .filter(([, id]) => !existing.has(id))
+      .flatMap(([index]) =>
+        (lacking.get(index) ?? []).map((field) => ({
+          field: `${spec.listName}[${index}].${field}`,
+          description: `is required on the first write of a ${spec === SESSION ? "session" : "task"}`,
+        })),
+      );
+  }
+
+  async function upsert(spec: EntitySpec, records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal) {
+    const { patches, violations, lacking } = toPatches(spec, records, Date.now() * 1000, deps.maxBatchRecords);
+    if (violations.length > 0) throw invalidArgument(violations);
+    const missing = lacking.size > 0 ? await missingRequired(spec, patches, lacking) : [];
+    if (missing.length > 0) throw invalidArgument(missing);
+    const reached = await batcher.accept(patches, durability, signal);
+    if (spec === SESSION) for (const p of patches) if (p.fields.has("filename")) remember(p.key[0]!);
+    return { count: patches.length, durability: reached };
+  }
+
+  return {
+    upsertSessions: (records, durability, signal) => upsert(SESSION, records, durability, signal),
+    upsertTasks: (records, durability, signal) => upsert(TASK, records, durability, signal),
+    async flush(timeoutMs) {
+      const { empty, counts } = await batcher.flush(timeoutMs);
+      return { empty, sessions: counts[SESSION.table] ?? 0, tasks: counts[TASK.table] ?? 0 };
+    },
+    async recoveryStatus() {
+      const s = batcher.status();
+      let incompleteSessions = 0;
+      let deadLetters = s.deadLetters;
+      let databaseReachable = s.databaseReachable;
+      try {
+        const row = await db
+          .selectFrom("translation_sessions")
+          .select((eb) => eb.fn.countAll<number>().as("n"))
+          .where("status", "in", ["pending", "processing"])
+          .executeTakeFirst();
+        incompleteSessions = Number(row?.n ?? 0);
+        deadLetters = await deps.countDeadLetters();
+      } catch {
+        databaseReachable = false;
+      }
+      return {
+        walReplayed: s.walReplayed,
+        walPendingRecords: s.walPendingRecords,
+        bufferRecords: s.bufferRecords,
+        bufferBytes: s.bufferBytes,
+        oldestAgeMs: s.oldestAgeMs,
+        lastFlushAt: s.lastFlushAt,
+        databaseReachable,
+        retryBacklog: s.retryBacklog,
+        deadLetters,
+        incompleteSessions,
+      };
+    },
+  };
+}

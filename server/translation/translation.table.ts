@@ -1,0 +1,68 @@
+import type { PatchTable } from "../backends/sql/patch-writer.js";
+import type { EntitySpec } from "./translation.fields.js";
+import { SESSION, TASK } from "./translation.fields.js";
+
+/** Times are µs since the epoch; `<column>_stamp` columns hold the ordering stamp of each value. */
+export type SessionRow = {
+  session_id: string;
+  filename: string;
+  file_path: string | null;
+  status: string;
+  game_info: string | null;
+  llm_provider: string | null;
+  metadata: string | null;
+  total_tasks: number;
+  completed_tasks: number;
+  failed_tasks: number;
+  processing_tasks: number;
+  created_at: number;
+  updated_at: number;
+};
+
+export type TaskRow = {
+  session_id: string;
+  task_id: string;
+  batch_id: string | null;
+  sheet_name: string;
+  row_index: number;
+  column_name: string;
+  source_text: string | null;
+  target_text: string | null;
+  context: string | null;
+  status: string;
+  confidence: number | null;
+  error_message: string | null;
+  retry_count: number;
+  start_time: number | null;
+  end_time: number | null;
+  duration_ms: number | null;
+  llm_model: string | null;
+  token_count: number | null;
+  cost: number | null;
+  target_language: string | null;
+  created_at: number;
+  updated_at: number;
+};
+
+/** The translation domain's tables, as its queries see them. */
+export type TranslationTables = {
+  translation_sessions: SessionRow;
+  translation_tasks: TaskRow;
+};
+
+/** How the write path maps an entity's patches onto its table. */
+export function patchTable(spec: EntitySpec): PatchTable {
+  const defaults = new Map(spec.fields.map((f) => [f.name, f.insertDefault]));
+  return {
+    name: spec.table,
+    keyColumns: spec.keys.map((k) => k.name),
+    fieldColumns: spec.fields.map((f) => f.name),
+    insertDefault: (column, patch) => {
+      const value = defaults.get(column);
+      return value === "stamp" ? patch.stamp : (value ?? null);
+    },
+  };
+}
+
+/** Sessions before tasks: the order every flush writes them in. */
+export const TRANSLATION_PATCH_TABLES = [patchTable(SESSION), patchTable(TASK)];
