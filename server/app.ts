@@ -8,7 +8,7 @@ import type { Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { openWal } from "./core/wal.js";
-import { createWriteBatcher, deserializePatches } from "./core/write-batcher.js";
+import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes } from "./http/plain-routes.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
@@ -27,6 +27,8 @@ export interface App {
   /** Base URL of the listener, e.g. http://127.0.0.1:8001. */
   readonly url: string;
   readonly logger: Logger;
+  /** The write path's state: buffer, flushes, log. */
+  status(): BatcherStatus;
   /**
    * Graceful stop: stop accepting, report NOT_SERVING, let in-flight calls finish within the shutdown
    * timeout (then cancel them), and close the backends. Safe to call more than once.
@@ -146,6 +148,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     config,
     url,
     logger,
+    status: () => batcher.status(),
     close: () => (closing ??= close()),
   };
 }

@@ -146,13 +146,15 @@ export async function openWal(dir: string): Promise<OpenedWal> {
       return current;
     },
     async truncateBefore(boundary) {
+      // Counted as gone at once (their records are committed); the files go once their writes are done.
+      const doomed = [...recordCounts.keys()].filter((s) => s < boundary);
+      for (const segment of doomed) recordCounts.delete(segment);
       while (writing || queue.some((p) => p.segment < boundary)) await (writing ?? kick());
-      for (const segment of [...recordCounts.keys()].filter((s) => s < boundary)) {
+      for (const segment of doomed) {
         const handle = handles.get(segment);
         handles.delete(segment);
         await handle?.close();
         await rm(path.join(dir, fileName(segment)), { force: true });
-        recordCounts.delete(segment);
       }
     },
     stats() {
