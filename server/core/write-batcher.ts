@@ -424,7 +424,9 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       while ((buffer.size > 0 || inflight.size > 0) && remaining() > 0) {
         if (retryTimer) clearTimeout(retryTimer);
         retryTimer = undefined;
-        await Promise.race([requestFlush(), sleep(remaining())]);
+        const timeout = new AbortController();
+        await Promise.race([requestFlush(), sleep(remaining(), timeout.signal)]);
+        timeout.abort();
         if (!reachable) await sleep(Math.min(200, remaining()));
       }
       if (retryTimer) clearTimeout(retryTimer);
@@ -448,8 +450,15 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or at once when `signal` aborts (its timer then no longer holds the process open). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** Log frame payload: the patches of one accepted request. */
