@@ -9,7 +9,7 @@ import { Durability } from "../../gen/persistence/v1/common_pb";
 import { SessionStatus, TaskStatus, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
 import { retryDelayMs } from "../../server/core/errors";
-import { describeEachDialect } from "../support/sql-targets";
+import { describeEachDialect, withMysql } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
 type TaskInit = Record<string, unknown>;
@@ -387,5 +387,88 @@ describeEachDialect("translation-writes under pressure", (target) => {
       await second.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("translation-writes on MariaDB while the database is unreachable", () => {
+  const user = `pt_outage_${process.pid}`;
+  const password = "Outage-pass-1";
+  const database = `pt_outage_${process.pid}`;
+  let server: TestServer;
+  let store: SqlBackend;
+
+  async function reachable(yes: boolean) {
+    await withMysql(async (conn) => {
+      await conn.query(`alter user '${user}'@'%' account ${yes ? "unlock" : "lock"}`);
+      if (!yes) {
+        const [rows] = await conn.query(`select id from information_schema.processlist where user = ?`, [user]);
+        for (const { id } of rows as { id: number }[]) await conn.query(`kill ${id}`).catch(() => undefined);
+      }
+    });
+  }
+
+  beforeAll(async () => {
+    await withMysql(async (conn) => {
+      await conn.query(`drop user if exists '${user}'@'%'`);
+      await conn.query(`create user '${user}'@'%' identified by '${password}'`);
+      await conn.query(`grant all on \`${database}\`.* to '${user}'@'%'`);
+    });
+    server = await startTestServer({
+      PERSISTENCE_SQL_URL: `mysql://${user}:${password}@127.0.0.1:3306/${database}`,
+      PERSISTENCE_FLUSH_INTERVAL_MS: "50",
+      PERSISTENCE_BUFFER_MAX_RECORDS: "500",
+    });
+    store = await openSqlBackend(`mysql://root@127.0.0.1:3306/${database}`);
+  });
+  afterAll(async () => {
+    await reachable(true);
+    await server?.close();
+    await store?.close();
+    await withMysql(async (conn) => {
+      await conn.query(`drop user if exists '${user}'@'%'`);
+      await conn.query(`drop database if exists \`${database}\``);
+    });
+  });
+
+  it("keeps every accepted record, refuses new ones only once the buffer is full, and commits all when it is back", async () => {
+    const client = server.client(TranslationService);
+    const s = newSession();
+    await reachable(false);
+    // A COMMITTED write waits for a database that does not answer: the caller's deadline ends the wait,
+    // and the record stays buffered like any other.
+    const waiting = await errorOf(client.batchUpsertTasks({ tasks: [newTask(s, 0)], durability: Durability.COMMITTED }, { timeoutMs: 300 }));
+    expect(waiting.code).toBe(Code.DeadlineExceeded);
+    expect(server.app.status().bufferRecords).toBe(1);
+
+    let accepted = 0;
+    let refused: ConnectError | undefined;
+    for (let batch = 0; batch < 20 && !refused; batch++) {
+      try {
+        const reply = await client.batchUpsertTasks({ tasks: Array.from({ length: 50 }, (_, i) => newTask(s, batch * 50 + i)) });
+        expect(reply.durability).toBe(Durability.LOGGED);
+        accepted += 50;
+      } catch (err) {
+        refused = ConnectError.from(err);
+      }
+    }
+    expect(accepted).toBe(500);
+    expect(refused?.code).toBe(Code.ResourceExhausted);
+    expect(retryDelayMs(refused!)).toBeGreaterThan(0);
+
+    const during = await client.getRecoveryStatus({});
+    expect(during.databaseReachable).toBe(false);
+    expect(Number(during.retryBacklog)).toBe(500);
+    expect(Number(during.walPendingRecords)).toBeGreaterThanOrEqual(500);
+    expect((await fetch(`${server.url}/health`)).status).toBe(503);
+
+    await reachable(true);
+    const flushed = await client.flush({});
+    expect(flushed.status).toBe("flushed");
+    const { rows } = await sql<{ n: number }>`select count(*) as n from translation_tasks where session_id = ${s}`.execute(store.db);
+    expect(Number(rows[0]?.n)).toBe(500);
+    const after = await client.getRecoveryStatus({});
+    expect(after.databaseReachable).toBe(true);
+    expect(Number(after.retryBacklog)).toBe(0);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/persistence_flush_retries_total\{batcher="translation"\} [1-9]/);
   });
 });
