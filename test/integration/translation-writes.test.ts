@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
@@ -86,6 +86,10 @@ describeEachDialect("translation-writes", (target) => {
   it("answers LOGGED by default (the log is on) and ACCEPTED when asked, and Flush commits them", async () => {
     const s = newSession();
     expect((await client().batchUpsertTasks({ tasks: [newTask(s, 1)] })).durability).toBe(Durability.LOGGED);
+    // LOGGED means on disk when the reply leaves.
+    const walDir = path.join(server.app.config.dataDir, "wal");
+    const logged = readdirSync(walDir).map((f) => readFileSync(path.join(walDir, f)).toString());
+    expect(logged.some((text) => text.includes(s))).toBe(true);
     expect((await client().batchUpsertTasks({ tasks: [newTask(s, 2)], durability: Durability.ACCEPTED })).durability).toBe(
       Durability.ACCEPTED,
     );
