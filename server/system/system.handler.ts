@@ -44,6 +44,16 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
           eventLoopLagP99Ms: m.process.eventLoopLagP99Ms,
         },
         buffer: bufferHealth(m.buffer),
+        writePath: {
+          bufferRecords: BigInt(m.writePath.bufferRecords),
+          bufferBytes: BigInt(m.writePath.bufferBytes),
+          oldestUnflushedAgeMs: BigInt(Math.round(m.writePath.oldestAgeMs)),
+          flushes: BigInt(m.writePath.flushes),
+          recordsWritten: BigInt(m.writePath.recordsWritten),
+          deadLetters: BigInt(m.writePath.deadLetters),
+          retries: BigInt(m.writePath.retries),
+          statements: BigInt(m.writePath.statements),
+        },
       };
     },
     getConfig() {

@@ -27,6 +27,7 @@ export interface MetricsSummary {
   backends: Record<string, BackendState>;
   process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number; eventLoopLagP99Ms: number };
   buffer: BufferFigures;
+  writePath: BatcherStatus;
 }
 
 export interface Info {
@@ -92,6 +93,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
           eventLoopLagP99Ms: (lag?.values[0]?.value ?? 0) * 1000,
         },
         buffer: buffer(),
+        writePath: deps.writePath(),
       };
     },
     config: () => redactedConfig(deps.config),

@@ -6,6 +6,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb";
 import { Durability } from "../../gen/persistence/v1/common_pb";
+import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { SessionStatus, TaskStatus, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
 import { retryDelayMs } from "../../server/core/errors";
@@ -252,6 +253,15 @@ describeEachDialect("translation-writes", (target) => {
     }
   });
 
+  it("flushes what it holds when it stops", async () => {
+    const own = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "3600000" });
+    const s = newSession();
+    await own.client(TranslationService).batchUpsertTasks({ tasks: [newTask(s, 1), newTask(s, 2)], durability: Durability.ACCEPTED });
+    expect(await taskRows(s)).toHaveLength(0);
+    await own.close();
+    expect(await taskRows(s)).toHaveLength(2);
+  });
+
   it("accepts a task before its session", async () => {
     const s = newSession();
     await client().batchUpsertTasks({ tasks: [newTask(s, 1)], durability: Durability.COMMITTED });
@@ -272,6 +282,11 @@ describeEachDialect("translation-writes", (target) => {
     expect(Number(after.bufferRecords)).toBe(0);
     expect(Number(after.walPendingRecords)).toBe(0);
     expect(after.lastFlushAt).toBeDefined();
+    const summary = await server.client(SystemService).getMetrics({});
+    expect(Number(summary.writePath?.flushes)).toBeGreaterThan(0);
+    expect(Number(summary.writePath?.recordsWritten)).toBeGreaterThanOrEqual(2);
+    expect(Number(summary.writePath?.statements)).toBeGreaterThan(0);
+    expect(Number(summary.buffer?.records)).toBe(0);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/persistence_flushed_records_total\{batcher="translation",table="translation_tasks"\} [1-9]/);
     expect(metrics).toContain('persistence_data_loss_total{batcher="translation"} 0');
