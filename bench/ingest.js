@@ -67,7 +67,7 @@ async function raw() {
 async function throughService() {
   await freshDatabase("bench_service");
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-ingest-"));
-  const child = spawn(process.execPath, [path.join(root, "dist/server/main.js")], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean), path.join(root, "dist/server/main.js")], {
     env: { ...process.env, PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_LOG_LEVEL: "info",
       PERSISTENCE_SQL_URL: "mysql://root@127.0.0.1:3306/bench_service" },
     stdio: ["ignore", "pipe", "inherit"],

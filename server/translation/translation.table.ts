@@ -57,6 +57,7 @@ export function patchTable(spec: EntitySpec): PatchTable {
     name: spec.table,
     keyColumns: spec.keys.map((k) => k.name),
     fieldColumns: spec.fields.map((f) => f.name),
+    insertRequired: spec.fields.filter((f) => f.insertDefault === "stamp").map((f) => f.name),
     insertDefault: (column, patch) => {
       const value = defaults.get(column);
       return value === "stamp" ? patch.stamp : (value ?? null);

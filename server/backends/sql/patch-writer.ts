@@ -8,6 +8,8 @@ export interface PatchTable {
   readonly keyColumns: readonly string[];
   /** Columns a patch may set; each has a `<column>_stamp` companion holding the stamp of its value. */
   readonly fieldColumns: readonly string[];
+  /** Field columns a new row must be given even when no patch sets them (NOT NULL without a usable default). */
+  readonly insertRequired: readonly string[];
   /** The value a new row gets for a column its first patch does not set. */
   insertDefault(column: string, patch: Patch): FieldValue;
 }
@@ -56,12 +58,19 @@ export async function createPatchWriter(
   const byName = new Map(tables.map((t) => [t.name, t]));
   const maxBytes = options.maxStatementBytes ?? (await defaultStatementBytes(backend));
   const maxParams = MAX_PARAMS[backend.dialect];
-  const heads = new Map(tables.map((t) => [t.name, upsertHead(t)]));
-  const tails = new Map(tables.map((t) => [t.name, upsertTail(t, backend.dialect)]));
+  const shapes = new Map<string, Shape>();
 
   const statementsFor = (table: PatchTable, patches: readonly Patch[]): CompiledQuery[] => {
-    const perRow = table.keyColumns.length + 2 * table.fieldColumns.length + 1;
-    const rowSql = `(${new Array(perRow).fill("?").join(",")})`;
+    // Only the columns some patch of the group sets take part (narrow statements for narrow updates);
+    // the rest keep their stored value, or get the table default on a new row.
+    const set = new Set<string>();
+    for (const patch of patches) for (const column of patch.fields.keys()) set.add(column);
+    const written = table.fieldColumns.filter((c) => set.has(c));
+    const insertOnly = table.insertRequired.filter((c) => !set.has(c));
+    const signature = `${table.name}|${written.join(",")}|${insertOnly.join(",")}`;
+    let shape = shapes.get(signature);
+    if (!shape) shapes.set(signature, (shape = upsertShape(table, written, insertOnly, backend.dialect)));
+    const { head, tail, rowSql, perRow } = shape;
     const maxRows = Math.floor(maxParams / perRow);
     const out: CompiledQuery[] = [];
     let params: FieldValue[] = [];
@@ -69,14 +78,14 @@ export async function createPatchWriter(
     let bytes = 0;
     const emit = () => {
       if (rows === 0) return;
-      const text = `${heads.get(table.name)} values ${new Array(rows).fill(rowSql).join(",")} ${tails.get(table.name)}`;
+      const text = `${head} values ${new Array(rows).fill(rowSql).join(",")} ${tail}`;
       out.push(CompiledQuery.raw(text, params));
       params = [];
       rows = 0;
       bytes = 0;
     };
     for (const patch of patches) {
-      const row = rowValues(table, patch);
+      const row = rowValues(table, written, insertOnly, patch);
       const rowBytes = row.reduce<number>((n, v) => n + (typeof v === "string" ? Buffer.byteLength(v) + 4 : 12), 0);
       if (rows > 0 && (rows >= maxRows || bytes + rowBytes > maxBytes)) emit();
       params.push(...row);
@@ -132,37 +141,47 @@ interface DeadLetterRow {
   failed_at: number;
 }
 
-function rowValues(table: PatchTable, patch: Patch): FieldValue[] {
+/** The column lists and SQL around the VALUES of one upsert shape. */
+interface Shape {
+  readonly head: string;
+  readonly tail: string;
+  readonly rowSql: string;
+  readonly perRow: number;
+}
+
+function rowValues(table: PatchTable, written: readonly string[], insertOnly: readonly string[], patch: Patch): FieldValue[] {
   const row: FieldValue[] = [...patch.key];
-  for (const column of table.fieldColumns) {
+  for (const column of written) {
     const entry = patch.fields.get(column);
     if (entry) row.push(entry[0], entry[1]);
     else row.push(table.insertDefault(column, patch), 0);
   }
+  for (const column of insertOnly) row.push(table.insertDefault(column, patch));
   row.push(patch.stamp);
   return row;
 }
 
-function upsertHead(table: PatchTable): string {
-  const columns = [...table.keyColumns, ...table.fieldColumns.flatMap((c) => [c, `${c}_stamp`]), "updated_at"];
-  return `insert into ${table.name} (${columns.join(",")})`;
-}
-
-function upsertTail(table: PatchTable, dialect: SqlBackend["dialect"]): string {
+function upsertShape(table: PatchTable, written: readonly string[], insertOnly: readonly string[], dialect: SqlBackend["dialect"]): Shape {
+  const columns = [...table.keyColumns, ...written.flatMap((c) => [c, `${c}_stamp`]), ...insertOnly, "updated_at"];
+  const head = `insert into ${table.name} (${columns.join(",")})`;
+  const rowSql = `(${new Array(columns.length).fill("?").join(",")})`;
+  let tail: string;
   if (dialect === "mysql") {
-    const sets = table.fieldColumns.flatMap((c) => [
+    const sets = written.flatMap((c) => [
       `${c} = if(values(${c}_stamp) >= ${c}_stamp, values(${c}), ${c})`,
       `${c}_stamp = greatest(${c}_stamp, values(${c}_stamp))`,
     ]);
     sets.push("updated_at = greatest(updated_at, values(updated_at))");
-    return `on duplicate key update ${sets.join(", ")}`;
+    tail = `on duplicate key update ${sets.join(", ")}`;
+  } else {
+    const sets = written.flatMap((c) => [
+      `${c} = case when excluded.${c}_stamp >= ${c}_stamp then excluded.${c} else ${c} end`,
+      `${c}_stamp = max(${c}_stamp, excluded.${c}_stamp)`,
+    ]);
+    sets.push("updated_at = max(updated_at, excluded.updated_at)");
+    tail = `on conflict (${table.keyColumns.join(",")}) do update set ${sets.join(", ")}`;
   }
-  const sets = table.fieldColumns.flatMap((c) => [
-    `${c} = case when excluded.${c}_stamp >= ${c}_stamp then excluded.${c} else ${c} end`,
-    `${c}_stamp = max(${c}_stamp, excluded.${c}_stamp)`,
-  ]);
-  sets.push("updated_at = max(updated_at, excluded.updated_at)");
-  return `on conflict (${table.keyColumns.join(",")}) do update set ${sets.join(", ")}`;
+  return { head, tail, rowSql, perRow: columns.length };
 }
 
 async function defaultStatementBytes(backend: SqlBackend): Promise<number> {
