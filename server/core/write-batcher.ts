@@ -65,7 +65,8 @@ export interface BatcherStatus {
 
 export interface WriteBatcher {
   /**
-   * Takes validated patches: buffers them (merged per key), appends them to the log, and resolves
+   * Takes validated patches (and ownership of them: later records merge into them), buffers them
+   * merged per key, appends them to the log, and resolves
    * once `durability` is reached, with the durability reached. Throws RESOURCE_EXHAUSTED when the
    * buffer is full (nothing is taken then) and UNAVAILABLE once closing.
    */
@@ -141,9 +142,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       mergeInto(current, patch);
       bufferBytes += current.bytes - before;
     } else {
-      const own = clonePatch(patch);
-      buffer.set(id, own);
-      bufferBytes += own.bytes;
+      buffer.set(id, patch);
+      bufferBytes += patch.bytes;
     }
     oldestAcceptedAt = Math.min(oldestAcceptedAt ?? acceptedAt, acceptedAt);
   }
