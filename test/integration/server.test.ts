@@ -1,5 +1,5 @@
 import net from "node:net";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb";
@@ -8,6 +8,7 @@ import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { errorOf } from "../support/errors";
 import { describeEachDialect, withMysql } from "../support/sql-targets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
@@ -18,15 +19,6 @@ const SERVICES = [
   "persistence.v1.SystemService",
   "persistence.v1.TranslationService",
 ];
-
-async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 describeEachDialect("server", (target, dialect) => {
   let server: TestServer;

@@ -10,6 +10,7 @@ import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { SessionStatus, TaskStatus, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
 import { retryDelayMs } from "../../server/core/errors";
+import { errorOf } from "../support/errors";
 import { describeEachDialect, withMysql } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
@@ -18,15 +19,6 @@ type TaskInit = Record<string, unknown>;
 let unique = 0;
 /** A session id no other test uses. */
 const newSession = () => `s-${process.pid}-${Date.now().toString(36)}-${++unique}`;
-
-async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 function newTask(sessionId: string, n: number, extra: TaskInit = {}) {
   return {

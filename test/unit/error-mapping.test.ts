@@ -3,6 +3,7 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { failedPrecondition, invalidArgument, notFound, resourceExhausted, retryDelayMs, unavailable } from "../../server/core/errors";
 import { createLogger } from "../../server/core/logger";
+import { errorOf } from "../support/errors";
 import { createAccessLogInterceptor } from "../../server/rpc/interceptors/access-log";
 import { createErrorMappingInterceptor } from "../../server/rpc/interceptors/error-mapping";
 import { createRequestIdInterceptor } from "../../server/rpc/interceptors/request-id";
@@ -19,13 +20,8 @@ function clientThrowing(fail: () => never) {
   return { client: createClient(SystemService, transport), logs };
 }
 
-async function callError(client: ReturnType<typeof clientThrowing>["client"], requestId?: string): Promise<ConnectError> {
-  try {
-    await client.getInfo({}, { headers: requestId ? { "x-request-id": requestId } : {} });
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
+function callError(client: ReturnType<typeof clientThrowing>["client"], requestId?: string): Promise<ConnectError> {
+  return errorOf(client.getInfo({}, { headers: requestId ? { "x-request-id": requestId } : {} }));
 }
 
 describe("error mapping", () => {
