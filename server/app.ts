@@ -18,6 +18,7 @@ import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
 import { createSystemService } from "./system/system.service.js";
+import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTranslationService } from "./translation/translation.service.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
 
@@ -61,6 +62,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     name: "translation",
     sink: { write: writer.write, deadLetter: writer.deadLetter, ping: sql.ping },
     tables: TRANSLATION_PATCH_TABLES.map((t) => t.name),
+    groupOf: (patch) => patch.key[0] ?? "",
     wal: log.wal,
     logWrites: config.wal,
     flushMaxRecords: config.flush.maxRecords,
@@ -76,8 +78,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   if (replayed.length > 0 || log.discardedBytes > 0) {
     logger.info({ records: replayed.length, discarded_bytes: log.discardedBytes }, "write-ahead log replayed");
   }
+  const translationDb = sql.db.withTables<TranslationTables>();
+  const translationReads = createTranslationReads({ db: translationDb, batcher });
   const translation = createTranslationService({
-    db: sql.db.withTables<TranslationTables>(),
+    db: translationDb,
     batcher,
     maxBatchRecords: config.limits.maxBatchRecords,
     countDeadLetters: writer.countDeadLetters,
@@ -97,7 +101,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   const shutdown = new AbortController();
   const handler = connectNodeAdapter({
-    routes: createRoutes({ system, translation, monitor, defaultDurability: config.wal ? "logged" : "accepted" }),
+    routes: createRoutes({ system, translation, translationReads, monitor, defaultDurability: config.wal ? "logged" : "accepted" }),
     interceptors: [
       createRequestIdInterceptor(),
       createAccessLogInterceptor(logger),

@@ -38,6 +38,8 @@ export interface WriteBatcherOptions {
   /** First and longest pause between attempts while the database is unreachable, in ms (default 100 / 5000). */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
+  /** Groups patches (translation: by session) so reads can ask whether a group has unflushed records. */
+  readonly groupOf?: (patch: Patch) => string;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -75,6 +77,8 @@ export interface WriteBatcher {
   flush(timeoutMs: number): Promise<{ empty: boolean; counts: FlushCounts }>;
   /** The buffered (not yet committed) state of one row, for read-your-writes. */
   pending(table: string, key: readonly string[]): Patch | undefined;
+  /** Unflushed rows in a group (see WriteBatcherOptions.groupOf); all unflushed rows without one. */
+  pendingIn(group?: string): number;
   /** Loads patches read back from the log at start-up. */
   restore(patches: readonly Patch[]): void;
   status(): BatcherStatus;
@@ -118,6 +122,15 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   let failures = 0;
   let closing = false;
   const flushListeners = new Set<(counts: FlushCounts) => void>();
+  /** Unflushed entries (buffered or being written) per group. */
+  const groupCounts = new Map<string, number>();
+  const countGroup = (patch: Patch, delta: number) => {
+    if (!options.groupOf) return;
+    const group = options.groupOf(patch);
+    const n = (groupCounts.get(group) ?? 0) + delta;
+    if (n > 0) groupCounts.set(group, n);
+    else groupCounts.delete(group);
+  };
 
   const totals = { flushes: 0, recordsWritten: 0, statements: 0, retries: 0, deadLetters: 0, walReplayed: 0 };
   let lastFlushAt: number | undefined;
@@ -144,6 +157,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     } else {
       buffer.set(id, patch);
       bufferBytes += patch.bytes;
+      countGroup(patch, 1);
     }
     oldestAcceptedAt = Math.min(oldestAcceptedAt ?? acceptedAt, acceptedAt);
   }
@@ -212,6 +226,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     for (const g of groups) metrics.records.inc({ batcher: options.name, table: g.table }, g.patches.length);
     if (statements > 0) metrics.rowsPerStatement.observe(inflight.size / statements);
     metrics.statements.inc({ batcher: options.name }, statements);
+    for (const patch of inflight.values()) countGroup(patch, -1);
     inflight = new Map();
     inflightBytes = 0;
     inflightOldest = undefined;
@@ -237,6 +252,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       if (newer) {
         bufferBytes -= newer.bytes;
         mergeInto(older, newer);
+        countGroup(newer, -1);
       }
       buffer.set(id, older);
       bufferBytes += older.bytes;
@@ -388,6 +404,10 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       const merged = clonePatch(written);
       if (buffered) mergeInto(merged, buffered);
       return merged;
+    },
+
+    pendingIn(group) {
+      return group === undefined ? buffer.size + inflight.size : (groupCounts.get(group) ?? 0);
     },
 
     restore(patches) {

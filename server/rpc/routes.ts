@@ -13,6 +13,7 @@ import { createSystemHandler } from "../system/system.handler.js";
 import type { SystemService as System } from "../system/system.service.js";
 import type { Durability } from "../core/write-batcher.js";
 import { createTranslationHandler } from "../translation/translation.handler.js";
+import type { TranslationReads } from "../translation/translation.reads.js";
 import type { TranslationService as Translation } from "../translation/translation.service.js";
 import { registerHealth } from "./health.js";
 import { createReflectionIndex, registerReflection } from "./reflection.js";
@@ -39,6 +40,7 @@ const DESCRIPTOR_FILES: readonly DescFile[] = [
 export interface RoutesDeps {
   readonly system: System;
   readonly translation: Translation;
+  readonly translationReads: TranslationReads;
   /** Durability of writes that do not ask for one. */
   readonly defaultDurability: Durability;
   readonly monitor: HealthMonitor;
@@ -49,7 +51,7 @@ export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void 
   const reflection = createReflectionIndex(DESCRIPTOR_FILES, SERVED_SERVICES);
   return (router) => {
     // RPCs not implemented yet answer UNIMPLEMENTED; all are registered and reflected.
-    router.service(TranslationService, createTranslationHandler(deps.translation, deps.defaultDurability));
+    router.service(TranslationService, createTranslationHandler(deps.translation, deps.translationReads, deps.defaultDurability));
     router.service(SystemService, createSystemHandler(deps.system));
     registerHealth(router, deps.monitor, PRODUCT_SERVICES);
     registerReflection(router, reflection);

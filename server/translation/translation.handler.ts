@@ -1,9 +1,11 @@
-import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Durability as DurabilityEnum } from "../../gen/persistence/v1/common_pb.js";
-import { TranslationService as TranslationServiceDesc } from "../../gen/persistence/v1/translation_pb.js";
+import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
+import { SessionSortField, TranslationService as TranslationServiceDesc } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Durability } from "../core/write-batcher.js";
+import { SESSION_STATUS_NAMES, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
+import type { TranslationReads } from "./translation.reads.js";
 import type { TranslationService } from "./translation.service.js";
 
 /** How long Flush waits for everything accepted to commit. */
@@ -18,6 +20,7 @@ const TO_ENUM: Record<Durability, DurabilityEnum> = {
 /** persistence.v1.TranslationService: maps the contract onto the translation service. */
 export function createTranslationHandler(
   translation: TranslationService,
+  reads: TranslationReads,
   defaultDurability: Durability,
 ): Partial<ServiceImpl<typeof TranslationServiceDesc>> {
   const durabilityOf = (requested: DurabilityEnum): Durability => {
@@ -58,6 +61,58 @@ export function createTranslationHandler(
         durationMs: Math.round(performance.now() - started),
       };
     },
+    async getSession(req) {
+      return { session: await reads.getSession(req.sessionId) };
+    },
+    async listSessions(req) {
+      return reads.listSessions({
+        ...dates(req.fromDate, req.toDate),
+        statuses: statusNames(req.status, SESSION_STATUS_NAMES),
+        llmProvider: req.llmProvider || undefined,
+        sortBy: req.sortBy === SessionSortField.UPDATED_AT ? "updated_at" : "created_at",
+        desc: req.sortOrder !== SortOrder.ASC,
+        page: req.page,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+    },
+    async listSessionTasks(req) {
+      return reads.listSessionTasks({
+        sessionId: req.sessionId,
+        statuses: statusNames(req.status, TASK_STATUS_NAMES),
+        sheetName: req.sheetName || undefined,
+        page: req.page,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+    },
+    async getTask(req) {
+      return { task: await reads.getTask(req.taskId, req.sessionId || undefined) };
+    },
+    async listTasks(req) {
+      return reads.listTasks({
+        ...dates(req.fromDate, req.toDate),
+        sessionId: req.sessionId || undefined,
+        statuses: statusNames(req.status, TASK_STATUS_NAMES),
+        sheetName: req.sheetName || undefined,
+        batchId: req.batchId || undefined,
+        page: req.page,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+    },
+    async listIncompleteSessions() {
+      const sessions = await reads.listIncompleteSessions();
+      return { count: sessions.length, sessions };
+    },
+    async restoreSession(req) {
+      const { session, tasks } = await reads.restoreSession(req.sessionId);
+      return { sessionId: req.sessionId, session, tasksCount: tasks.length, tasks, restoredAt: timestampNow() };
+    },
+    async *streamRestoreSession(req) {
+      const restoredAt = timestampNow();
+      for await (const chunk of reads.streamRestoreSession(req.sessionId, req.chunkSize)) yield { ...chunk, restoredAt };
+    },
     async getRecoveryStatus() {
       const s = await translation.recoveryStatus();
       return {
@@ -74,4 +129,24 @@ export function createTranslationHandler(
       };
     },
   };
+}
+
+/** Status filters as stored names; an unknown value is INVALID_ARGUMENT naming its position. */
+function statusNames(values: readonly number[], names: Readonly<Record<number, string>>): string[] {
+  return values.map((value, i) => {
+    const name = names[value];
+    if (!name) throw invalidArgument([{ field: `status[${i}]`, description: `unknown status ${value}` }]);
+    return name;
+  });
+}
+
+/** from_date / to_date as µs bounds. */
+function dates(from: Timestamp | undefined, to: Timestamp | undefined): { fromMicros?: number; toMicros?: number } {
+  const micros = (field: string, ts: Timestamp | undefined) => {
+    if (!ts) return undefined;
+    const value = timestampMicros(ts);
+    if (value === undefined) throw invalidArgument([{ field, description: "must be a valid time between 1970 and 9999" }]);
+    return value;
+  };
+  return { fromMicros: micros("from_date", from), toMicros: micros("to_date", to) };
 }

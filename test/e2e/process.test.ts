@@ -77,10 +77,10 @@ describe("the service on the embedded default", () => {
 
   it("reports the RPC's code through buf curl's exit status", () => {
     const res = spawnSync(BUF, [
-      "curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", '{"session_id":"s1"}',
+      "curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", '{"session_id":"no-such-session"}',
       `${service.url}/persistence.v1.TranslationService/GetSession`,
     ]);
-    expect(res.status).toBe(12 * 8); // UNIMPLEMENTED until the reads land
+    expect(res.status).toBe(5 * 8); // NOT_FOUND
   });
 
   it("serves the generated client over gRPC and gRPC-Web", async () => {

@@ -103,7 +103,7 @@ describeEachDialect("server", (target, dialect) => {
   });
 
   it.each(PROTOCOLS)("registers every TranslationService RPC (UNIMPLEMENTED until it lands) over %s", async (protocol) => {
-    const err = await errorOf(server.client(TranslationService, protocol).getSession({ sessionId: "s1" }));
+    const err = await errorOf(server.client(TranslationService, protocol).getStats({}));
     expect(err.code).toBe(Code.Unimplemented);
   });
 
@@ -114,7 +114,7 @@ describeEachDialect("server", (target, dialect) => {
     expect(first).toMatchObject({ service: "persistence.v1.SystemService", method: "GetInfo", protocol: "grpc", code: "ok" });
     expect(typeof first?.duration_ms).toBe("number");
     const second = server.logs.find((l) => l.request_id === "log-me-2");
-    expect(second).toMatchObject({ method: "GetSession", protocol: "grpc_web", code: "unimplemented" });
+    expect(second).toMatchObject({ method: "GetSession", protocol: "grpc_web", code: "not_found" });
     expect(JSON.stringify(server.logs)).not.toContain("secret-payload-value");
   });
 

@@ -1,0 +1,164 @@
+import type { Kysely } from "kysely";
+import { failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
+import { nextPageToken, pageFigures, pageRequest, type PageRequest } from "../core/paging.js";
+import type { WriteBatcher } from "../core/write-batcher.js";
+import { KEY_PATTERN } from "./translation.fields.js";
+import { sessionView, taskView } from "./translation.mapping.js";
+import * as repo from "./translation.repository.js";
+import type { SessionRow, TaskRow, TranslationTables } from "./translation.table.js";
+
+/** How long a read waits for this instance's unflushed records of what it reads to commit. */
+const VISIBILITY_TIMEOUT_MS = 10_000;
+/** Tasks per message of StreamRestoreSession, by default and at most. */
+export const RESTORE_CHUNK = { default: 500, max: 5000 } as const;
+/** Most tasks one RestoreSession page reads from the database at a time. */
+const RESTORE_READ = 5000;
+
+export interface PageInput {
+  readonly page: number;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+export interface SessionListInput extends PageInput, repo.SessionFilter {
+  readonly sortBy: "created_at" | "updated_at";
+  readonly desc: boolean;
+}
+
+export interface TaskListInput extends PageInput, repo.TaskFilter {}
+
+export interface TranslationReadsDeps {
+  readonly db: Kysely<TranslationTables>;
+  readonly batcher: WriteBatcher;
+}
+
+/**
+ * The read side. Reads reflect what this instance accepted: when the buffer holds records of the
+ * session read (or, for reads across sessions, any record), they are flushed first.
+ */
+export function createTranslationReads(deps: TranslationReadsDeps) {
+  const { db, batcher } = deps;
+  const now = () => Date.now() * 1000;
+
+  const visible = async (sessionId?: string) => {
+    if (batcher.pendingIn(sessionId) > 0) await batcher.flush(VISIBILITY_TIMEOUT_MS);
+  };
+  const checkId = (field: string, id: string) => {
+    if (!KEY_PATTERN.test(id)) throw invalidArgument([{ field, description: id ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required" }]);
+  };
+  const views = async (rows: SessionRow[]) => {
+    const counts = await repo.taskCounts(db, rows.map((r) => r.session_id));
+    const at = now();
+    return rows.map((row) => sessionView(row, counts.get(row.session_id), at));
+  };
+  const existingSession = async (sessionId: string) => {
+    const row = await repo.findSession(db, sessionId);
+    if (!row) throw notFound("session", sessionId);
+    return row;
+  };
+  const page = <Row>(rows: Row[], request: PageRequest, total: number, keys: (row: Row) => (string | number)[], fingerprint: string) => ({
+    ...pageFigures(total, request),
+    nextPageToken: rows.length === request.pageSize && request.page * request.pageSize < total ? nextPageToken(keys(rows.at(-1)!), request.page, fingerprint) : "",
+  });
+
+  return {
+    async getSession(sessionId: string) {
+      checkId("session_id", sessionId);
+      await visible(sessionId);
+      return (await views([await existingSession(sessionId)]))[0]!;
+    },
+
+    async listSessions(input: SessionListInput) {
+      const fingerprint = JSON.stringify(["sessions", input.statuses, input.llmProvider, input.fromMicros, input.toMicros, input.sortBy, input.desc]);
+      const request = pageRequest(input, fingerprint);
+      await visible();
+      const sort = { column: input.sortBy, desc: input.desc } as const;
+      const [rows, total] = await Promise.all([repo.pageOfSessions(db, input, sort, request), repo.countSessions(db, input)]);
+      const keys = (row: SessionRow) => repo.sortValues(row, [sort, { column: "session_id", desc: input.desc }]);
+      return { ...page(rows, request, total, keys, fingerprint), items: await views(rows) };
+    },
+
+    async listSessionTasks(input: TaskListInput & { sessionId: string }) {
+      checkId("session_id", input.sessionId);
+      const fingerprint = JSON.stringify(["session-tasks", input.sessionId, input.statuses, input.sheetName]);
+      const request = pageRequest(input, fingerprint);
+      await visible(input.sessionId);
+      await existingSession(input.sessionId);
+      const [rows, total] = await Promise.all([repo.pageOfTasks(db, input, request), repo.countTasks(db, input)]);
+      return { ...page(rows, request, total, (row: TaskRow) => repo.sortValues(row, repo.TASK_POSITION), fingerprint), items: rows.map(taskView) };
+    },
+
+    async getTask(taskId: string, sessionId: string | undefined) {
+      checkId("task_id", taskId);
+      if (sessionId) checkId("session_id", sessionId);
+      await visible(sessionId);
+      const rows = await repo.findTasks(db, taskId, sessionId, 11);
+      if (rows.length === 0) throw notFound("task", taskId);
+      if (rows.length > 1) {
+        const sessions = rows.slice(0, 10).map((r) => r.session_id);
+        const more = rows.length > 10 ? ", ..." : "";
+        throw failedPrecondition(`task ${taskId} exists in several sessions (${sessions.join(", ")}${more}); pass session_id`, {
+          type: "AMBIGUOUS_TASK_ID",
+          subject: taskId,
+          description: sessions.join(","),
+        });
+      }
+      return taskView(rows[0]!);
+    },
+
+    async listTasks(input: TaskListInput) {
+      if (input.sessionId) checkId("session_id", input.sessionId);
+      const fingerprint = JSON.stringify(["tasks", input.sessionId, input.statuses, input.sheetName, input.batchId, input.fromMicros, input.toMicros]);
+      const request = pageRequest(input, fingerprint);
+      await visible(input.sessionId || undefined);
+      const [rows, total] = await Promise.all([repo.pageOfTasks(db, input, request), repo.countTasks(db, input)]);
+      const keys = (row: TaskRow) =>
+        repo.sortValues(row, input.sessionId ? repo.TASK_POSITION : [{ column: "session_id", desc: false }, ...repo.TASK_POSITION]);
+      return { ...page(rows, request, total, keys, fingerprint), items: rows.map(taskView) };
+    },
+
+    async listIncompleteSessions() {
+      await visible();
+      return views(await repo.incompleteSessions(db));
+    },
+
+    /** The session and all its pending or processing tasks in spreadsheet order, read in slices of RESTORE_READ. */
+    async restoreSession(sessionId: string) {
+      checkId("session_id", sessionId);
+      await visible(sessionId);
+      const session = (await views([await existingSession(sessionId)]))[0]!;
+      const tasks = [];
+      for await (const chunk of unfinished(sessionId, RESTORE_READ)) tasks.push(...chunk);
+      return { session, tasks: tasks.map(taskView) };
+    },
+
+    /** The same as restoreSession in chunks of `chunkSize` tasks: the first chunk carries the session and the task count. */
+    async *streamRestoreSession(sessionId: string, chunkSize: number) {
+      checkId("session_id", sessionId);
+      if (chunkSize < 0 || chunkSize > RESTORE_CHUNK.max) {
+        throw invalidArgument([{ field: "chunk_size", description: `must be between 1 and ${RESTORE_CHUNK.max}` }]);
+      }
+      await visible(sessionId);
+      const session = (await views([await existingSession(sessionId)]))[0]!;
+      const count = await repo.countTasks(db, { sessionId, statuses: ["pending", "processing"] });
+      let first = true;
+      for await (const chunk of unfinished(sessionId, chunkSize || RESTORE_CHUNK.default)) {
+        yield { session: first ? session : undefined, tasksCount: first ? count : 0, tasks: chunk.map(taskView) };
+        first = false;
+      }
+      if (first) yield { session, tasksCount: 0, tasks: [] };
+    },
+  };
+
+  async function* unfinished(sessionId: string, size: number) {
+    let after: (string | number)[] | undefined;
+    for (;;) {
+      const rows = await repo.unfinishedTasks(db, sessionId, size, after);
+      if (rows.length > 0) yield rows;
+      if (rows.length < size) return;
+      after = repo.sortValues(rows.at(-1)!, repo.TASK_POSITION);
+    }
+  }
+}
+
+export type TranslationReads = ReturnType<typeof createTranslationReads>;

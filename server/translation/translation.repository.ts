@@ -1,0 +1,169 @@
+import type { ExpressionBuilder, Kysely, SelectQueryBuilder } from "kysely";
+import type { Cursor, PageRequest } from "../core/paging.js";
+import { SESSION, TASK } from "./translation.fields.js";
+import type { StatusCounts } from "./translation.mapping.js";
+import type { SessionRow, TaskRow, TranslationTables } from "./translation.table.js";
+
+type Db = Kysely<TranslationTables>;
+type SortKey<Row> = { readonly column: keyof Row & string; readonly desc: boolean };
+
+/** Stored columns of each entity (never the `_stamp` companions). */
+const SESSION_COLUMNS = ["session_id", ...SESSION.fields.map((f) => f.name), "updated_at"] as (keyof SessionRow & string)[];
+const TASK_COLUMNS = ["session_id", "task_id", ...TASK.fields.map((f) => f.name), "updated_at"] as (keyof TaskRow & string)[];
+
+/** Tasks in their spreadsheet order: sheet, row, column (task id breaks ties). */
+export const TASK_POSITION: readonly SortKey<TaskRow>[] = [
+  { column: "sheet_name", desc: false },
+  { column: "row_index", desc: false },
+  { column: "column_name", desc: false },
+  { column: "task_id", desc: false },
+];
+
+export interface SessionFilter {
+  readonly statuses: readonly string[];
+  readonly llmProvider?: string;
+  /** created_at >= fromMicros */
+  readonly fromMicros?: number;
+  /** created_at < toMicros */
+  readonly toMicros?: number;
+}
+
+export interface TaskFilter {
+  readonly sessionId?: string;
+  readonly statuses: readonly string[];
+  readonly sheetName?: string;
+  readonly batchId?: string;
+  readonly fromMicros?: number;
+  readonly toMicros?: number;
+}
+
+export function findSession(db: Db, sessionId: string): Promise<SessionRow | undefined> {
+  return db.selectFrom("translation_sessions").select(SESSION_COLUMNS).where("session_id", "=", sessionId).executeTakeFirst();
+}
+
+/** Task counts by status for each of the given sessions. */
+export async function taskCounts(db: Db, sessionIds: readonly string[]): Promise<Map<string, StatusCounts>> {
+  const counts = new Map<string, StatusCounts>();
+  if (sessionIds.length === 0) return counts;
+  const rows = await db
+    .selectFrom("translation_tasks")
+    .select(["session_id", "status", (eb) => eb.fn.countAll<number>().as("n")])
+    .where("session_id", "in", [...sessionIds])
+    .groupBy(["session_id", "status"])
+    .execute();
+  for (const row of rows) {
+    const byStatus = counts.get(row.session_id) ?? {};
+    byStatus[row.status] = Number(row.n);
+    counts.set(row.session_id, byStatus);
+  }
+  return counts;
+}
+
+function filterSessions<O>(query: SelectQueryBuilder<TranslationTables, "translation_sessions", O>, f: SessionFilter) {
+  let q = query;
+  if (f.statuses.length > 0) q = q.where("status", "in", [...f.statuses]);
+  if (f.llmProvider) q = q.where("llm_provider", "=", f.llmProvider);
+  if (f.fromMicros !== undefined) q = q.where("created_at", ">=", f.fromMicros);
+  if (f.toMicros !== undefined) q = q.where("created_at", "<", f.toMicros);
+  return q;
+}
+
+export async function countSessions(db: Db, f: SessionFilter): Promise<number> {
+  const row = await filterSessions(db.selectFrom("translation_sessions").select((eb) => eb.fn.countAll<number>().as("n")), f).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+export function pageOfSessions(db: Db, f: SessionFilter, sort: SortKey<SessionRow>, page: PageRequest): Promise<SessionRow[]> {
+  const keys: SortKey<SessionRow>[] = [sort, { column: "session_id", desc: sort.desc }];
+  return paged(filterSessions(db.selectFrom("translation_sessions").select(SESSION_COLUMNS), f), keys, page).execute();
+}
+
+function filterTasks<O>(query: SelectQueryBuilder<TranslationTables, "translation_tasks", O>, f: TaskFilter) {
+  let q = query;
+  if (f.sessionId) q = q.where("session_id", "=", f.sessionId);
+  if (f.statuses.length > 0) q = q.where("status", "in", [...f.statuses]);
+  if (f.sheetName) q = q.where("sheet_name", "=", f.sheetName);
+  if (f.batchId) q = q.where("batch_id", "=", f.batchId);
+  if (f.fromMicros !== undefined) q = q.where("created_at", ">=", f.fromMicros);
+  if (f.toMicros !== undefined) q = q.where("created_at", "<", f.toMicros);
+  return q;
+}
+
+export async function countTasks(db: Db, f: TaskFilter): Promise<number> {
+  const row = await filterTasks(db.selectFrom("translation_tasks").select((eb) => eb.fn.countAll<number>().as("n")), f).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** Tasks matching `f`, ordered by session and spreadsheet position. */
+export function pageOfTasks(db: Db, f: TaskFilter, page: PageRequest): Promise<TaskRow[]> {
+  const keys: SortKey<TaskRow>[] = f.sessionId ? [...TASK_POSITION] : [{ column: "session_id", desc: false }, ...TASK_POSITION];
+  return paged(filterTasks(db.selectFrom("translation_tasks").select(TASK_COLUMNS), f), keys, page).execute();
+}
+
+/** Every task with this id, in any session (at most `limit`). */
+export function findTasks(db: Db, taskId: string, sessionId: string | undefined, limit: number): Promise<TaskRow[]> {
+  let q = db.selectFrom("translation_tasks").select(TASK_COLUMNS).where("task_id", "=", taskId);
+  if (sessionId) q = q.where("session_id", "=", sessionId);
+  return q.orderBy("session_id").limit(limit).execute();
+}
+
+/** Sessions still pending or processing, newest first. */
+export function incompleteSessions(db: Db): Promise<SessionRow[]> {
+  return db
+    .selectFrom("translation_sessions")
+    .select(SESSION_COLUMNS)
+    .where("status", "in", ["pending", "processing"])
+    .orderBy("created_at", "desc")
+    .orderBy("session_id", "desc")
+    .execute();
+}
+
+/** The next `limit` pending or processing tasks of a session in spreadsheet order, after `after` when given. */
+export function unfinishedTasks(db: Db, sessionId: string, limit: number, after?: readonly (string | number)[]): Promise<TaskRow[]> {
+  let q = db
+    .selectFrom("translation_tasks")
+    .select(TASK_COLUMNS)
+    .where("session_id", "=", sessionId)
+    .where("status", "in", ["pending", "processing"]);
+  if (after) q = q.where((eb) => keysetAfter(eb, TASK_POSITION, after));
+  for (const key of TASK_POSITION) q = q.orderBy(key.column, "asc");
+  return q.limit(limit).execute();
+}
+
+/** The sort-key values of a row, as a cursor carries them. */
+export function sortValues<Row>(row: Row, keys: readonly SortKey<Row>[]): (string | number)[] {
+  return keys.map((k) => row[k.column] as string | number);
+}
+
+/** Ordered by `keys`, one page: after the cursor when there is one, else by offset. */
+function paged<TB extends keyof TranslationTables, O>(
+  query: SelectQueryBuilder<TranslationTables, TB, O>,
+  keys: readonly SortKey<TranslationTables[TB]>[],
+  page: PageRequest,
+): SelectQueryBuilder<TranslationTables, TB, O> {
+  let q = query;
+  if (page.cursor) q = q.where((eb) => keysetAfter(eb as ExpressionBuilder<TranslationTables, TB>, keys, (page.cursor as Cursor).after));
+  for (const key of keys) q = q.orderBy(key.column as never, key.desc ? "desc" : "asc");
+  q = q.limit(page.pageSize);
+  if (!page.cursor && page.page > 1) q = q.offset((page.page - 1) * page.pageSize);
+  return q;
+}
+
+/**
+ * Rows strictly after `values` in the order of `keys`, spelled out as nested OR/AND so every
+ * dialect can use the index: k1 > v1 OR (k1 = v1 AND (k2 > v2 OR (k2 = v2 AND ...))).
+ */
+function keysetAfter<TB extends keyof TranslationTables>(
+  eb: ExpressionBuilder<TranslationTables, TB>,
+  keys: readonly SortKey<TranslationTables[TB]>[],
+  values: readonly (string | number)[],
+) {
+  const build = (i: number): ReturnType<typeof eb.and> => {
+    const key = keys[i]!;
+    const column = eb.ref(key.column as never);
+    const beyond = eb(column, key.desc ? "<" : ">", values[i] as never);
+    if (i === keys.length - 1) return eb.and([beyond]);
+    return eb.or([beyond, eb.and([eb(column, "=", values[i] as never), build(i + 1)])]);
+  };
+  return build(0);
+}
