@@ -1,0 +1,249 @@
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { Durability, SortOrder } from "../../gen/persistence/v1/common_pb";
+import { SessionSortField, SessionStatus, TaskStatus, TranslationService, type Task } from "../../gen/persistence/v1/translation_pb";
+import { errorOf } from "../support/errors";
+import { describeEachDialect } from "../support/sql-targets";
+import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
+
+let unique = 0;
+const newId = (prefix: string) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${++unique}`;
+
+/** 1,000 tasks over 3 sheets: 400 completed, 100 failed, 150 processing, 350 pending. */
+function statusOf(n: number): TaskStatus {
+  if (n < 400) return TaskStatus.COMPLETED;
+  if (n < 500) return TaskStatus.FAILED;
+  if (n < 650) return TaskStatus.PROCESSING;
+  return TaskStatus.PENDING;
+}
+const SHEETS = ["Dialogue", "Items", "Quests"];
+
+function sessionTasks(sessionId: string, count: number, stamp: number) {
+  return Array.from({ length: count }, (_, n) => ({
+    sessionId,
+    // Ids out of spreadsheet order, so ordering by position is visible.
+    taskId: `TASK_${String((n * 7919) % count).padStart(4, "0")}`,
+    batchId: `BATCH_${n % 10}`,
+    sheetName: SHEETS[n % 3],
+    rowIndex: Math.floor(n / 3),
+    columnName: "Text",
+    sourceText: `line ${n}`,
+    status: statusOf(n),
+    confidence: statusOf(n) === TaskStatus.COMPLETED ? 0.9 : undefined,
+    updatedAt: timestampFromMs(stamp),
+  }));
+}
+
+describeEachDialect("translation-reads", (target) => {
+  let server: TestServer;
+  const client = () => server.client(TranslationService);
+  const sessionId = newId("big");
+  const created = Date.now() - 3_600_000;
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+    await client().batchUpsertSessions({
+      sessions: [
+        {
+          sessionId,
+          filename: "quests.xlsx",
+          status: SessionStatus.PROCESSING,
+          llmProvider: "openai",
+          gameInfo: { game_name: "Saga", target_language: "ja" },
+          totalTasks: 999, // client-reported; the stored tasks win
+          createdAt: timestampFromMs(created),
+          updatedAt: timestampFromMs(created),
+        },
+      ],
+    });
+    await client().batchUpsertTasks({ tasks: sessionTasks(sessionId, 1000, created + 1000), durability: Durability.COMMITTED });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it.each(PROTOCOLS)("shows a session with counters from its 1,000 stored tasks and the derived figures (%s)", async (protocol) => {
+    const session = (await server.client(TranslationService, protocol).getSession({ sessionId })).session!;
+    expect(session).toMatchObject({
+      sessionId,
+      filename: "quests.xlsx",
+      status: SessionStatus.PROCESSING,
+      llmProvider: "openai",
+      gameInfo: { game_name: "Saga", target_language: "ja" },
+      totalTasks: 1000,
+      completedTasks: 400,
+      failedTasks: 100,
+      processingTasks: 150,
+      pendingTasks: 350,
+      progress: 40,
+    });
+    // 400 done in the hour since creation: the 500 left take about 75 more minutes.
+    const eta = timestampDate(session.estimatedCompletion!).getTime();
+    expect(eta - Date.now()).toBeGreaterThan(70 * 60_000);
+    expect(eta - Date.now()).toBeLessThan(80 * 60_000);
+  });
+
+  it("shows client-reported counters for a session without stored tasks, and no estimate", async () => {
+    const id = newId("bare");
+    await client().batchUpsertSessions({
+      sessions: [{ sessionId: id, filename: "a.xlsx", totalTasks: 10, completedTasks: 4, failedTasks: 1, processingTasks: 2 }],
+    });
+    const session = (await client().getSession({ sessionId: id })).session!;
+    expect(session).toMatchObject({ totalTasks: 10, completedTasks: 4, failedTasks: 1, processingTasks: 2, pendingTasks: 3, progress: 40 });
+    const empty = newId("empty");
+    await client().batchUpsertSessions({ sessions: [{ sessionId: empty, filename: "b.xlsx" }] });
+    const none = (await client().getSession({ sessionId: empty })).session!;
+    expect(none.progress).toBe(0);
+    expect(none.estimatedCompletion).toBeUndefined();
+  });
+
+  it("reflects records this instance accepted but has not flushed", async () => {
+    const id = newId("ryw");
+    await client().batchUpsertSessions({ sessions: [{ sessionId: id, filename: "ryw.xlsx" }], durability: Durability.ACCEPTED });
+    await client().batchUpsertTasks({ tasks: sessionTasks(id, 3, Date.now()), durability: Durability.ACCEPTED });
+    expect((await client().getSession({ sessionId: id })).session?.totalTasks).toBe(3);
+    await client().batchUpsertTasks({ tasks: [{ sessionId: id, taskId: "TASK_0001", status: TaskStatus.FAILED }], durability: Durability.ACCEPTED });
+    expect((await client().getTask({ sessionId: id, taskId: "TASK_0001" })).task?.status).toBe(TaskStatus.FAILED);
+    expect((await client().listSessionTasks({ sessionId: id })).total).toBe(3);
+  });
+
+  it("answers NOT_FOUND for unknown sessions and tasks, and INVALID_ARGUMENT for malformed ids", async () => {
+    expect((await errorOf(client().getSession({ sessionId: "no-such-session" }))).code).toBe(Code.NotFound);
+    expect((await errorOf(client().listSessionTasks({ sessionId: "no-such-session" }))).code).toBe(Code.NotFound);
+    expect((await errorOf(client().getTask({ taskId: "NO_SUCH_TASK" }))).code).toBe(Code.NotFound);
+    expect((await errorOf(client().getSession({ sessionId: "../etc/passwd" }))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(client().restoreSession({ sessionId: "no-such-session" }))).code).toBe(Code.NotFound);
+  });
+
+  it("lists a session's tasks in sheet, row, column order with filters and paging", async () => {
+    const first = await client().listSessionTasks({ sessionId, pageSize: 100 });
+    expect(first).toMatchObject({ total: 1000, page: 1, pageSize: 100, totalPages: 10 });
+    expect(first.items).toHaveLength(100);
+    const position = (t: Task) => [t.sheetName, String(t.rowIndex).padStart(6, "0"), t.columnName, t.taskId].join("|");
+    const positions = first.items.map(position);
+    expect(positions).toEqual([...positions].sort());
+    expect(first.items[0]).toMatchObject({ sheetName: "Dialogue", rowIndex: 0 });
+
+    const third = await client().listSessionTasks({ sessionId, pageSize: 100, page: 3 });
+    expect(third.page).toBe(3);
+    const pending = await client().listSessionTasks({ sessionId, status: [TaskStatus.PENDING], sheetName: "Items" });
+    expect(pending.total).toBe(116);
+    expect(pending.items.every((t) => t.status === TaskStatus.PENDING && t.sheetName === "Items")).toBe(true);
+    expect(pending.pageSize).toBe(20);
+    expect((await errorOf(client().listSessionTasks({ sessionId, pageSize: 101 }))).code).toBe(Code.InvalidArgument);
+  });
+
+  it("walks every task exactly once with page tokens, and page numbers agree with them", async () => {
+    const seen: string[] = [];
+    let token = "";
+    let pages = 0;
+    do {
+      const page = await client().listSessionTasks({ sessionId, pageSize: 100, pageToken: token });
+      pages++;
+      expect(page.page).toBe(pages);
+      seen.push(...page.items.map((t) => t.taskId));
+      const byNumber = await client().listSessionTasks({ sessionId, pageSize: 100, page: pages });
+      expect(byNumber.items.map((t) => t.taskId)).toEqual(page.items.map((t) => t.taskId));
+      token = page.nextPageToken;
+    } while (token);
+    expect(pages).toBe(10);
+    expect(new Set(seen).size).toBe(1000);
+    const changed = await errorOf(
+      client().listSessionTasks({
+        sessionId,
+        pageSize: 100,
+        status: [TaskStatus.PENDING],
+        pageToken: (await client().listSessionTasks({ sessionId, pageSize: 100 })).nextPageToken,
+      }),
+    );
+    expect(changed.code).toBe(Code.InvalidArgument);
+    expect(changed.rawMessage).toContain("page_token");
+  });
+
+  it("lists sessions with filters, both sorts and paging", async () => {
+    const provider = newId("provider");
+    const ids = Array.from({ length: 5 }, (_, i) => newId(`list${i}`));
+    const base = Date.now() - 100_000;
+    await client().batchUpsertSessions({
+      sessions: ids.map((id, i) => ({
+        sessionId: id,
+        filename: `${i}.xlsx`,
+        llmProvider: provider,
+        status: i % 2 ? SessionStatus.COMPLETED : SessionStatus.PENDING,
+        createdAt: timestampFromMs(base + i * 1000),
+        updatedAt: timestampFromMs(base + (10 - i) * 1000),
+      })),
+    });
+    const newestFirst = await client().listSessions({ llmProvider: provider });
+    expect(newestFirst.items.map((s) => s.sessionId)).toEqual([...ids].reverse());
+    expect(newestFirst).toMatchObject({ total: 5, totalPages: 1, nextPageToken: "" });
+    const byUpdate = await client().listSessions({ llmProvider: provider, sortBy: SessionSortField.UPDATED_AT, sortOrder: SortOrder.ASC });
+    expect(byUpdate.items.map((s) => s.sessionId)).toEqual([...ids].reverse());
+    const completed = await client().listSessions({ llmProvider: provider, status: [SessionStatus.COMPLETED] });
+    expect(completed.items.map((s) => s.sessionId)).toEqual([ids[3], ids[1]]);
+    const window = await client().listSessions({ llmProvider: provider, fromDate: timestampFromMs(base + 1000), toDate: timestampFromMs(base + 3000) });
+    expect(window.items.map((s) => s.sessionId)).toEqual([ids[2], ids[1]]);
+
+    const page1 = await client().listSessions({ llmProvider: provider, pageSize: 2 });
+    const page2 = await client().listSessions({ llmProvider: provider, pageSize: 2, pageToken: page1.nextPageToken });
+    const page3 = await client().listSessions({ llmProvider: provider, pageSize: 2, pageToken: page2.nextPageToken });
+    expect([...page1.items, ...page2.items, ...page3.items].map((s) => s.sessionId)).toEqual([...ids].reverse());
+    expect(page3).toMatchObject({ page: 3, totalPages: 3, nextPageToken: "" });
+  });
+
+  it("finds a task by id alone when it is unique, and asks for the session when it is not", async () => {
+    const a = newId("a");
+    const b = newId("b");
+    await client().batchUpsertTasks({
+      tasks: [
+        { sessionId: a, taskId: "SHARED_1", sourceText: "in a" },
+        { sessionId: b, taskId: "SHARED_1", sourceText: "in b" },
+        { sessionId: a, taskId: `ONLY_${unique}`, sourceText: "alone" },
+      ],
+    });
+    expect((await client().getTask({ taskId: `ONLY_${unique}` })).task?.sourceText).toBe("alone");
+    expect((await client().getTask({ taskId: "SHARED_1", sessionId: b })).task?.sourceText).toBe("in b");
+    const ambiguous = await errorOf(client().getTask({ taskId: "SHARED_1" }));
+    expect(ambiguous.code).toBe(Code.FailedPrecondition);
+    expect(ambiguous.rawMessage).toContain(a);
+    expect(ambiguous.rawMessage).toContain(b);
+  });
+
+  it("lists tasks across sessions with every filter", async () => {
+    expect((await client().listTasks({ sessionId, batchId: "BATCH_3" })).total).toBe(100);
+    expect((await client().listTasks({ sessionId, status: [TaskStatus.FAILED, TaskStatus.PROCESSING] })).total).toBe(250);
+    expect((await client().listTasks({ sessionId, sheetName: "Quests", status: [TaskStatus.COMPLETED] })).total).toBe(133);
+    const recent = await client().listTasks({ sessionId, fromDate: timestampFromMs(created + 500), toDate: timestampFromMs(created + 2000) });
+    expect(recent.total).toBe(1000);
+    expect((await client().listTasks({ sessionId, fromDate: timestampFromMs(created + 5000) })).total).toBe(0);
+    const across = await client().listTasks({ batchId: "BATCH_3", pageSize: 50 });
+    expect(across.total).toBeGreaterThanOrEqual(100);
+    expect(across.items.every((t) => t.batchId === "BATCH_3")).toBe(true);
+  });
+
+  it("runs the translation backend's start-up recovery: list incomplete, restore each, resume", async () => {
+    const incomplete = await client().listIncompleteSessions({});
+    expect(incomplete.count).toBe(incomplete.sessions.length);
+    const mine = incomplete.sessions.find((s) => s.sessionId === sessionId);
+    expect(mine).toMatchObject({ pendingTasks: 350, processingTasks: 150 });
+    const times = incomplete.sessions.map((s) => Number(s.createdAt?.seconds));
+    expect(times).toEqual([...times].sort((x, y) => y - x));
+    expect(incomplete.sessions.every((s) => s.status === SessionStatus.PENDING || s.status === SessionStatus.PROCESSING)).toBe(true);
+
+    const restored = await client().restoreSession({ sessionId });
+    expect(restored).toMatchObject({ sessionId, tasksCount: 500 });
+    expect(restored.session?.totalTasks).toBe(1000);
+    expect(restored.tasks.every((t) => t.status === TaskStatus.PENDING || t.status === TaskStatus.PROCESSING)).toBe(true);
+    const order = restored.tasks.map((t) => [t.sheetName, String(t.rowIndex).padStart(6, "0"), t.columnName].join("|"));
+    expect(order).toEqual([...order].sort());
+
+    // Restoring has no side effects; resuming writes the remaining work.
+    expect((await client().getSession({ sessionId })).session?.completedTasks).toBe(400);
+    const chunks = [];
+    for await (const chunk of client().streamRestoreSession({ sessionId, chunkSize: 120 })) chunks.push(chunk);
+    expect(chunks.map((c) => c.tasks.length)).toEqual([120, 120, 120, 120, 20]);
+    expect(chunks[0]).toMatchObject({ tasksCount: 500, session: { sessionId } });
+    expect(chunks.slice(1).every((c) => c.session === undefined)).toBe(true);
+    expect(chunks.flatMap((c) => c.tasks.map((t) => t.taskId))).toEqual(restored.tasks.map((t) => t.taskId));
+  });
+});
