@@ -19,6 +19,7 @@ import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
+import { createTombstoneGuard } from "./translation/translation.tombstones.js";
 import { createTranslationService } from "./translation/translation.service.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
 
@@ -56,7 +57,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const rpcMetrics = createRpcMetrics(registry);
 
   // The write path: replay what an earlier run left in the log before taking new writes.
-  const writer = await createPatchWriter(sql, TRANSLATION_PATCH_TABLES);
+  const writer = await createPatchWriter(sql, TRANSLATION_PATCH_TABLES, { prepare: createTombstoneGuard(sql.dialect) });
   const log = await openWal(path.join(config.dataDir, "wal"));
   const batcher = createWriteBatcher({
     name: "translation",
@@ -82,6 +83,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const translationReads = createTranslationReads({ db: translationDb, batcher });
   const translation = createTranslationService({
     db: translationDb,
+    dialect: sql.dialect,
     batcher,
     maxBatchRecords: config.limits.maxBatchRecords,
     countDeadLetters: writer.countDeadLetters,

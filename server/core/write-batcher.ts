@@ -79,6 +79,8 @@ export interface WriteBatcher {
   pending(table: string, key: readonly string[]): Patch | undefined;
   /** Unflushed rows in a group (see WriteBatcherOptions.groupOf); all unflushed rows without one. */
   pendingIn(group?: string): number;
+  /** Forgets the buffered (not yet being written) records of a group; returns how many rows they were. */
+  discard(group: string): number;
   /** Loads patches read back from the log at start-up. */
   restore(patches: readonly Patch[]): void;
   status(): BatcherStatus;
@@ -408,6 +410,18 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
 
     pendingIn(group) {
       return group === undefined ? buffer.size + inflight.size : (groupCounts.get(group) ?? 0);
+    },
+
+    discard(group) {
+      let dropped = 0;
+      for (const [id, patch] of buffer) {
+        if (options.groupOf?.(patch) !== group) continue;
+        buffer.delete(id);
+        bufferBytes -= patch.bytes;
+        countGroup(patch, -1);
+        dropped++;
+      }
+      return dropped;
     },
 
     restore(patches) {

@@ -113,6 +113,14 @@ export function createTranslationHandler(
       const restoredAt = timestampNow();
       for await (const chunk of reads.streamRestoreSession(req.sessionId, req.chunkSize)) yield { ...chunk, restoredAt };
     },
+    async deleteSession(req) {
+      const { deletedTasks } = await translation.deleteSession(req.sessionId, req.soft);
+      return { status: "deleted", sessionId: req.sessionId, deletedTasks };
+    },
+    async updateSessionStatus(req) {
+      await translation.updateSessionStatus(req.sessionId, req.status, req.reason);
+      return { session: await reads.getSession(req.sessionId) };
+    },
     async getRecoveryStatus() {
       const s = await translation.recoveryStatus();
       return {

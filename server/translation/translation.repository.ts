@@ -1,4 +1,5 @@
-import type { ExpressionBuilder, Kysely, SelectQueryBuilder } from "kysely";
+import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from "kysely";
+import type { SqlDialect } from "../backends/sql/sql-backend.js";
 import type { Cursor, PageRequest } from "../core/paging.js";
 import { SESSION, TASK } from "./translation.fields.js";
 import type { StatusCounts } from "./translation.mapping.js";
@@ -8,7 +9,7 @@ type Db = Kysely<TranslationTables>;
 type SortKey<Row> = { readonly column: keyof Row & string; readonly desc: boolean };
 
 /** Stored columns of each entity (never the `_stamp` companions). */
-const SESSION_COLUMNS = ["session_id", ...SESSION.fields.map((f) => f.name), "updated_at"] as (keyof SessionRow & string)[];
+const SESSION_COLUMNS = ["session_id", ...SESSION.fields.map((f) => f.name), "updated_at", "deleted_at"] as (keyof SessionRow & string)[];
 const TASK_COLUMNS = ["session_id", "task_id", ...TASK.fields.map((f) => f.name), "updated_at"] as (keyof TaskRow & string)[];
 
 /** Tasks in their spreadsheet order: sheet, row, column (task id breaks ties). */
@@ -37,8 +38,11 @@ export interface TaskFilter {
   readonly toMicros?: number;
 }
 
-export function findSession(db: Db, sessionId: string): Promise<SessionRow | undefined> {
-  return db.selectFrom("translation_sessions").select(SESSION_COLUMNS).where("session_id", "=", sessionId).executeTakeFirst();
+/** A session, soft-deleted ones included only when asked. */
+export function findSession(db: Db, sessionId: string, includeDeleted = false): Promise<SessionRow | undefined> {
+  let q = db.selectFrom("translation_sessions").select(SESSION_COLUMNS).where("session_id", "=", sessionId);
+  if (!includeDeleted) q = q.where("deleted_at", "is", null);
+  return q.executeTakeFirst();
 }
 
 /** Task counts by status for each of the given sessions. */
@@ -60,7 +64,7 @@ export async function taskCounts(db: Db, sessionIds: readonly string[]): Promise
 }
 
 function filterSessions<O>(query: SelectQueryBuilder<TranslationTables, "translation_sessions", O>, f: SessionFilter) {
-  let q = query;
+  let q = query.where("deleted_at", "is", null);
   if (f.statuses.length > 0) q = q.where("status", "in", [...f.statuses]);
   if (f.llmProvider) q = q.where("llm_provider", "=", f.llmProvider);
   if (f.fromMicros !== undefined) q = q.where("created_at", ">=", f.fromMicros);
@@ -113,6 +117,7 @@ export function incompleteSessions(db: Db): Promise<SessionRow[]> {
     .selectFrom("translation_sessions")
     .select(SESSION_COLUMNS)
     .where("status", "in", ["pending", "processing"])
+    .where("deleted_at", "is", null)
     .orderBy("created_at", "desc")
     .orderBy("session_id", "desc")
     .execute();
@@ -166,4 +171,35 @@ function keysetAfter<TB extends keyof TranslationTables>(
     return eb.or([beyond, eb.and([eb(column, "=", values[i] as never), build(i + 1)])]);
   };
   return build(0);
+}
+
+/** Records the deletion of a session (keeping the later time when it was deleted before). */
+export async function writeTombstone(db: Db, dialect: SqlDialect, sessionId: string, deletedAt: number): Promise<void> {
+  const insert = db.insertInto("translation_tombstones").values({ session_id: sessionId, deleted_at: deletedAt });
+  await (dialect === "mysql"
+    ? insert.onDuplicateKeyUpdate({ deleted_at: sql<number>`greatest(deleted_at, values(deleted_at))` })
+    : insert.onConflict((oc) => oc.column("session_id").doUpdateSet({ deleted_at: sql<number>`max(deleted_at, excluded.deleted_at)` }))
+  ).execute();
+}
+
+/** Hides a session (soft delete). */
+export async function markDeleted(db: Db, sessionId: string, deletedAt: number): Promise<void> {
+  await db.updateTable("translation_sessions").set({ deleted_at: deletedAt }).where("session_id", "=", sessionId).execute();
+}
+
+/** Deletes a session's tasks in slices of `slice` rows (no long locks), then the session; returns the tasks deleted. */
+export async function purgeSession(db: Db, sessionId: string, slice = 5000): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const ids = await db.selectFrom("translation_tasks").select("task_id").where("session_id", "=", sessionId).limit(slice).execute();
+    if (ids.length === 0) break;
+    const result = await db
+      .deleteFrom("translation_tasks")
+      .where("session_id", "=", sessionId)
+      .where("task_id", "in", ids.map((r) => r.task_id))
+      .executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  await db.deleteFrom("translation_sessions").where("session_id", "=", sessionId).execute();
+  return deleted;
 }

@@ -1,8 +1,11 @@
 import type { Kysely } from "kysely";
-import { invalidArgument, type FieldViolation } from "../core/errors.js";
+import type { SqlDialect } from "../backends/sql/sql-backend.js";
+import { invalidArgument, notFound, type FieldViolation } from "../core/errors.js";
 import type { Durability, WriteBatcher } from "../core/write-batcher.js";
 import type { Patch } from "../core/patch.js";
-import { SESSION, TASK, type EntitySpec } from "./translation.fields.js";
+import { createPatch } from "../core/patch.js";
+import { KEY_PATTERN, SESSION, SESSION_STATUS_NAMES, TASK, type EntitySpec } from "./translation.fields.js";
+import * as repo from "./translation.repository.js";
 import { toPatches } from "./translation.records.js";
 import type { TranslationTables } from "./translation.table.js";
 
@@ -28,6 +31,7 @@ export interface RecoveryStatus {
 
 export interface TranslationServiceDeps {
   readonly db: Kysely<TranslationTables>;
+  readonly dialect: SqlDialect;
   readonly batcher: WriteBatcher;
   /** Most records in one batch write. */
   readonly maxBatchRecords: number;
@@ -45,6 +49,13 @@ export interface TranslationService {
   /** Commits everything this instance accepted (at most `timeoutMs`); counts of records written per entity. */
   flush(timeoutMs: number): Promise<{ empty: boolean; sessions: number; tasks: number }>;
   recoveryStatus(): Promise<RecoveryStatus>;
+  /**
+   * Deletes a session and its tasks (hides it with `soft`), this instance's buffered records of it
+   * included. A tombstone makes records stamped before now, flushed later by any instance, miss it.
+   */
+  deleteSession(sessionId: string, soft: boolean): Promise<{ deletedTasks: number }>;
+  /** Sets a session's status (and keeps `reason` in its metadata) at COMMITTED durability. */
+  updateSessionStatus(sessionId: string, status: number, reason: string): Promise<void>;
 }
 
 export function createTranslationService(deps: TranslationServiceDeps): TranslationService {
@@ -99,7 +110,40 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
     return { count: patches.length, durability: reached };
   }
 
+  const checkId = (id: string) => {
+    if (!KEY_PATTERN.test(id)) throw invalidArgument([{ field: "session_id", description: id ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required" }]);
+  };
+
   return {
+    async deleteSession(sessionId, soft) {
+      checkId(sessionId);
+      const deletedAt = Date.now() * 1000;
+      const buffered = batcher.discard(sessionId);
+      const session = await repo.findSession(db, sessionId);
+      const tasks = await repo.countTasks(db, { sessionId, statuses: [] });
+      if (!session && tasks === 0 && buffered === 0) throw notFound("session", sessionId);
+      await repo.writeTombstone(db, deps.dialect, sessionId, deletedAt);
+      knownSessions.delete(sessionId);
+      if (soft) {
+        await repo.markDeleted(db, sessionId, deletedAt);
+        return { deletedTasks: tasks };
+      }
+      return { deletedTasks: await repo.purgeSession(db, sessionId) };
+    },
+    async updateSessionStatus(sessionId, status, reason) {
+      checkId(sessionId);
+      const name = SESSION_STATUS_NAMES[status];
+      if (!name) throw invalidArgument([{ field: "status", description: status ? `unknown status ${status}` : "is required" }]);
+      if (batcher.pendingIn(sessionId) > 0) await batcher.flush(10_000);
+      const row = await repo.findSession(db, sessionId);
+      if (!row) throw notFound("session", sessionId);
+      const fields: [string, string][] = [["status", name]];
+      if (reason) {
+        const metadata = { ...(row.metadata ? (JSON.parse(row.metadata) as object) : {}), status_reason: reason };
+        fields.push(["metadata", JSON.stringify(metadata)]);
+      }
+      await batcher.accept([createPatch(SESSION.table, [sessionId], Date.now() * 1000, fields)], "committed");
+    },
     upsertSessions: (records, durability, signal) => upsert(SESSION, records, durability, signal),
     upsertTasks: (records, durability, signal) => upsert(TASK, records, durability, signal),
     async flush(timeoutMs) {

@@ -17,6 +17,8 @@ export type SessionRow = {
   processing_tasks: number;
   created_at: number;
   updated_at: number;
+  /** Set by a soft delete: the session is hidden until cleanup purges it. */
+  deleted_at: number | null;
 };
 
 export type TaskRow = {
@@ -45,9 +47,15 @@ export type TaskRow = {
 };
 
 /** The translation domain's tables, as its queries see them. */
+export type TombstoneRow = {
+  session_id: string;
+  deleted_at: number;
+};
+
 export type TranslationTables = {
   translation_sessions: SessionRow;
   translation_tasks: TaskRow;
+  translation_tombstones: TombstoneRow;
 };
 
 /** How the write path maps an entity's patches onto its table. */

@@ -20,7 +20,11 @@ async function indexes(backend: SqlBackend, table: string): Promise<Record<strin
   return out;
 }
 
-const MIGRATIONS = ["2026_11_29_000000_translation_tables", "2026_11_29_100000_field_stamps_and_dead_letters"];
+const MIGRATIONS = [
+  "2026_11_29_000000_translation_tables",
+  "2026_11_29_100000_field_stamps_and_dead_letters",
+  "2026_11_29_200000_session_tombstones",
+];
 
 const SESSION_COLUMNS = [
   "session_id", "filename", "file_path", "status", "game_info", "llm_provider", "metadata",
@@ -46,9 +50,10 @@ describeEachDialect("sql-backend", (target, dialect) => {
     const columns = (name: string) => tables.find((t) => t.name === name)?.columns.map((c) => c.name).sort();
     const withStamps = (cols: string[], keys: string[]) =>
       [...cols, ...cols.filter((c) => !keys.includes(c) && c !== "updated_at").map((c) => `${c}_stamp`)].sort();
-    expect(columns("translation_sessions")).toEqual(withStamps(SESSION_COLUMNS, ["session_id"]));
+    expect(columns("translation_sessions")).toEqual([...withStamps(SESSION_COLUMNS, ["session_id"]), "deleted_at"].sort());
     expect(columns("translation_tasks")).toEqual(withStamps(TASK_COLUMNS, ["session_id", "task_id"]));
     expect(columns("dead_letters")).toEqual(["failed_at", "id", "payload", "reason", "record_key", "table_name"]);
+    expect(columns("translation_tombstones")).toEqual(["deleted_at", "session_id"]);
   });
 
   it("indexes the keys and filters the translation queries use", async () => {

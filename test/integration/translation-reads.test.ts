@@ -247,3 +247,78 @@ describeEachDialect("translation-reads", (target) => {
     expect(chunks.flatMap((c) => c.tasks.map((t) => t.taskId))).toEqual(restored.tasks.map((t) => t.taskId));
   });
 });
+
+describeEachDialect("translation-management", (target) => {
+  let server: TestServer;
+  const client = () => server.client(TranslationService);
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  async function seed(sessionId: string, tasks: number, stamp = Date.now() - 60_000) {
+    await client().batchUpsertSessions({ sessions: [{ sessionId, filename: "x.xlsx", status: SessionStatus.PROCESSING, updatedAt: timestampFromMs(stamp) }] });
+    await client().batchUpsertTasks({ tasks: sessionTasks(sessionId, tasks, stamp), durability: Durability.COMMITTED });
+  }
+
+  it("deletes a session with its stored and buffered tasks", async () => {
+    const id = newId("del");
+    await seed(id, 30);
+    await client().batchUpsertTasks({ tasks: [{ sessionId: id, taskId: "LATE_1", sourceText: "buffered" }], durability: Durability.ACCEPTED });
+    const reply = await client().deleteSession({ sessionId: id });
+    expect(reply).toMatchObject({ status: "deleted", sessionId: id, deletedTasks: 30 });
+    await client().flush({});
+    expect((await errorOf(client().getSession({ sessionId: id }))).code).toBe(Code.NotFound);
+    expect((await client().listTasks({ sessionId: id })).total).toBe(0);
+    expect((await errorOf(client().deleteSession({ sessionId: id }))).code).toBe(Code.NotFound);
+  });
+
+  it("keeps a deleted session deleted when another instance flushes older records later, and lets newer ones recreate it", async () => {
+    const id = newId("late");
+    const before = Date.now() - 10_000;
+    await seed(id, 5, before - 10_000);
+    const other = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+    try {
+      await other.client(TranslationService).batchUpsertTasks({
+        tasks: sessionTasks(id, 5, before).map((t) => ({ ...t, targetText: "stale" })),
+        durability: Durability.ACCEPTED,
+      });
+      await other.client(TranslationService).batchUpsertSessions({
+        sessions: [{ sessionId: id, filename: "x.xlsx", completedTasks: 5, updatedAt: timestampFromMs(before) }],
+        durability: Durability.ACCEPTED,
+      });
+      await client().deleteSession({ sessionId: id });
+      await other.client(TranslationService).flush({});
+      expect((await errorOf(client().getSession({ sessionId: id }))).code).toBe(Code.NotFound);
+      expect((await client().listTasks({ sessionId: id })).total).toBe(0);
+
+      await other.client(TranslationService).batchUpsertSessions({ sessions: [{ sessionId: id, filename: "again.xlsx" }], durability: Durability.COMMITTED });
+      expect((await client().getSession({ sessionId: id })).session?.filename).toBe("again.xlsx");
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("hides a session on a soft delete, and its late records do not bring it back", async () => {
+    const id = newId("soft");
+    await seed(id, 12);
+    expect(await client().deleteSession({ sessionId: id, soft: true })).toMatchObject({ deletedTasks: 12 });
+    expect((await errorOf(client().getSession({ sessionId: id }))).code).toBe(Code.NotFound);
+    expect((await client().listSessions({ pageSize: 100 })).items.some((s) => s.sessionId === id)).toBe(false);
+    expect((await client().listIncompleteSessions({})).sessions.some((s) => s.sessionId === id)).toBe(false);
+    await client().batchUpsertSessions({ sessions: [{ sessionId: id, filename: "x.xlsx", updatedAt: timestampFromMs(Date.now() - 30_000) }], durability: Durability.COMMITTED });
+    expect((await errorOf(client().getSession({ sessionId: id }))).code).toBe(Code.NotFound);
+  });
+
+  it("updates a session's status at COMMITTED durability and keeps the reason", async () => {
+    const id = newId("status");
+    await client().batchUpsertSessions({ sessions: [{ sessionId: id, filename: "s.xlsx", metadata: { owner: "ops" } }] });
+    const updated = await client().updateSessionStatus({ sessionId: id, status: SessionStatus.CANCELLED, reason: "user stopped it" });
+    expect(updated.session).toMatchObject({ status: SessionStatus.CANCELLED, metadata: { owner: "ops", status_reason: "user stopped it" } });
+    expect(server.app.status().bufferRecords).toBe(0);
+    expect((await errorOf(client().updateSessionStatus({ sessionId: "no-such-session", status: SessionStatus.FAILED }))).code).toBe(Code.NotFound);
+    expect((await errorOf(client().updateSessionStatus({ sessionId: id }))).code).toBe(Code.InvalidArgument);
+  });
+});

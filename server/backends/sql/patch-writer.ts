@@ -24,9 +24,9 @@ export interface RejectedPatch {
 export interface PatchWriter {
   /**
    * Upserts every group in one transaction, tables in the order given, one multi-row statement per
-   * chunk. All or nothing. Returns the number of statements run.
+   * chunk. All or nothing. Returns the number of upsert statements run (not counting `prepare`'s reads).
    */
-  write(groups: readonly { table: string; patches: readonly Patch[] }[]): Promise<number>;
+  write(groups: PatchGroups): Promise<number>;
   /** Records patches the database refused, with their reasons, in `dead_letters`. */
   deadLetter(rejected: readonly RejectedPatch[]): Promise<void>;
   /** Dead letters stored so far. */
@@ -36,9 +36,17 @@ export interface PatchWriter {
 /** Most bound parameters in one statement: MySQL's prepared-statement limit, SQLite's default variable limit. */
 const MAX_PARAMS = { mysql: 65_535, sqlite: 32_766 } as const;
 
+/** Groups of patches on their way to the tables. */
+export type PatchGroups = readonly { table: string; patches: readonly Patch[] }[];
+
 export interface PatchWriterOptions {
   /** Largest statement sent to MySQL, in bytes (default: half of the server's max_allowed_packet, read at start). */
   readonly maxStatementBytes?: number;
+  /**
+   * Runs inside each write's transaction before the upserts and returns what to write instead (the
+   * translation domain drops records of deleted sessions here). Default: write everything.
+   */
+  readonly prepare?: (trx: Kysely<unknown>, groups: PatchGroups) => Promise<PatchGroups>;
 }
 
 /**
@@ -98,16 +106,17 @@ export async function createPatchWriter(
 
   return {
     async write(groups) {
-      const statements = groups.flatMap(({ table, patches }) => {
-        const spec = byName.get(table);
-        if (!spec) throw new Error(`no patch table ${table}`);
-        return statementsFor(spec, patches);
-      });
-      if (statements.length === 0) return 0;
-      await db.transaction().execute(async (trx) => {
+      if (groups.every((g) => g.patches.length === 0)) return 0;
+      return db.transaction().execute(async (trx) => {
+        const kept = options.prepare ? await options.prepare(trx, groups) : groups;
+        const statements = kept.flatMap(({ table, patches }) => {
+          const spec = byName.get(table);
+          if (!spec) throw new Error(`no patch table ${table}`);
+          return patches.length > 0 ? statementsFor(spec, patches) : [];
+        });
         for (const statement of statements) await trx.executeQuery(statement);
+        return statements.length;
       });
-      return statements.length;
     },
     async deadLetter(rejected) {
       if (rejected.length === 0) return;

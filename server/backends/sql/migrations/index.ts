@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as translationTables from "./2026_11_29_000000_translation_tables.js";
 import * as fieldStamps from "./2026_11_29_100000_field_stamps_and_dead_letters.js";
+import * as tombstones from "./2026_11_29_200000_session_tombstones.js";
 
 /**
  * Every migration, by name. Static imports rather than a folder scan keep the set identical under
@@ -9,6 +10,7 @@ import * as fieldStamps from "./2026_11_29_100000_field_stamps_and_dead_letters.
 const migrations: Record<string, Migration> = {
   "2026_11_29_000000_translation_tables": translationTables,
   "2026_11_29_100000_field_stamps_and_dead_letters": fieldStamps,
+  "2026_11_29_200000_session_tombstones": tombstones,
 };
 
 export const migrationProvider: MigrationProvider = {
