@@ -80,7 +80,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     logger.info({ records: replayed.length, discarded_bytes: log.discardedBytes }, "write-ahead log replayed");
   }
   const translationDb = sql.db.withTables<TranslationTables>();
-  const translationReads = createTranslationReads({ db: translationDb, batcher });
+  const translationReads = createTranslationReads({
+    db: translationDb,
+    dialect: sql.dialect,
+    batcher,
+    countDeadLetters: writer.countDeadLetters,
+  });
   const translation = createTranslationService({
     db: translationDb,
     dialect: sql.dialect,

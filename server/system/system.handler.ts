@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
+import { writePathStats } from "../rpc/write-path-stats.js";
 import type { BufferFigures, SystemService } from "./system.service.js";
 
 /** The write buffer's figures as the contract carries them. */
@@ -44,16 +45,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
           eventLoopLagP99Ms: m.process.eventLoopLagP99Ms,
         },
         buffer: bufferHealth(m.buffer),
-        writePath: {
-          bufferRecords: BigInt(m.writePath.bufferRecords),
-          bufferBytes: BigInt(m.writePath.bufferBytes),
-          oldestUnflushedAgeMs: BigInt(Math.round(m.writePath.oldestAgeMs)),
-          flushes: BigInt(m.writePath.flushes),
-          recordsWritten: BigInt(m.writePath.recordsWritten),
-          deadLetters: BigInt(m.writePath.deadLetters),
-          retries: BigInt(m.writePath.retries),
-          statements: BigInt(m.writePath.statements),
-        },
+        writePath: writePathStats(m.writePath),
       };
     },
     getConfig() {

@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
 import { SessionSortField, TranslationService as TranslationServiceDesc } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
+import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
 import { SESSION_STATUS_NAMES, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
 import type { TranslationReads } from "./translation.reads.js";
@@ -112,6 +113,22 @@ export function createTranslationHandler(
     async *streamRestoreSession(req) {
       const restoredAt = timestampNow();
       for await (const chunk of reads.streamRestoreSession(req.sessionId, req.chunkSize)) yield { ...chunk, restoredAt };
+    },
+    async getStats() {
+      const s = await reads.stats();
+      const big = (counts: Record<string, number>) => Object.fromEntries(Object.entries(counts).map(([k, n]) => [k, BigInt(n)]));
+      return {
+        totalSessions: BigInt(s.totalSessions),
+        totalTasks: BigInt(s.totalTasks),
+        sessionsByStatus: big(s.sessionsByStatus),
+        tasksByStatus: big(s.tasksByStatus),
+        successRate: s.successRate,
+        averageSessionSeconds: s.averageSessionSeconds,
+        averageTaskMs: s.averageTaskMs,
+        averageConfidence: s.averageConfidence,
+        storage: s.storage.map((t) => ({ table: t.table, rows: BigInt(t.rows), dataBytes: BigInt(t.dataBytes), indexBytes: BigInt(t.indexBytes) })),
+        writePath: writePathStats(s.writePath),
+      };
     },
     async deleteSession(req) {
       const { deletedTasks } = await translation.deleteSession(req.sessionId, req.soft);

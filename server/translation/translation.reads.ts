@@ -1,4 +1,6 @@
 import type { Kysely } from "kysely";
+import type { SqlDialect } from "../backends/sql/sql-backend.js";
+import { tableSizes } from "../backends/sql/table-sizes.js";
 import { failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { nextPageToken, pageFigures, pageRequest, type PageRequest } from "../core/paging.js";
 import type { WriteBatcher } from "../core/write-batcher.js";
@@ -29,8 +31,14 @@ export interface TaskListInput extends PageInput, repo.TaskFilter {}
 
 export interface TranslationReadsDeps {
   readonly db: Kysely<TranslationTables>;
+  readonly dialect: SqlDialect;
   readonly batcher: WriteBatcher;
+  /** Dead letters stored in the database. */
+  readonly countDeadLetters: () => Promise<number>;
 }
+
+/** Tables whose sizes GetStats reports. */
+const STAT_TABLES = ["translation_sessions", "translation_tasks", "translation_tombstones", "dead_letters"];
 
 /**
  * The read side. Reads reflect what this instance accepted: when the buffer holds records of the
@@ -115,6 +123,31 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
       const keys = (row: TaskRow) =>
         repo.sortValues(row, input.sessionId ? repo.TASK_POSITION : [{ column: "session_id", desc: false }, ...repo.TASK_POSITION]);
       return { ...page(rows, request, total, keys, fingerprint), items: rows.map(taskView) };
+    },
+
+    /** Counts, rates, averages and storage of the translation data, with the write path's figures. */
+    async stats() {
+      await visible();
+      const [{ sessions, tasks }, averages, storage, deadLetters] = await Promise.all([
+        repo.statusCounts(db),
+        repo.averages(db),
+        tableSizes(db as Kysely<unknown>, deps.dialect, STAT_TABLES),
+        deps.countDeadLetters(),
+      ]);
+      const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+      const finished = (tasks.completed ?? 0) + (tasks.failed ?? 0);
+      return {
+        totalSessions: sum(sessions),
+        totalTasks: sum(tasks),
+        sessionsByStatus: sessions,
+        tasksByStatus: tasks,
+        successRate: finished > 0 ? (tasks.completed ?? 0) / finished : 0,
+        averageSessionSeconds: averages.sessionMicros / 1e6,
+        averageTaskMs: averages.taskMs,
+        averageConfidence: averages.confidence,
+        storage,
+        writePath: { ...batcher.status(), deadLetters },
+      };
     },
 
     async listIncompleteSessions() {

@@ -203,3 +203,31 @@ export async function purgeSession(db: Db, sessionId: string, slice = 5000): Pro
   await db.deleteFrom("translation_sessions").where("session_id", "=", sessionId).execute();
   return deleted;
 }
+
+/** Sessions and tasks by status (soft-deleted sessions left out). */
+export async function statusCounts(db: Db): Promise<{ sessions: StatusCounts; tasks: StatusCounts }> {
+  const sessions = await db
+    .selectFrom("translation_sessions")
+    .select(["status", (eb) => eb.fn.countAll<number>().as("n")])
+    .where("deleted_at", "is", null)
+    .groupBy("status")
+    .execute();
+  const tasks = await db.selectFrom("translation_tasks").select(["status", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("status").execute();
+  const toCounts = (rows: { status: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  return { sessions: toCounts(sessions), tasks: toCounts(tasks) };
+}
+
+/** Average duration of completed sessions (µs), of tasks (ms), and average confidence. */
+export async function averages(db: Db): Promise<{ sessionMicros: number; taskMs: number; confidence: number }> {
+  const s = await db
+    .selectFrom("translation_sessions")
+    .select((eb) => eb.fn.avg<number>(eb("updated_at", "-", eb.ref("created_at"))).as("a"))
+    .where("status", "=", "completed")
+    .where("deleted_at", "is", null)
+    .executeTakeFirst();
+  const t = await db
+    .selectFrom("translation_tasks")
+    .select((eb) => [eb.fn.avg<number>("duration_ms").as("ms"), eb.fn.avg<number>("confidence").as("c")])
+    .executeTakeFirst();
+  return { sessionMicros: Number(s?.a ?? 0), taskMs: Number(t?.ms ?? 0), confidence: Number(t?.c ?? 0) };
+}

@@ -88,14 +88,14 @@ describeEachDialect("server", (target, dialect) => {
   it("summarises RPC figures in GetMetrics", async () => {
     const client = server.client(SystemService);
     for (let i = 0; i < 5; i++) await client.getInfo({});
-    await errorOf(server.client(TranslationService).getStats({}));
+    await errorOf(server.client(TranslationService).cleanupSessions({}));
     const metrics = await client.getMetrics({});
     const getInfo = metrics.rpcs.find((r) => r.method === "GetInfo");
     expect(Number(getInfo?.requests)).toBeGreaterThanOrEqual(5);
     expect(getInfo?.p99Ms).toBeGreaterThan(0);
     expect(getInfo?.p50Ms).toBeLessThanOrEqual(getInfo?.p99Ms ?? 0);
     expect(getInfo?.ratePerSecond).toBeGreaterThan(0);
-    const flush = metrics.rpcs.find((r) => r.method === "GetStats");
+    const flush = metrics.rpcs.find((r) => r.method === "CleanupSessions");
     expect(Number(flush?.errors)).toBeGreaterThanOrEqual(1);
     expect(Number(flush?.codes.unimplemented)).toBeGreaterThanOrEqual(1);
     expect(metrics.backends).toEqual({ sql: "up" });
@@ -103,7 +103,7 @@ describeEachDialect("server", (target, dialect) => {
   });
 
   it.each(PROTOCOLS)("registers every TranslationService RPC (UNIMPLEMENTED until it lands) over %s", async (protocol) => {
-    const err = await errorOf(server.client(TranslationService, protocol).getStats({}));
+    const err = await errorOf(server.client(TranslationService, protocol).cleanupSessions({}));
     expect(err.code).toBe(Code.Unimplemented);
   });
 

@@ -221,6 +221,35 @@ describeEachDialect("translation-reads", (target) => {
     expect(across.items.every((t) => t.batchId === "BATCH_3")).toBe(true);
   });
 
+  it("reports counts by status, rates, averages and storage from the database's catalog", async () => {
+    const id = newId("stats");
+    await client().batchUpsertSessions({ sessions: [{ sessionId: id, filename: "s.xlsx", status: SessionStatus.COMPLETED }] });
+    await client().batchUpsertTasks({
+      tasks: [
+        { sessionId: id, taskId: "A", status: TaskStatus.COMPLETED, durationMs: 1000, confidence: 0.5 },
+        { sessionId: id, taskId: "B", status: TaskStatus.FAILED, durationMs: 3000 },
+      ],
+    });
+    const stats = await client().getStats({});
+    // The store is shared with the other cases of this suite: check the figures against each other.
+    const sum = (m: Record<string, bigint>) => Object.values(m).reduce((a, b) => a + Number(b), 0);
+    expect(Number(stats.totalSessions)).toBe(sum(stats.sessionsByStatus));
+    expect(Number(stats.totalTasks)).toBe(sum(stats.tasksByStatus));
+    expect(Number(stats.tasksByStatus.completed)).toBeGreaterThanOrEqual(401);
+    expect(Number(stats.tasksByStatus.failed)).toBeGreaterThanOrEqual(101);
+    const completed = Number(stats.tasksByStatus.completed);
+    expect(stats.successRate).toBeCloseTo(completed / (completed + Number(stats.tasksByStatus.failed)), 6);
+    expect(stats.averageTaskMs).toBeGreaterThan(0);
+    expect(stats.averageConfidence).toBeGreaterThan(0.5);
+    expect(stats.averageConfidence).toBeLessThan(0.9);
+    const tasksTable = stats.storage.find((t) => t.table === "translation_tasks");
+    expect(Number(tasksTable?.dataBytes)).toBeGreaterThan(0);
+    expect(Number(tasksTable?.indexBytes)).toBeGreaterThan(0);
+    if (target().dialect === "sqlite") expect(Number(tasksTable?.rows)).toBe(Number(stats.totalTasks));
+    expect(stats.storage.map((t) => t.table)).toEqual(["translation_sessions", "translation_tasks", "translation_tombstones", "dead_letters"]);
+    expect(Number(stats.writePath?.flushes)).toBeGreaterThan(0);
+  });
+
   it("runs the translation backend's start-up recovery: list incomplete, restore each, resume", async () => {
     const incomplete = await client().listIncompleteSessions({});
     expect(incomplete.count).toBe(incomplete.sessions.length);
