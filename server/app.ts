@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
@@ -20,6 +22,7 @@ import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
+import { scheduleCleanup } from "./translation/translation.cleanup.js";
 import { createTranslationService } from "./translation/translation.service.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
 
@@ -80,6 +83,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     logger.info({ records: replayed.length, discarded_bytes: log.discardedBytes }, "write-ahead log replayed");
   }
   const translationDb = sql.db.withTables<TranslationTables>();
+  const cleanup =
+    config.cleanupIntervalMs > 0
+      ? scheduleCleanup(translationDb, config.cleanupIntervalMs, `${hostname()}:${process.pid}:${randomUUID()}`, logger)
+      : undefined;
   const translationReads = createTranslationReads({
     db: translationDb,
     dialect: sql.dialect,
@@ -127,6 +134,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     listener = await listen(handler, config.listen);
   } catch (err) {
     monitor.stop();
+    cleanup?.stop();
     await batcher.close(0);
     await sql.close();
     throw err;
@@ -148,6 +156,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const grace = setTimeout(() => listener.destroyConnections(), drained ? 1000 : 0);
     await listener.closed();
     clearTimeout(grace);
+    cleanup?.stop();
     // What cannot be flushed in time stays in the write-ahead log for the next start.
     await batcher.close(Math.max(0, deadline - Date.now()));
     monitor.stop();

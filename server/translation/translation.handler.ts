@@ -130,6 +130,11 @@ export function createTranslationHandler(
         writePath: writePathStats(s.writePath),
       };
     },
+    async cleanupSessions(req) {
+      const started = performance.now();
+      const result = await translation.cleanup(req);
+      return { ...result, durationMs: Math.round(performance.now() - started) };
+    },
     async deleteSession(req) {
       const { deletedTasks } = await translation.deleteSession(req.sessionId, req.soft);
       return { status: "deleted", sessionId: req.sessionId, deletedTasks };

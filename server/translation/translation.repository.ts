@@ -231,3 +231,28 @@ export async function averages(db: Db): Promise<{ sessionMicros: number; taskMs:
     .executeTakeFirst();
   return { sessionMicros: Number(s?.a ?? 0), taskMs: Number(t?.ms ?? 0), confidence: Number(t?.c ?? 0) };
 }
+
+/** Sessions a cleanup removes: of a status not updated since a time, or soft-deleted ones. */
+export type ExpiredSessions = { readonly status: string; readonly updatedBefore: number } | { readonly softDeleted: true };
+
+function whereExpired<O>(query: SelectQueryBuilder<TranslationTables, "translation_sessions", O>, expired: ExpiredSessions) {
+  if ("softDeleted" in expired) return query.where("deleted_at", "is not", null);
+  return query.where("status", "=", expired.status).where("updated_at", "<", expired.updatedBefore).where("deleted_at", "is", null);
+}
+
+export function expiredSessionIds(db: Db, expired: ExpiredSessions, limit: number): Promise<string[]> {
+  return whereExpired(db.selectFrom("translation_sessions").select("session_id"), expired)
+    .limit(limit)
+    .execute()
+    .then((rows) => rows.map((r) => r.session_id));
+}
+
+export async function countExpired(db: Db, expired: ExpiredSessions): Promise<{ sessions: number; tasks: number }> {
+  const sessions = await whereExpired(db.selectFrom("translation_sessions").select((eb) => eb.fn.countAll<number>().as("n")), expired).executeTakeFirst();
+  const tasks = await db
+    .selectFrom("translation_tasks")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("session_id", "in", whereExpired(db.selectFrom("translation_sessions").select("session_id"), expired))
+    .executeTakeFirst();
+  return { sessions: Number(sessions?.n ?? 0), tasks: Number(tasks?.n ?? 0) };
+}

@@ -5,6 +5,7 @@ import type { Durability, WriteBatcher } from "../core/write-batcher.js";
 import type { Patch } from "../core/patch.js";
 import { createPatch } from "../core/patch.js";
 import { KEY_PATTERN, SESSION, SESSION_STATUS_NAMES, TASK, type EntitySpec } from "./translation.fields.js";
+import { cleanupSessions, type CleanupRequest, type CleanupResult } from "./translation.cleanup.js";
 import * as repo from "./translation.repository.js";
 import { toPatches } from "./translation.records.js";
 import type { TranslationTables } from "./translation.table.js";
@@ -56,6 +57,8 @@ export interface TranslationService {
   deleteSession(sessionId: string, soft: boolean): Promise<{ deletedTasks: number }>;
   /** Sets a session's status (and keeps `reason` in its metadata) at COMMITTED durability. */
   updateSessionStatus(sessionId: string, status: number, reason: string): Promise<void>;
+  /** Deletes sessions past their retention (see translation.cleanup.ts). */
+  cleanup(request: CleanupRequest): Promise<CleanupResult>;
 }
 
 export function createTranslationService(deps: TranslationServiceDeps): TranslationService {
@@ -144,6 +147,7 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
       }
       await batcher.accept([createPatch(SESSION.table, [sessionId], Date.now() * 1000, fields)], "committed");
     },
+    cleanup: (request) => cleanupSessions(db, request),
     upsertSessions: (records, durability, signal) => upsert(SESSION, records, durability, signal),
     upsertTasks: (records, durability, signal) => upsert(TASK, records, durability, signal),
     async flush(timeoutMs) {

@@ -20,6 +20,11 @@ const SERVICES = [
   "persistence.v1.TranslationService",
 ];
 
+/** Reads a server stream to its end. */
+async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream);
+}
+
 describeEachDialect("server", (target, dialect) => {
   let server: TestServer;
   beforeAll(async () => {
@@ -88,14 +93,14 @@ describeEachDialect("server", (target, dialect) => {
   it("summarises RPC figures in GetMetrics", async () => {
     const client = server.client(SystemService);
     for (let i = 0; i < 5; i++) await client.getInfo({});
-    await errorOf(server.client(TranslationService).cleanupSessions({}));
+    await errorOf(drain(server.client(TranslationService).watchSession({ sessionId: "s1" })));
     const metrics = await client.getMetrics({});
     const getInfo = metrics.rpcs.find((r) => r.method === "GetInfo");
     expect(Number(getInfo?.requests)).toBeGreaterThanOrEqual(5);
     expect(getInfo?.p99Ms).toBeGreaterThan(0);
     expect(getInfo?.p50Ms).toBeLessThanOrEqual(getInfo?.p99Ms ?? 0);
     expect(getInfo?.ratePerSecond).toBeGreaterThan(0);
-    const flush = metrics.rpcs.find((r) => r.method === "CleanupSessions");
+    const flush = metrics.rpcs.find((r) => r.method === "WatchSession");
     expect(Number(flush?.errors)).toBeGreaterThanOrEqual(1);
     expect(Number(flush?.codes.unimplemented)).toBeGreaterThanOrEqual(1);
     expect(metrics.backends).toEqual({ sql: "up" });
@@ -103,7 +108,7 @@ describeEachDialect("server", (target, dialect) => {
   });
 
   it.each(PROTOCOLS)("registers every TranslationService RPC (UNIMPLEMENTED until it lands) over %s", async (protocol) => {
-    const err = await errorOf(server.client(TranslationService, protocol).cleanupSessions({}));
+    const err = await errorOf(drain(server.client(TranslationService, protocol).watchSession({ sessionId: "s1" })));
     expect(err.code).toBe(Code.Unimplemented);
   });
 

@@ -351,3 +351,83 @@ describeEachDialect("translation-management", (target) => {
     expect((await errorOf(client().updateSessionStatus({ sessionId: id }))).code).toBe(Code.InvalidArgument);
   });
 });
+
+describeEachDialect("translation-cleanup", (target) => {
+  const DAY = 86_400_000;
+  it("counts on a dry run what the real run then deletes: expired sessions by status and soft-deleted ones", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    const client = server.client(TranslationService);
+    try {
+      const session = (id: string, status: SessionStatus, ageDays: number) => ({
+        sessionId: id,
+        filename: `${id}.xlsx`,
+        status,
+        updatedAt: timestampFromMs(Date.now() - ageDays * DAY),
+      });
+      const old = { completed: newId("c100"), failed: newId("f40"), cancelled: newId("x31") };
+      const kept = [newId("c80"), newId("f20"), newId("p400")];
+      const soft = newId("soft");
+      await client.batchUpsertSessions({
+        sessions: [
+          session(old.completed, SessionStatus.COMPLETED, 100),
+          session(old.failed, SessionStatus.FAILED, 40),
+          session(old.cancelled, SessionStatus.CANCELLED, 31),
+          session(kept[0]!, SessionStatus.COMPLETED, 80),
+          session(kept[1]!, SessionStatus.FAILED, 20),
+          session(kept[2]!, SessionStatus.PROCESSING, 400),
+          session(soft, SessionStatus.PENDING, 1),
+        ],
+        durability: Durability.COMMITTED,
+      });
+      await client.batchUpsertTasks({ tasks: sessionTasks(old.completed, 7, Date.now() - 100 * DAY), durability: Durability.COMMITTED });
+      await client.deleteSession({ sessionId: soft, soft: true });
+
+      const dry = await client.cleanupSessions({ dryRun: true });
+      expect(dry.dryRun).toBe(true);
+      expect(dry.sessionsByStatus).toMatchObject({ completed: expect.any(Number), deleted: expect.any(Number) });
+      expect(dry.deletedSessions).toBeGreaterThanOrEqual(4);
+      expect(dry.deletedTasks).toBeGreaterThanOrEqual(7);
+      expect((await client.getSession({ sessionId: old.completed })).session?.totalTasks).toBe(7);
+
+      const real = await client.cleanupSessions({});
+      expect(real).toMatchObject({ dryRun: false, deletedSessions: dry.deletedSessions, deletedTasks: dry.deletedTasks });
+      expect(real.sessionsByStatus).toEqual(dry.sessionsByStatus);
+      for (const id of Object.values(old)) expect((await errorOf(client.getSession({ sessionId: id }))).code).toBe(Code.NotFound);
+      for (const id of kept) expect((await client.getSession({ sessionId: id })).session?.sessionId).toBe(id);
+      expect((await client.listTasks({ sessionId: old.completed })).total).toBe(0);
+      expect((await client.cleanupSessions({ dryRun: true })).deletedSessions).toBe(0);
+
+      const shorter = await client.cleanupSessions({ completedDays: 30, dryRun: true });
+      expect(shorter.sessionsByStatus.completed).toBe(1);
+      expect((await errorOf(client.cleanupSessions({ failedDays: 0 }))).code).toBe(Code.InvalidArgument);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("runs on a schedule on one instance at a time", async () => {
+    const env = { PERSISTENCE_SQL_URL: target().url, PERSISTENCE_CLEANUP_INTERVAL_MS: "300" };
+    const [a, b] = await Promise.all([startTestServer(env), startTestServer(env)]);
+    try {
+      const id = newId("sched");
+      await a.client(TranslationService).batchUpsertSessions({
+        sessions: [{ sessionId: id, filename: "s.xlsx", status: SessionStatus.COMPLETED, updatedAt: timestampFromMs(Date.now() - 200 * DAY) }],
+        durability: Durability.COMMITTED,
+      });
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const gone = await errorOf(a.client(TranslationService).getSession({ sessionId: id })).catch(() => undefined);
+        if (gone?.code === Code.NotFound) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect((await errorOf(a.client(TranslationService).getSession({ sessionId: id }))).code).toBe(Code.NotFound);
+      const runs = [...a.logs, ...b.logs].filter((l) => l.msg === "scheduled cleanup done");
+      expect(runs.length).toBeGreaterThan(0);
+      // Each run holds the lease for the whole interval: runs never overlap in time across instances.
+      const times = runs.map((l) => Date.parse(String(l.time))).sort((x, y) => x - y);
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThan(150);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});

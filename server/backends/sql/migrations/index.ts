@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from "kysely";
 import * as translationTables from "./2026_11_29_000000_translation_tables.js";
 import * as fieldStamps from "./2026_11_29_100000_field_stamps_and_dead_letters.js";
 import * as tombstones from "./2026_11_29_200000_session_tombstones.js";
+import * as leases from "./2026_11_29_300000_leases.js";
 
 /**
  * Every migration, by name. Static imports rather than a folder scan keep the set identical under
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   "2026_11_29_000000_translation_tables": translationTables,
   "2026_11_29_100000_field_stamps_and_dead_letters": fieldStamps,
   "2026_11_29_200000_session_tombstones": tombstones,
+  "2026_11_29_300000_leases": leases,
 };
 
 export const migrationProvider: MigrationProvider = {
