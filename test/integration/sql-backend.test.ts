@@ -2,6 +2,8 @@ import net from "node:net";
 import { sql } from "kysely";
 import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
 import { parseSqlUrl } from "../../server/backends/sql/sql-url";
+import { acquireLease } from "../../server/backends/sql/leases";
+import { migrationProvider } from "../../server/backends/sql/migrations";
 import { createSqlTarget, describeEachDialect, withMysql } from "../support/sql-targets";
 
 /** Index name → columns, as the database itself reports them. */
@@ -20,11 +22,6 @@ async function indexes(backend: SqlBackend, table: string): Promise<Record<strin
   return out;
 }
 
-const MIGRATIONS = [
-  "2026_11_29_000000_translation_tables",
-  "2026_11_29_100000_field_stamps_and_dead_letters",
-  "2026_11_29_200000_session_tombstones",
-];
 
 const SESSION_COLUMNS = [
   "session_id", "filename", "file_path", "status", "game_info", "llm_provider", "metadata",
@@ -38,8 +35,11 @@ const TASK_COLUMNS = [
 
 describeEachDialect("sql-backend", (target, dialect) => {
   let backend: SqlBackend;
+  let MIGRATIONS: string[];
   beforeAll(async () => {
     backend = await openSqlBackend(target().url);
+    MIGRATIONS = Object.keys(await migrationProvider.getMigrations()).sort();
+    expect(MIGRATIONS[0]).toBe("2026_11_29_000000_translation_tables");
   });
   afterAll(async () => {
     await backend?.close();
@@ -107,6 +107,15 @@ describeEachDialect("sql-backend", (target, dialect) => {
     } finally {
       await fresh.drop();
     }
+  });
+
+  it("gives a lease to one holder at a time until it expires", async () => {
+    expect(await acquireLease(backend.db, "job", "a", 200)).toBe(true);
+    expect(await acquireLease(backend.db, "job", "b", 200)).toBe(false);
+    expect(await acquireLease(backend.db, "job", "a", 200)).toBe(true);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await acquireLease(backend.db, "job", "b", 200)).toBe(true);
+    expect(await acquireLease(backend.db, "job", "a", 200)).toBe(false);
   });
 
   it("answers pings while reachable", async () => {
