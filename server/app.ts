@@ -22,6 +22,7 @@ import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
+import { createSessionEvents } from "./translation/translation.events.js";
 import { scheduleCleanup } from "./translation/translation.cleanup.js";
 import { createTranslationService } from "./translation/translation.service.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
@@ -87,14 +88,20 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     config.cleanupIntervalMs > 0
       ? scheduleCleanup(translationDb, config.cleanupIntervalMs, `${hostname()}:${process.pid}:${randomUUID()}`, logger)
       : undefined;
+  const events = createSessionEvents();
+  batcher.onCommit((patches) => events.committed(patches));
+  const stopping = new AbortController();
   const translationReads = createTranslationReads({
     db: translationDb,
+    events,
+    stopping: stopping.signal,
     dialect: sql.dialect,
     batcher,
     countDeadLetters: writer.countDeadLetters,
   });
   const translation = createTranslationService({
     db: translationDb,
+    events,
     dialect: sql.dialect,
     batcher,
     maxBatchRecords: config.limits.maxBatchRecords,
@@ -146,6 +153,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const close = async () => {
     const deadline = Date.now() + config.shutdownTimeoutMs;
     monitor.markShuttingDown();
+    stopping.abort();
     listener.stopAccepting();
     const drained = await inFlight.drained(config.shutdownTimeoutMs);
     if (!drained) {

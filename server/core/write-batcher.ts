@@ -81,6 +81,8 @@ export interface WriteBatcher {
   pendingIn(group?: string): number;
   /** Forgets the buffered (not yet being written) records of a group; returns how many rows they were. */
   discard(group: string): number;
+  /** Calls `listener` with the patches of every flush that commits; returns the unsubscribe function. */
+  onCommit(listener: (patches: readonly Patch[]) => void): () => void;
   /** Loads patches read back from the log at start-up. */
   restore(patches: readonly Patch[]): void;
   status(): BatcherStatus;
@@ -124,6 +126,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   let failures = 0;
   let closing = false;
   const flushListeners = new Set<(counts: FlushCounts) => void>();
+  const commitListeners = new Set<(patches: readonly Patch[]) => void>();
   /** Unflushed entries (buffered or being written) per group. */
   const groupCounts = new Map<string, number>();
   const countGroup = (patch: Patch, delta: number) => {
@@ -229,11 +232,13 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     if (statements > 0) metrics.rowsPerStatement.observe(inflight.size / statements);
     metrics.statements.inc({ batcher: options.name }, statements);
     for (const patch of inflight.values()) countGroup(patch, -1);
+    const committed = [...inflight.values()];
     inflight = new Map();
     inflightBytes = 0;
     inflightOldest = undefined;
     settleWaiters(seqAtStart);
     for (const listener of flushListeners) listener(counts);
+    for (const listener of commitListeners) listener(committed);
     await wal.truncateBefore(boundary).catch((err: unknown) => logger.error({ err }, "write-ahead log truncation failed"));
   }
 
@@ -410,6 +415,11 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
 
     pendingIn(group) {
       return group === undefined ? buffer.size + inflight.size : (groupCounts.get(group) ?? 0);
+    },
+
+    onCommit(listener) {
+      commitListeners.add(listener);
+      return () => commitListeners.delete(listener);
     },
 
     discard(group) {

@@ -1,7 +1,7 @@
 import { timestampFromMs, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
-import { SessionSortField, TranslationService as TranslationServiceDesc } from "../../gen/persistence/v1/translation_pb.js";
+import { SessionSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
@@ -142,6 +142,12 @@ export function createTranslationHandler(
     async updateSessionStatus(req) {
       await translation.updateSessionStatus(req.sessionId, req.status, req.reason);
       return { session: await reads.getSession(req.sessionId) };
+    },
+    async *watchSession(req, ctx) {
+      const types = { snapshot: WatchEventType.SNAPSHOT, updated: WatchEventType.UPDATED, deleted: WatchEventType.DELETED };
+      for await (const event of reads.watchSession(req.sessionId, ctx.signal)) {
+        yield { type: types[event.type], session: event.session, tasks: event.tasks };
+      }
     },
     async getRecoveryStatus() {
       const s = await translation.recoveryStatus();

@@ -5,6 +5,7 @@ import { failedPrecondition, invalidArgument, notFound } from "../core/errors.js
 import { nextPageToken, pageFigures, pageRequest, type PageRequest } from "../core/paging.js";
 import type { WriteBatcher } from "../core/write-batcher.js";
 import { KEY_PATTERN } from "./translation.fields.js";
+import type { SessionEvents } from "./translation.events.js";
 import { sessionView, taskView } from "./translation.mapping.js";
 import * as repo from "./translation.repository.js";
 import type { SessionRow, TaskRow, TranslationTables } from "./translation.table.js";
@@ -31,6 +32,9 @@ export interface TaskListInput extends PageInput, repo.TaskFilter {}
 
 export interface TranslationReadsDeps {
   readonly db: Kysely<TranslationTables>;
+  readonly events: SessionEvents;
+  /** Aborted when the service starts shutting down: watch streams end then. */
+  readonly stopping: AbortSignal;
   readonly dialect: SqlDialect;
   readonly batcher: WriteBatcher;
   /** Dead letters stored in the database. */
@@ -148,6 +152,51 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
         storage,
         writePath: { ...batcher.status(), deadLetters },
       };
+    },
+
+    /**
+     * The session now, then its view and the tasks that changed after each committed change, until
+     * the caller goes away, the session is deleted (a last "deleted" message) or the service stops.
+     * Changes that arrive while the caller is slow are folded into the next message.
+     */
+    async *watchSession(sessionId: string, signal: AbortSignal) {
+      checkId("session_id", sessionId);
+      const changedTasks = new Set<string>();
+      let dirty = false;
+      let wake: (() => void) | undefined;
+      const unsubscribe = deps.events.subscribe(sessionId, ({ taskIds }) => {
+        for (const id of taskIds) changedTasks.add(id);
+        dirty = true;
+        wake?.();
+      });
+      const ended = () => signal.aborted || deps.stopping.aborted;
+      try {
+        await visible(sessionId);
+        yield { type: "snapshot" as const, session: (await views([await existingSession(sessionId)]))[0]!, tasks: [] };
+        while (!ended()) {
+          if (!dirty) {
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              signal.addEventListener("abort", () => resolve(), { once: true });
+              deps.stopping.addEventListener("abort", () => resolve(), { once: true });
+            });
+            wake = undefined;
+            if (ended()) return;
+          }
+          dirty = false;
+          const ids = [...changedTasks];
+          changedTasks.clear();
+          const row = await repo.findSession(db, sessionId);
+          if (!row) {
+            yield { type: "deleted" as const, session: undefined, tasks: [] };
+            return;
+          }
+          const tasks = await repo.findTasksByIds(db, sessionId, ids);
+          yield { type: "updated" as const, session: (await views([row]))[0]!, tasks: tasks.map(taskView) };
+        }
+      } finally {
+        unsubscribe();
+      }
     },
 
     async listIncompleteSessions() {

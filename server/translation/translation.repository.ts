@@ -256,3 +256,11 @@ export async function countExpired(db: Db, expired: ExpiredSessions): Promise<{ 
     .executeTakeFirst();
   return { sessions: Number(sessions?.n ?? 0), tasks: Number(tasks?.n ?? 0) };
 }
+
+/** Tasks of a session by id, in spreadsheet order. */
+export function findTasksByIds(db: Db, sessionId: string, taskIds: readonly string[]): Promise<TaskRow[]> {
+  if (taskIds.length === 0) return Promise.resolve([]);
+  let q = db.selectFrom("translation_tasks").select(TASK_COLUMNS).where("session_id", "=", sessionId).where("task_id", "in", [...taskIds]);
+  for (const key of TASK_POSITION) q = q.orderBy(key.column, "asc");
+  return q.execute();
+}

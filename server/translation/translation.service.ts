@@ -6,6 +6,7 @@ import type { Patch } from "../core/patch.js";
 import { createPatch } from "../core/patch.js";
 import { KEY_PATTERN, SESSION, SESSION_STATUS_NAMES, TASK, type EntitySpec } from "./translation.fields.js";
 import { cleanupSessions, type CleanupRequest, type CleanupResult } from "./translation.cleanup.js";
+import type { SessionEvents } from "./translation.events.js";
 import * as repo from "./translation.repository.js";
 import { toPatches } from "./translation.records.js";
 import type { TranslationTables } from "./translation.table.js";
@@ -32,6 +33,8 @@ export interface RecoveryStatus {
 
 export interface TranslationServiceDeps {
   readonly db: Kysely<TranslationTables>;
+  /** Told about deletes and status changes (watchers follow them). */
+  readonly events: SessionEvents;
   readonly dialect: SqlDialect;
   readonly batcher: WriteBatcher;
   /** Most records in one batch write. */
@@ -129,9 +132,12 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
       knownSessions.delete(sessionId);
       if (soft) {
         await repo.markDeleted(db, sessionId, deletedAt);
+        deps.events.changed(sessionId);
         return { deletedTasks: tasks };
       }
-      return { deletedTasks: await repo.purgeSession(db, sessionId) };
+      const deletedTasks = await repo.purgeSession(db, sessionId);
+      deps.events.changed(sessionId);
+      return { deletedTasks };
     },
     async updateSessionStatus(sessionId, status, reason) {
       checkId(sessionId);

@@ -1,5 +1,5 @@
 import net from "node:net";
-import { Code, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb";
@@ -93,23 +93,30 @@ describeEachDialect("server", (target, dialect) => {
   it("summarises RPC figures in GetMetrics", async () => {
     const client = server.client(SystemService);
     for (let i = 0; i < 5; i++) await client.getInfo({});
-    await errorOf(drain(server.client(TranslationService).watchSession({ sessionId: "s1" })));
+    await errorOf(server.client(TranslationService).getSession({ sessionId: "no-such-session" }));
     const metrics = await client.getMetrics({});
     const getInfo = metrics.rpcs.find((r) => r.method === "GetInfo");
     expect(Number(getInfo?.requests)).toBeGreaterThanOrEqual(5);
     expect(getInfo?.p99Ms).toBeGreaterThan(0);
     expect(getInfo?.p50Ms).toBeLessThanOrEqual(getInfo?.p99Ms ?? 0);
     expect(getInfo?.ratePerSecond).toBeGreaterThan(0);
-    const flush = metrics.rpcs.find((r) => r.method === "WatchSession");
-    expect(Number(flush?.errors)).toBeGreaterThanOrEqual(1);
-    expect(Number(flush?.codes.unimplemented)).toBeGreaterThanOrEqual(1);
+    const failed = metrics.rpcs.find((r) => r.method === "GetSession");
+    expect(Number(failed?.errors)).toBeGreaterThanOrEqual(1);
+    expect(Number(failed?.codes.not_found)).toBeGreaterThanOrEqual(1);
     expect(metrics.backends).toEqual({ sql: "up" });
     expect(Number(metrics.process?.rssBytes)).toBeGreaterThan(10_000_000);
   });
 
-  it.each(PROTOCOLS)("registers every TranslationService RPC (UNIMPLEMENTED until it lands) over %s", async (protocol) => {
-    const err = await errorOf(drain(server.client(TranslationService, protocol).watchSession({ sessionId: "s1" })));
-    expect(err.code).toBe(Code.Unimplemented);
+  it.each(PROTOCOLS)("implements every TranslationService RPC (%s)", async (protocol) => {
+    const client = server.client(TranslationService, protocol) as unknown as Record<string, (req: object) => unknown>;
+    for (const method of TranslationService.methods) {
+      const call = client[method.localName]!({ sessionId: "no-such-session" });
+      const outcome = await (method.methodKind === "server_streaming" ? drain(call as AsyncIterable<unknown>) : (call as Promise<unknown>)).then(
+        () => Code[0],
+        (err: unknown) => Code[ConnectError.from(err).code],
+      );
+      expect(`${method.name}: ${outcome}`).not.toBe(`${method.name}: Unimplemented`);
+    }
   });
 
   it("logs one access line per call with service, method, protocol, code and duration, never the payload", async () => {

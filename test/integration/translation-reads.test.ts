@@ -1,7 +1,7 @@
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { Durability, SortOrder } from "../../gen/persistence/v1/common_pb";
-import { SessionSortField, SessionStatus, TaskStatus, TranslationService, type Task } from "../../gen/persistence/v1/translation_pb";
+import { SessionSortField, SessionStatus, TaskStatus, TranslationService, WatchEventType, type Task } from "../../gen/persistence/v1/translation_pb";
 import { errorOf } from "../support/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
@@ -429,5 +429,57 @@ describeEachDialect("translation-cleanup", (target) => {
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
+  });
+});
+
+describeEachDialect("translation-watch", (target) => {
+  it("streams a snapshot, then each committed change, then the deletion", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+    const client = server.client(TranslationService, "grpc");
+    const id = newId("watch");
+    try {
+      await client.batchUpsertSessions({ sessions: [{ sessionId: id, filename: "w.xlsx", status: SessionStatus.PROCESSING }], durability: Durability.COMMITTED });
+      const stream = client.watchSession({ sessionId: id })[Symbol.asyncIterator]();
+      const next = async () => {
+        const result = await stream.next();
+        if (result.done) throw new Error("the stream ended");
+        return result.value;
+      };
+
+      const snapshot = await next();
+      expect(snapshot).toMatchObject({ type: WatchEventType.SNAPSHOT, session: { sessionId: id, totalTasks: 0 } });
+
+      await client.batchUpsertTasks({ tasks: sessionTasks(id, 3, Date.now()), durability: Durability.COMMITTED });
+      const update = await next();
+      expect(update?.type).toBe(WatchEventType.UPDATED);
+      expect(update?.session?.totalTasks).toBe(3);
+      expect(update?.tasks.map((t) => t.taskId).sort()).toEqual(["TASK_0000", "TASK_0001", "TASK_0002"]);
+
+      await client.updateSessionStatus({ sessionId: id, status: SessionStatus.COMPLETED });
+      expect((await next())?.session?.status).toBe(SessionStatus.COMPLETED);
+
+      await client.deleteSession({ sessionId: id });
+      expect((await next())?.type).toBe(WatchEventType.DELETED);
+      expect((await stream.next()).done).toBe(true);
+      expect((await errorOf((async () => { for await (const _ of client.watchSession({ sessionId: "no-such-session" })); })())).code).toBe(Code.NotFound);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("ends watch streams when the service stops", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    const id = newId("stop");
+    await server.client(TranslationService).batchUpsertSessions({ sessions: [{ sessionId: id, filename: "s.xlsx" }], durability: Durability.COMMITTED });
+    const seen: WatchEventType[] = [];
+    const watching = (async () => {
+      for await (const event of server.client(TranslationService, "grpc").watchSession({ sessionId: id })) {
+        seen.push(event.type);
+        if (seen.length === 1) void server.close();
+      }
+    })();
+    await watching;
+    expect(seen).toEqual([WatchEventType.SNAPSHOT]);
+    await server.close();
   });
 });
