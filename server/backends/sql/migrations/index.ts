@@ -3,6 +3,7 @@ import * as translationTables from "./2026_11_29_000000_translation_tables.js";
 import * as fieldStamps from "./2026_11_29_100000_field_stamps_and_dead_letters.js";
 import * as tombstones from "./2026_11_29_200000_session_tombstones.js";
 import * as leases from "./2026_11_29_300000_leases.js";
+import * as filterIndexes from "./2026_11_29_400000_filter_indexes.js";
 
 /**
  * Every migration, by name. Static imports rather than a folder scan keep the set identical under
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   "2026_11_29_100000_field_stamps_and_dead_letters": fieldStamps,
   "2026_11_29_200000_session_tombstones": tombstones,
   "2026_11_29_300000_leases": leases,
+  "2026_11_29_400000_filter_indexes": filterIndexes,
 };
 
 export const migrationProvider: MigrationProvider = {
