@@ -59,7 +59,14 @@ describeEachDialect("sql-backend", (target, dialect) => {
   it("indexes the keys and filters the translation queries use", async () => {
     const sessions = Object.values(await indexes(backend, "translation_sessions"));
     expect(sessions).toEqual(
-      expect.arrayContaining([["session_id"], ["status", "created_at"], ["status", "updated_at"], ["created_at"], ["updated_at"]]),
+      expect.arrayContaining([
+        ["session_id"],
+        ["status", "deleted_at", "created_at"],
+        ["status", "deleted_at", "updated_at"],
+        ["llm_provider", "created_at"],
+        ["created_at"],
+        ["updated_at"],
+      ]),
     );
     const tasks = Object.values(await indexes(backend, "translation_tasks"));
     expect(tasks).toEqual(
@@ -69,6 +76,8 @@ describeEachDialect("sql-backend", (target, dialect) => {
         ["session_id", "sheet_name", "row_index", "column_name"],
         ["task_id"],
         ["batch_id"],
+        ["status"],
+        ["created_at"],
         ["updated_at"],
       ]),
     );

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { isMysql } from "../column-types.js";
 
 /**
  * Indexes for the remaining filters of the listings (tasks by status or creation time, sessions by
@@ -7,7 +8,7 @@ import type { Kysely } from "kysely";
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   for (const sort of ["created", "updated"]) {
-    await db.schema.dropIndex(`translation_sessions_status_${sort}`).on("translation_sessions").execute();
+    await dropIndex(db, `translation_sessions_status_${sort}`, "translation_sessions");
     await db.schema
       .createIndex(`translation_sessions_status_${sort}`)
       .on("translation_sessions")
@@ -21,12 +22,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await db.schema.dropIndex("translation_sessions_deleted").on("translation_sessions").execute();
-  await db.schema.dropIndex("translation_sessions_provider_created").on("translation_sessions").execute();
-  await db.schema.dropIndex("translation_tasks_created").on("translation_tasks").execute();
-  await db.schema.dropIndex("translation_tasks_status").on("translation_tasks").execute();
+  await dropIndex(db, "translation_sessions_deleted", "translation_sessions");
+  await dropIndex(db, "translation_sessions_provider_created", "translation_sessions");
+  await dropIndex(db, "translation_tasks_created", "translation_tasks");
+  await dropIndex(db, "translation_tasks_status", "translation_tasks");
   for (const sort of ["created", "updated"]) {
-    await db.schema.dropIndex(`translation_sessions_status_${sort}`).on("translation_sessions").execute();
+    await dropIndex(db, `translation_sessions_status_${sort}`, "translation_sessions");
     await db.schema.createIndex(`translation_sessions_status_${sort}`).on("translation_sessions").columns(["status", `${sort}_at`]).execute();
   }
+}
+
+/** DROP INDEX names the table on MySQL; SQLite's index names are global. */
+async function dropIndex(db: Kysely<unknown>, name: string, table: string): Promise<void> {
+  const drop = db.schema.dropIndex(name);
+  await (isMysql(db) ? drop.on(table) : drop).execute();
 }
