@@ -77,7 +77,9 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
     async getSession(sessionId: string) {
       checkId("session_id", sessionId);
       await visible(sessionId);
-      return (await views([await existingSession(sessionId)]))[0]!;
+      // The row and its task counts in parallel: two short queries on two connections.
+      const [row, counts] = await Promise.all([existingSession(sessionId), repo.taskCounts(db, [sessionId])]);
+      return sessionView(row, counts.get(sessionId), now());
     },
 
     async listSessions(input: SessionListInput) {
@@ -95,8 +97,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
       const fingerprint = JSON.stringify(["session-tasks", input.sessionId, input.statuses, input.sheetName]);
       const request = pageRequest(input, fingerprint);
       await visible(input.sessionId);
-      await existingSession(input.sessionId);
-      const [rows, total] = await Promise.all([repo.pageOfTasks(db, input, request), repo.countTasks(db, input)]);
+      const [, rows, total] = await Promise.all([existingSession(input.sessionId), repo.pageOfTasks(db, input, request), repo.countTasks(db, input)]);
       return { ...page(rows, request, total, (row: TaskRow) => repo.sortValues(row, repo.TASK_POSITION), fingerprint), items: rows.map(taskView) };
     },
 

@@ -483,3 +483,40 @@ describeEachDialect("translation-watch", (target) => {
     await server.close();
   });
 });
+
+describeEachDialect("translation-restore-large", (target) => {
+  it("restores a session of 100,000 tasks, in one reply and streamed", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_MAX_RECORDS: "5000" });
+    const client = server.client(TranslationService, "grpc");
+    const id = newId("huge");
+    try {
+      await client.batchUpsertSessions({ sessions: [{ sessionId: id, filename: "huge.xlsx", status: SessionStatus.PROCESSING }] });
+      for (let start = 0; start < 100_000; start += 1000) {
+        await client.batchUpsertTasks({
+          tasks: Array.from({ length: 1000 }, (_, i) => ({
+            sessionId: id,
+            taskId: `T${start + i}`,
+            sheetName: "Sheet",
+            rowIndex: start + i,
+            columnName: "Text",
+            sourceText: `line ${start + i}`,
+            status: (start + i) % 10 === 0 ? TaskStatus.COMPLETED : TaskStatus.PENDING,
+          })),
+          durability: Durability.ACCEPTED,
+        });
+      }
+      const restored = await client.restoreSession({ sessionId: id });
+      expect(restored.tasksCount).toBe(90_000);
+      expect(restored.tasks[0]?.rowIndex).toBe(1);
+      expect(restored.tasks.at(-1)?.rowIndex).toBe(99_999);
+      const rows: number[] = [];
+      for await (const chunk of client.streamRestoreSession({ sessionId: id, chunkSize: 5000 })) {
+        expect(chunk.tasks.length).toBeLessThanOrEqual(5000);
+        for (const task of chunk.tasks) rows.push(task.rowIndex ?? -1);
+      }
+      expect(rows).toEqual(restored.tasks.map((t) => t.rowIndex));
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+});
