@@ -171,16 +171,15 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
         wake?.();
       });
       const ended = () => signal.aborted || deps.stopping.aborted;
+      const onEnd = () => wake?.();
+      signal.addEventListener("abort", onEnd);
+      deps.stopping.addEventListener("abort", onEnd);
       try {
         await visible(sessionId);
         yield { type: "snapshot" as const, session: (await views([await existingSession(sessionId)]))[0]!, tasks: [] };
         while (!ended()) {
           if (!dirty) {
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-              signal.addEventListener("abort", () => resolve(), { once: true });
-              deps.stopping.addEventListener("abort", () => resolve(), { once: true });
-            });
+            await new Promise<void>((resolve) => (wake = resolve));
             wake = undefined;
             if (ended()) return;
           }
@@ -197,6 +196,8 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
         }
       } finally {
         unsubscribe();
+        signal.removeEventListener("abort", onEnd);
+        deps.stopping.removeEventListener("abort", onEnd);
       }
     },
 
