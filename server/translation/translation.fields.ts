@@ -44,6 +44,12 @@ export const MAX_JSON_BYTES = 65_535;
 /** Keys: 1-64 characters of [A-Za-z0-9._:-]. */
 export const KEY_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
+/** What is wrong with a key, or undefined when it is well formed. */
+export function keyProblem(value: unknown): string | undefined {
+  if (typeof value === "string" && KEY_PATTERN.test(value)) return undefined;
+  return value ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required";
+}
+
 function statusNames(values: Record<string, string | number>, prefix: string): Record<number, string> {
   const names: Record<number, string> = {};
   for (const [name, value] of Object.entries(values)) {

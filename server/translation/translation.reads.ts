@@ -4,7 +4,7 @@ import { tableSizes } from "../backends/sql/table-sizes.js";
 import { failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { nextPageToken, pageFigures, pageRequest, type PageRequest } from "../core/paging.js";
 import type { WriteBatcher } from "../core/write-batcher.js";
-import { KEY_PATTERN } from "./translation.fields.js";
+import { requireKey } from "./translation.records.js";
 import type { SessionEvents } from "./translation.events.js";
 import { sessionView, taskView } from "./translation.mapping.js";
 import * as repo from "./translation.repository.js";
@@ -55,9 +55,6 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
   const visible = async (sessionId?: string) => {
     if (batcher.pendingIn(sessionId) > 0) await batcher.flush(VISIBILITY_TIMEOUT_MS);
   };
-  const checkId = (field: string, id: string) => {
-    if (!KEY_PATTERN.test(id)) throw invalidArgument([{ field, description: id ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required" }]);
-  };
   const views = async (rows: SessionRow[]) => {
     const counts = await repo.taskCounts(db, rows.map((r) => r.session_id));
     const at = now();
@@ -75,7 +72,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
 
   return {
     async getSession(sessionId: string) {
-      checkId("session_id", sessionId);
+      requireKey("session_id", sessionId);
       await visible(sessionId);
       // The row and its task counts in parallel: two short queries on two connections.
       const [row, counts] = await Promise.all([existingSession(sessionId), repo.taskCounts(db, [sessionId])]);
@@ -93,7 +90,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
     },
 
     async listSessionTasks(input: TaskListInput & { sessionId: string }) {
-      checkId("session_id", input.sessionId);
+      requireKey("session_id", input.sessionId);
       const fingerprint = JSON.stringify(["session-tasks", input.sessionId, input.statuses, input.sheetName]);
       const request = pageRequest(input, fingerprint);
       await visible(input.sessionId);
@@ -102,8 +99,8 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
     },
 
     async getTask(taskId: string, sessionId: string | undefined) {
-      checkId("task_id", taskId);
-      if (sessionId) checkId("session_id", sessionId);
+      requireKey("task_id", taskId);
+      if (sessionId) requireKey("session_id", sessionId);
       await visible(sessionId);
       const rows = await repo.findTasks(db, taskId, sessionId, 11);
       if (rows.length === 0) throw notFound("task", taskId);
@@ -120,7 +117,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
     },
 
     async listTasks(input: TaskListInput) {
-      if (input.sessionId) checkId("session_id", input.sessionId);
+      if (input.sessionId) requireKey("session_id", input.sessionId);
       const fingerprint = JSON.stringify(["tasks", input.sessionId, input.statuses, input.sheetName, input.batchId, input.fromMicros, input.toMicros]);
       const request = pageRequest(input, fingerprint);
       await visible(input.sessionId || undefined);
@@ -161,7 +158,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
      * Changes that arrive while the caller is slow are folded into the next message.
      */
     async *watchSession(sessionId: string, signal: AbortSignal) {
-      checkId("session_id", sessionId);
+      requireKey("session_id", sessionId);
       const changedTasks = new Set<string>();
       let dirty = false;
       let wake: (() => void) | undefined;
@@ -208,7 +205,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
 
     /** The session and all its pending or processing tasks in spreadsheet order, read in slices of RESTORE_READ. */
     async restoreSession(sessionId: string) {
-      checkId("session_id", sessionId);
+      requireKey("session_id", sessionId);
       await visible(sessionId);
       const session = (await views([await existingSession(sessionId)]))[0]!;
       const tasks = [];
@@ -218,7 +215,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
 
     /** The same as restoreSession in chunks of `chunkSize` tasks: the first chunk carries the session and the task count. */
     async *streamRestoreSession(sessionId: string, chunkSize: number) {
-      checkId("session_id", sessionId);
+      requireKey("session_id", sessionId);
       if (chunkSize < 0 || chunkSize > RESTORE_CHUNK.max) {
         throw invalidArgument([{ field: "chunk_size", description: `must be between 1 and ${RESTORE_CHUNK.max}` }]);
       }

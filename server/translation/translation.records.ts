@@ -1,8 +1,8 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { FieldViolation } from "../core/errors.js";
+import { invalidArgument, type FieldViolation } from "../core/errors.js";
 import { createPatch, type FieldValue, type Patch } from "../core/patch.js";
-import { KEY_PATTERN, timestampMicros, type EntitySpec, type FieldSpec } from "./translation.fields.js";
+import { keyProblem, timestampMicros, type EntitySpec, type FieldSpec } from "./translation.fields.js";
 
 /** A session or task message as it arrives (the generated types, read through the catalog). */
 type IncomingRecord = Record<string, unknown> & { clearFields: string[]; updatedAt?: Timestamp };
@@ -41,9 +41,8 @@ export function toPatches(
 
     const key = spec.keys.map(({ name, prop }) => {
       const value = record[prop];
-      if (typeof value !== "string" || !KEY_PATTERN.test(value)) {
-        fail(name, value ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required");
-      }
+      const problem = keyProblem(value);
+      if (problem) fail(name, problem);
       return String(value ?? "");
     });
 
@@ -78,6 +77,12 @@ export function toPatches(
     patches.push(createPatch(spec.table, key, stamp, entries));
   });
   return { patches, violations, lacking };
+}
+
+/** Throws INVALID_ARGUMENT naming `field` unless `value` is a well-formed key. */
+export function requireKey(field: string, value: string): void {
+  const problem = keyProblem(value);
+  if (problem) throw invalidArgument([{ field, description: problem }]);
 }
 
 function isSet(field: FieldSpec, value: unknown): boolean {

@@ -4,11 +4,11 @@ import { invalidArgument, notFound, type FieldViolation } from "../core/errors.j
 import type { Durability, WriteBatcher } from "../core/write-batcher.js";
 import type { Patch } from "../core/patch.js";
 import { createPatch } from "../core/patch.js";
-import { KEY_PATTERN, SESSION, SESSION_STATUS_NAMES, TASK, type EntitySpec } from "./translation.fields.js";
+import { SESSION, SESSION_STATUS_NAMES, TASK, type EntitySpec } from "./translation.fields.js";
 import { cleanupSessions, type CleanupRequest, type CleanupResult } from "./translation.cleanup.js";
 import type { SessionEvents } from "./translation.events.js";
 import * as repo from "./translation.repository.js";
-import { toPatches } from "./translation.records.js";
+import { requireKey, toPatches } from "./translation.records.js";
 import type { TranslationTables } from "./translation.table.js";
 
 type IncomingRecord = Parameters<typeof toPatches>[1][number];
@@ -116,13 +116,10 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
     return { count: patches.length, durability: reached };
   }
 
-  const checkId = (id: string) => {
-    if (!KEY_PATTERN.test(id)) throw invalidArgument([{ field: "session_id", description: id ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required" }]);
-  };
 
   return {
     async deleteSession(sessionId, soft) {
-      checkId(sessionId);
+      requireKey("session_id", sessionId);
       const deletedAt = Date.now() * 1000;
       const buffered = batcher.discard(sessionId);
       const session = await repo.findSession(db, sessionId);
@@ -140,7 +137,7 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
       return { deletedTasks };
     },
     async updateSessionStatus(sessionId, status, reason) {
-      checkId(sessionId);
+      requireKey("session_id", sessionId);
       const name = SESSION_STATUS_NAMES[status];
       if (!name) throw invalidArgument([{ field: "status", description: status ? `unknown status ${status}` : "is required" }]);
       if (batcher.pendingIn(sessionId) > 0) await batcher.flush(10_000);
