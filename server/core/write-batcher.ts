@@ -125,8 +125,11 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   let retryTimer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closing = false;
-  const flushListeners = new Set<(counts: FlushCounts) => void>();
   const commitListeners = new Set<(patches: readonly Patch[]) => void>();
+  const onCommit = (listener: (patches: readonly Patch[]) => void) => {
+    commitListeners.add(listener);
+    return () => void commitListeners.delete(listener);
+  };
   /** Unflushed entries (buffered or being written) per group. */
   const groupCounts = new Map<string, number>();
   const countGroup = (patch: Patch, delta: number) => {
@@ -221,7 +224,6 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     }
     reachable = true;
     failures = 0;
-    const counts: FlushCounts = Object.fromEntries(groups.map((g) => [g.table, g.patches.length]));
     totals.flushes++;
     totals.recordsWritten += inflight.size;
     totals.statements += statements;
@@ -237,7 +239,6 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     inflightBytes = 0;
     inflightOldest = undefined;
     settleWaiters(seqAtStart);
-    for (const listener of flushListeners) listener(counts);
     for (const listener of commitListeners) listener(committed);
     await wal.truncateBefore(boundary).catch((err: unknown) => logger.error({ err }, "write-ahead log truncation failed"));
   }
@@ -383,10 +384,9 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     async flush(timeoutMs) {
       if (buffer.size === 0 && inflight.size === 0) return { empty: true, counts: {} };
       const counts: FlushCounts = {};
-      const listener = (c: FlushCounts) => {
-        for (const [table, n] of Object.entries(c)) counts[table] = (counts[table] ?? 0) + n;
-      };
-      flushListeners.add(listener);
+      const stopCounting = onCommit((patches) => {
+        for (const patch of patches) counts[patch.table] = (counts[patch.table] ?? 0) + 1;
+      });
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       try {
@@ -398,7 +398,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
         );
       } finally {
         clearTimeout(timer);
-        flushListeners.delete(listener);
+        stopCounting();
       }
       return { empty: false, counts };
     },
@@ -417,10 +417,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       return group === undefined ? buffer.size + inflight.size : (groupCounts.get(group) ?? 0);
     },
 
-    onCommit(listener) {
-      commitListeners.add(listener);
-      return () => commitListeners.delete(listener);
-    },
+    onCommit,
 
     discard(group) {
       let dropped = 0;

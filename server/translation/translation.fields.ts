@@ -50,16 +50,17 @@ export function keyProblem(value: unknown): string | undefined {
   return value ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required";
 }
 
-function statusNames(values: Record<string, string | number>, prefix: string): Record<number, string> {
+/** Enum value → its lowercase name ("pending"), as the tables store statuses. */
+function statusNames(values: Record<string, string | number>): Record<number, string> {
   const names: Record<number, string> = {};
   for (const [name, value] of Object.entries(values)) {
-    if (typeof value === "number" && value !== 0) names[value] = name.replace(prefix, "").toLowerCase();
+    if (typeof value === "number" && value !== 0) names[value] = name.toLowerCase();
   }
   return names;
 }
 
-export const SESSION_STATUS_NAMES = statusNames(SessionStatus as unknown as Record<string, number>, "");
-export const TASK_STATUS_NAMES = statusNames(TaskStatus as unknown as Record<string, number>, "");
+export const SESSION_STATUS_NAMES = statusNames(SessionStatus as unknown as Record<string, number>);
+export const TASK_STATUS_NAMES = statusNames(TaskStatus as unknown as Record<string, number>);
 
 const text = (name: string, prop: string, maxChars: number, insertDefault: FieldValue = null): FieldSpec => ({
   name,
