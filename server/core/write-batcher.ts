@@ -433,9 +433,12 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
 
     restore(patches) {
       const now = Date.now();
+      if (patches.length === 0) return;
       for (const patch of patches) bufferPatch(patch, now);
+      // Replayed records count as accepted: Flush and COMMITTED writes wait for them like any other.
+      acceptedSeq++;
       totals.walReplayed += patches.length;
-      if (patches.length > 0) void requestFlush();
+      void requestFlush();
     },
 
     status() {
