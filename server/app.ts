@@ -12,7 +12,9 @@ import { createLogger, type Logger } from "./core/logger.js";
 import { openWal } from "./core/wal.js";
 import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
 import { listen, type Listener } from "./http/listener.js";
-import { createPlainRoutes } from "./http/plain-routes.js";
+import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
+import { buildOpenApi } from "./http/rest/openapi.js";
+import { createTranscoder, type Transcoder } from "./http/rest/transcoder.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
 import { createErrorMappingInterceptor } from "./rpc/interceptors/error-mapping.js";
 import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
@@ -121,8 +123,23 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
 
   const shutdown = new AbortController();
+  const routes = createRoutes({ system, translation, translationReads, monitor, defaultDurability: config.wal ? "logged" : "accepted" });
+  // The REST paths call the very handlers (and interceptors) the router builds for the RPC protocols.
+  let transcoder: Transcoder | undefined;
+  const plainRoutes = createPlainRoutes({
+    registry,
+    openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version }),
+  });
   const handler = connectNodeAdapter({
-    routes: createRoutes({ system, translation, translationReads, monitor, defaultDurability: config.wal ? "logged" : "accepted" }),
+    routes: (router) => {
+      routes(router);
+      transcoder = createTranscoder({
+        handlers: router.handlers,
+        maxRequestBytes: config.limits.maxRequestBytes,
+        json: { ignoreUnknownFields: config.restIgnoreUnknownFields },
+        logger,
+      });
+    },
     interceptors: [
       createRequestIdInterceptor(),
       createAccessLogInterceptor(logger),
@@ -133,7 +150,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     readMaxBytes: config.limits.maxRequestBytes,
     writeMaxBytes: 4 * config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
-    fallback: createPlainRoutes({ system, registry }),
+    fallback: (req, res) => {
+      if (!plainRoutes(req, res) && !transcoder?.handle(req, res)) sendNotFound(req, res);
+    },
   });
 
   let listener: Listener;

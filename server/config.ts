@@ -28,6 +28,8 @@ export interface Config {
     /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
     readonly bufferMaxBytes: number;
   };
+  /** Whether the REST paths drop JSON fields and query parameters they do not know instead of answering 400 (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
+  readonly restIgnoreUnknownFields: boolean;
   /** Time between scheduled cleanups of expired sessions, in ms; 0 turns them off (`PERSISTENCE_CLEANUP_INTERVAL_MS`, default daily). */
   readonly cleanupIntervalMs: number;
   /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
@@ -85,6 +87,7 @@ export function loadConfig(env: Source = process.env): Config {
       bufferMaxRecords: get("buffer_max_records", 100_000, integer(1, 100_000_000), "an integer from 1 to 100000000"),
       bufferMaxBytes: get("buffer_max_bytes", 256 * MiB, integer(MiB, 64 * 1024 * MiB), "bytes from 1 MiB to 64 GiB"),
     },
+    restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
     logLevel: get("log_level", "info" as LogLevel, parseLogLevel, "trace, debug, info, warn, error, fatal or silent"),
@@ -105,6 +108,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     max_batch_records: config.limits.maxBatchRecords,
     buffer_max_records: config.limits.bufferMaxRecords,
     buffer_max_bytes: config.limits.bufferMaxBytes,
+    rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,
     log_level: config.logLevel,

@@ -1,55 +1,67 @@
-import { create, toJsonString } from "@bufbuild/protobuf";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { ConnectError, Code } from "@connectrpc/connect";
+import type { JsonObject } from "@bufbuild/protobuf";
 import type { Registry } from "prom-client";
-import { GetHealthResponseSchema } from "../../gen/persistence/v1/system_pb.js";
-import { bufferHealth } from "../system/system.handler.js";
-import type { SystemService } from "../system/system.service.js";
-
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-type Request = Parameters<NodeHandler>[0];
-type Response = Parameters<NodeHandler>[1];
+import { requestIdOf } from "../rpc/interceptors/request-id.js";
+import { createDocsPage } from "./docs-page.js";
+import type { NodeRequest, NodeResponse } from "./node-types.js";
+import { restError } from "./rest/rest-errors.js";
 
 export interface PlainRoutesDeps {
-  readonly system: SystemService;
   readonly registry: Registry;
+  /** The OpenAPI document of the REST paths. */
+  readonly openApi: () => JsonObject;
 }
 
 /**
- * The paths that are not RPCs: `GET /health` (JSON, 503 when unhealthy, for load balancers and
- * probes) and `GET /metrics` (Prometheus text). Everything else gets a JSON 404.
+ * The paths that are neither RPCs nor REST bindings of RPCs: `GET /metrics` (Prometheus text),
+ * `GET /openapi.json` and the API page under `/docs`. Returns false for any other request.
  */
-export function createPlainRoutes(deps: PlainRoutesDeps): NodeHandler {
+export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res: NodeResponse) => boolean {
+  const docs = createDocsPage();
+  let openApiText: string | undefined;
   return (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    const readOnly = req.method === "GET" || req.method === "HEAD";
-    if (readOnly && path === "/health") return void sendHealth(deps.system, req, res).catch(() => res.destroy());
-    if (readOnly && path === "/metrics") return void sendMetrics(deps.registry, req, res).catch(() => res.destroy());
-    send(req, res, 404, "application/json", JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${path}` }));
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (req.method !== "GET" && req.method !== "HEAD") return false;
+    if (path === "/metrics") {
+      deps.registry.metrics().then(
+        (text) => send(req, res, 200, deps.registry.contentType, text),
+        () => res.destroy(),
+      );
+      return true;
+    }
+    if (path === "/openapi.json") {
+      send(req, res, 200, "application/json", (openApiText ??= JSON.stringify(deps.openApi())));
+      return true;
+    }
+    if (path === "/docs" || path.startsWith("/docs/")) {
+      docs(path.slice("/docs/".length)).then(
+        (asset) => (asset ? send(req, res, 200, asset.contentType, asset.body, "public, max-age=3600") : sendNotFound(req, res)),
+        () => res.destroy(),
+      );
+      return true;
+    }
+    return false;
   };
 }
 
-async function sendHealth(system: SystemService, req: Request, res: Response): Promise<void> {
-  const health = await system.health();
-  const body = toJsonString(
-    GetHealthResponseSchema,
-    create(GetHealthResponseSchema, {
-      status: health.healthy ? "healthy" : "unhealthy",
-      version: health.version,
-      uptimeSeconds: health.uptimeSeconds,
-      backends: health.backends,
-      buffer: bufferHealth(health.buffer),
-    }),
-    { useProtoFieldName: true },
-  );
-  send(req, res, health.healthy ? 200 : 503, "application/json", body);
+/** The JSON 404 of SPEC §2 for a path nothing serves. */
+export function sendNotFound(req: NodeRequest, res: NodeResponse): void {
+  const path = (req.url ?? "/").split("?")[0] ?? "/";
+  const requestId = requestIdOf(typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : undefined);
+  const error = restError(new ConnectError(`no route for ${req.method ?? "GET"} ${path}`, Code.NotFound), requestId);
+  send(req, res, 404, "application/json", JSON.stringify(error.body), "no-store", { "x-request-id": requestId });
 }
 
-async function sendMetrics(registry: Registry, req: Request, res: Response): Promise<void> {
-  send(req, res, 200, registry.contentType, await registry.metrics());
-}
-
-function send(req: Request, res: Response, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+function send(
+  req: NodeRequest,
+  res: NodeResponse,
+  status: number,
+  contentType: string,
+  body: string | Buffer,
+  cacheControl = "no-store",
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { ...headers, "content-type": contentType, "content-length": Buffer.byteLength(body), "cache-control": cacheControl });
   if (req.method === "HEAD") res.end();
   else res.end(body);
 }

@@ -6,3 +6,12 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 
 /** The call's logger, already bound to its request id, service and method. */
 export const loggerKey = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
+
+/** Set on calls that arrived on a REST path: the route, e.g. `GET /api/v1/translation/sessions/{session_id}`. */
+export const restRouteKey = createContextKey<string | undefined>(undefined, { description: "REST route" });
+
+/**
+ * Set on calls that arrived on a REST path: lets a handler choose the HTTP status of a successful
+ * reply (GetHealth answers 503 when unhealthy). Absent on gRPC and Connect calls.
+ */
+export const httpStatusKey = createContextKey<((status: number) => void) | undefined>(undefined, { description: "REST reply status" });

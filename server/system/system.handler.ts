@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
+import { httpStatusKey } from "../rpc/context.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { BufferFigures, SystemService } from "./system.service.js";
 
@@ -12,8 +13,10 @@ export function bufferHealth(b: BufferFigures) {
 /** persistence.v1.SystemService: maps the system service's answers onto the contract. */
 export function createSystemHandler(system: SystemService): ServiceImpl<typeof SystemServiceDesc> {
   return {
-    async getHealth() {
+    async getHealth(_req, ctx) {
       const health = await system.health();
+      // Load balancers and probes read the HTTP status of GET /health.
+      if (!health.healthy) ctx.values.get(httpStatusKey)?.(503);
       return {
         status: health.healthy ? "healthy" : "unhealthy",
         version: health.version,

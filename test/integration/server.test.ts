@@ -69,7 +69,12 @@ describeEachDialect("server", (target, dialect) => {
     expect(await head.text()).toBe("");
     const unknown = await fetch(`${server.url}/nope`);
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toEqual({ code: "not_found", message: "no route for GET /nope" });
+    expect(await unknown.json()).toEqual({
+      code: "not_found",
+      message: "no route for GET /nope",
+      details: [],
+      request_id: unknown.headers.get("x-request-id"),
+    });
   });
 
   it("serves Connect GET for side-effect-free RPCs", async () => {
@@ -330,8 +335,8 @@ describe("the listener", () => {
       }
       socket.end("Host: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       await ended;
-      expect(reply).toMatch(/^HTTP\/1\.1 404/);
-      expect(reply).toContain('"message":"no route for POST /health"');
+      expect(reply).toMatch(/^HTTP\/1\.1 405/);
+      expect(reply).toContain('"message":"POST is not allowed on /health; allowed: GET, HEAD, OPTIONS"');
     } finally {
       await server.close();
     }

@@ -1,0 +1,209 @@
+import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { codeName } from "../../rpc/interceptors/access-log.js";
+import type { RestRoute } from "./http-rules.js";
+import { isWellKnown, shortEnumNames, wrappedField } from "./rest-json.js";
+
+export interface OpenApiInfo {
+  readonly title: string;
+  readonly version: string;
+  readonly description?: string;
+}
+
+/** Query parameters are offered for nested message fields down to this depth. */
+const MAX_QUERY_DEPTH = 3;
+
+/**
+ * An OpenAPI 3.1 document for the REST routes, built from the same descriptors the transcoder uses,
+ * in the same JSON dialect: snake_case properties, enums by short lowercase names, RFC 3339 times.
+ */
+export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): JsonObject {
+  const schemas: Record<string, JsonObject> = {};
+  const ref = (name: string): JsonObject => ({ $ref: `#/components/schemas/${name}` });
+
+  const enumRef = (desc: DescEnum): JsonObject => {
+    if (!schemas[desc.typeName]) schemas[desc.typeName] = { type: "string", enum: shortEnumNames(desc) };
+    return ref(desc.typeName);
+  };
+  const messageSchema = (desc: DescMessage): JsonObject => {
+    const wk = wellKnownSchema(desc);
+    if (wk) return wk;
+    if (!schemas[desc.typeName]) {
+      const properties: JsonObject = {};
+      schemas[desc.typeName] = { type: "object", properties, additionalProperties: false };
+      for (const field of desc.fields) properties[field.name] = fieldSchema(field);
+    }
+    return ref(desc.typeName);
+  };
+  const fieldSchema = (field: DescField): JsonObject => {
+    switch (field.fieldKind) {
+      case "scalar":
+        return scalarSchema(field.scalar);
+      case "enum":
+        return enumRef(field.enum);
+      case "message":
+        return messageSchema(field.message);
+      case "list":
+        return {
+          type: "array",
+          items: field.listKind === "scalar" ? scalarSchema(field.scalar) : field.listKind === "enum" ? enumRef(field.enum) : messageSchema(field.message),
+        };
+      case "map":
+        return {
+          type: "object",
+          additionalProperties:
+            field.mapKind === "scalar" ? scalarSchema(field.scalar) : field.mapKind === "enum" ? enumRef(field.enum) : messageSchema(field.message),
+        };
+    }
+  };
+
+  schemas.Error = {
+    type: "object",
+    required: ["code", "message", "request_id"],
+    properties: {
+      code: { type: "string", enum: Object.values(Code).filter((c): c is Code => typeof c === "number").map(codeName) },
+      message: { type: "string" },
+      details: { type: "array", items: { type: "object", properties: { "@type": { type: "string" } } } },
+      request_id: { type: "string" },
+    },
+  };
+
+  const paths: Record<string, JsonObject> = {};
+  const operationIds = new Set<string>();
+  for (const route of routes) {
+    const { method } = route;
+    const parameters: JsonObject[] = route.template.fields.map((name) => ({
+      name,
+      in: "path",
+      required: true,
+      schema: fieldSchema(fieldAt(method.input, name)),
+    }));
+    if (route.body !== "*") {
+      const skip = new Set([...route.template.fields, ...(route.body ? [route.body] : [])]);
+      for (const [name, field] of queryFields(method.input, "", 0)) {
+        if (skip.has(name)) continue;
+        const schema = fieldSchema(field);
+        parameters.push({ name, in: "query", schema, ...(field.fieldKind === "list" ? { explode: true } : {}) });
+      }
+    }
+    let operationId = `${method.parent.name}_${method.name}`;
+    for (let n = 2; operationIds.has(operationId); n++) operationId = `${method.parent.name}_${method.name}_${n}`;
+    operationIds.add(operationId);
+    const reply = route.responseBody ? fieldSchema(route.responseBody) : messageSchema(method.output);
+    const operation: JsonObject = {
+      operationId,
+      tags: [method.parent.name],
+      summary: `${method.parent.name}.${method.name}`,
+      description: `RPC \`${method.parent.typeName}/${method.name}\`${method.methodKind === "server_streaming" ? " (server stream)" : ""}.`,
+      parameters,
+      responses: {
+        "200": {
+          description: method.methodKind === "server_streaming" ? "One event (or line) per message of the stream." : "OK",
+          content:
+            method.methodKind === "server_streaming"
+              ? { "text/event-stream": { schema: { type: "string" } }, "application/x-ndjson": { schema: reply } }
+              : { "application/json": { schema: reply } },
+        },
+        default: { description: "An error.", content: { "application/json": { schema: ref("Error") } } },
+      },
+    };
+    if (route.body !== undefined) {
+      const schema = route.body === "*" ? messageSchema(method.input) : fieldSchema(fieldAt(method.input, route.body));
+      operation.requestBody = { required: false, content: { "application/json": { schema } } };
+    }
+    const path = (paths[route.template.openApiPath] ??= {});
+    path[route.verb.toLowerCase()] = operation;
+  }
+  paths["/metrics"] = {
+    get: {
+      operationId: "Metrics",
+      tags: ["System"],
+      summary: "Prometheus metrics",
+      responses: { "200": { description: "Prometheus text exposition format.", content: { "text/plain": { schema: { type: "string" } } } } },
+    },
+  };
+
+  return {
+    openapi: "3.1.0",
+    info: { title: info.title, version: info.version, ...(info.description ? { description: info.description } : {}) },
+    servers: [{ url: "/" }],
+    paths,
+    components: { schemas },
+  };
+}
+
+/** Fields that can be set from the query string, by dotted path. */
+function queryFields(desc: DescMessage, prefix: string, depth: number): [string, DescField][] {
+  const out: [string, DescField][] = [];
+  for (const field of desc.fields) {
+    const name = `${prefix}${field.name}`;
+    if (field.fieldKind === "message" && !isWellKnown(field.message)) {
+      if (depth < MAX_QUERY_DEPTH) out.push(...queryFields(field.message, `${name}.`, depth + 1));
+    } else if (field.fieldKind === "map" || (field.fieldKind === "list" && field.listKind === "message")) {
+      continue;
+    } else {
+      out.push([name, field]);
+    }
+  }
+  return out;
+}
+
+function fieldAt(desc: DescMessage, path: string): DescField {
+  let current = desc;
+  let field: DescField | undefined;
+  for (const part of path.split(".")) {
+    field = current.fields.find((f) => f.name === part);
+    if (!field) throw new Error(`no field ${path} in ${desc.typeName}`);
+    if (field.fieldKind === "message") current = field.message;
+  }
+  if (!field) throw new Error(`no field ${path} in ${desc.typeName}`);
+  return field;
+}
+
+function scalarSchema(type: ScalarType): JsonObject {
+  switch (type) {
+    case ScalarType.STRING:
+      return { type: "string" };
+    case ScalarType.BYTES:
+      return { type: "string", contentEncoding: "base64" };
+    case ScalarType.BOOL:
+      return { type: "boolean" };
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return { type: "number" };
+    case ScalarType.INT32:
+    case ScalarType.SINT32:
+    case ScalarType.SFIXED32:
+      return { type: "integer", format: "int32" };
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32:
+      return { type: "integer", minimum: 0, maximum: 2 ** 32 - 1 };
+    default:
+      // Exact 64-bit integers are numbers; larger ones are decimal strings.
+      return { type: ["integer", "string"], format: "int64" };
+  }
+}
+
+function wellKnownSchema(desc: DescMessage): JsonObject | undefined {
+  if (!isWellKnown(desc)) return undefined;
+  switch (desc.typeName) {
+    case "google.protobuf.Timestamp":
+      return { type: "string", format: "date-time", examples: ["2025-09-30T10:00:00Z"] };
+    case "google.protobuf.Duration":
+      return { type: "string", pattern: "^-?\\d+(\\.\\d+)?s$" };
+    case "google.protobuf.Struct":
+    case "google.protobuf.Any":
+      return { type: "object", additionalProperties: true };
+    case "google.protobuf.ListValue":
+      return { type: "array" };
+    case "google.protobuf.Empty":
+      return { type: "object" };
+    case "google.protobuf.FieldMask":
+      return { type: "string" };
+    case "google.protobuf.Value":
+      return {};
+  }
+  const wrapped = wrappedField(desc);
+  if (wrapped) return scalarSchema(wrapped.scalar);
+  return { type: "object" };
+}

@@ -1,0 +1,57 @@
+import { create, createRegistry, fromBinary, toJson, type DescMessage, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { file_google_rpc_error_details } from "../../../gen/google/rpc/error_details_pb.js";
+import { retryDelayMs } from "../../core/errors.js";
+import { codeName } from "../../rpc/interceptors/access-log.js";
+
+/** HTTP status of each code on the REST paths (SPEC §2; the rest as google.rpc.Code documents them). */
+const STATUS: Record<Code, number> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 409,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+const details = createRegistry(file_google_rpc_error_details);
+
+/** A REST error reply: status, headers and the body of SPEC §2. */
+export interface RestError {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: JsonObject;
+}
+
+/**
+ * `{"code": "invalid_argument", "message": "...", "details": [...], "request_id": "..."}` with the
+ * status of SPEC §2 and, on 429 and 503, `Retry-After` in whole seconds (from the error's RetryInfo).
+ * Details are the google.rpc messages in their JSON form, each with its `@type`.
+ */
+export function restError(error: ConnectError, requestId: string, status = STATUS[error.code]): RestError {
+  const headers: Record<string, string> = {};
+  if (status === 429 || status === 503) headers["retry-after"] = String(Math.max(1, Math.ceil((retryDelayMs(error) ?? 1000) / 1000)));
+  const body: JsonObject = {
+    code: codeName(error.code),
+    message: error.rawMessage,
+    details: error.details.map((d) => {
+      const type = "type" in d ? d.type : d.desc.typeName;
+      const schema = details.getMessage(type);
+      const message = !schema ? undefined : "type" in d ? fromBinary(schema, d.value) : create(schema, d.value as MessageInitShape<DescMessage>);
+      const fields = message && schema ? toJson(schema, message, { useProtoFieldName: true }) : {};
+      return { "@type": `type.googleapis.com/${type}`, ...(fields as JsonObject) };
+    }),
+    request_id: requestId,
+  };
+  return { status, headers, body };
+}
