@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
@@ -49,6 +49,31 @@ describe("the service on the embedded default", () => {
   });
   afterAll(async () => {
     await service?.stop();
+  });
+
+  it("runs the README's REST examples as printed, each answering 200 with JSON", async () => {
+    const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## REST: the original HTTP paths"));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    const commands = block
+      .replace(/\\\n\s*/g, "")
+      .split("\n")
+      .filter((line) => line.startsWith("curl "));
+    expect(commands.length).toBe(18);
+    const host = new URL(service.url).host;
+    const replies: Record<string, unknown>[] = [];
+    for (const command of commands) {
+      const { stdout } = await run("bash", ["-c", `${command.replaceAll("localhost:8001", host)} -w '\\n%{http_code}'`]);
+      const lines = stdout.split("\n");
+      const status = lines.pop();
+      expect({ command, status }).toEqual({ command, status: "200" });
+      replies.push(JSON.parse(lines.join("\n")) as Record<string, unknown>);
+    }
+    expect(replies[0]).toMatchObject({ status: "accepted", count: 1, durability: "logged" });
+    expect(replies[2]).toMatchObject({ status: "flushed", sessions_written: 1, tasks_written: 1 });
+    expect(replies[3]).toMatchObject({ filename: "quests.xlsx", status: "processing", total_tasks: 1, pending_tasks: 1 });
+    expect(replies.at(-6)).toMatchObject({ session: { status: "completed" } });
+    expect(replies.at(-4)).toEqual({ status: "deleted", session_id: "8d0c6f1e-0000-4000-8000-0000000000aa", deleted_tasks: 1 });
   });
 
   it("answers curl on /health and a Connect JSON POST over HTTP/1.1", async () => {

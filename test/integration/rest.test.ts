@@ -1,0 +1,486 @@
+import http2 from "node:http2";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { describeEachDialect } from "../support/sql-targets";
+import { startTestServer, type TestServer } from "../support/test-server";
+
+/** JSON as the REST paths write it. */
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** Original-style records: snake_case, short enum names, RFC 3339 times, a free-form game_info object. */
+function sessionRecord(id: string, extra: Json = {}): Json {
+  return {
+    session_id: id,
+    filename: `${id}.xlsx`,
+    file_path: `/uploads/${id}.xlsx`,
+    status: "processing",
+    game_info: { game_name: "Dragon Quest", source_language: "en", target_language: "ja", game_type: "rpg" },
+    llm_provider: "openai",
+    metadata: { uploaded_by: "alice", tags: ["beta"] },
+    total_tasks: 3,
+    created_at: "2025-09-30T10:00:00Z",
+    ...extra,
+  };
+}
+
+function taskRecord(sessionId: string, n: number, extra: Json = {}): Json {
+  return {
+    task_id: `TASK_${String(n).padStart(4, "0")}`,
+    session_id: sessionId,
+    batch_id: "BATCH_TR_NORMAL_001",
+    sheet_name: "Dialogue",
+    row_index: 10 + n,
+    column_name: "Text",
+    source_text: `Hello, adventurer #${n}!`,
+    status: "pending",
+    ...extra,
+  };
+}
+
+/** A GET over h2c (HTTP/2 with prior knowledge). */
+function h2get(base: string, path: string, headers: Record<string, string> = {}) {
+  return new Promise<{ status: number | undefined; headers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    const session = http2.connect(base);
+    session.on("error", reject);
+    const stream = session.request({ ":path": path, ...headers });
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => {
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        session.close();
+        resolve({ status: h[":status"], headers: h, body: Buffer.concat(chunks) });
+      });
+    });
+    stream.on("error", reject);
+  });
+}
+
+describeEachDialect("REST paths", (target, dialect) => {
+  let server: TestServer;
+  let base: string;
+  /** A REST call with a JSON body (when given); returns status, headers and parsed body. */
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, json: (text ? JSON.parse(text) : undefined) as Json };
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("accepts original-style batches and answers {status, count, durability, timestamp}", async () => {
+    const sessions = await call("POST", "/api/v1/translation/sessions/batch", { sessions: [sessionRecord("rest-a")] });
+    expect(sessions.status).toBe(200);
+    expect(sessions.headers.get("content-type")).toBe("application/json");
+    expect(Object.keys(sessions.json).sort()).toEqual(["count", "durability", "status", "timestamp"]);
+    expect(sessions.json.status).toBe("accepted");
+    expect(sessions.json.count).toBe(1);
+    expect(sessions.json.durability).toBe("logged");
+    expect(sessions.json.timestamp).toMatch(RFC3339_UTC);
+
+    const tasks = await call("POST", "/api/v1/translation/tasks/batch", {
+      tasks: [taskRecord("rest-a", 1), taskRecord("rest-a", 2), taskRecord("rest-a", 3, { sheet_name: "Items", status: "completed", confidence: 0.9 })],
+      durability: "committed",
+    });
+    expect(tasks.json).toMatchObject({ status: "accepted", count: 3, durability: "committed" });
+  });
+
+  it("GET /api/v1/translation/sessions/{session_id} returns the session view, field by field", async () => {
+    const { status, json } = await call("GET", "/api/v1/translation/sessions/rest-a");
+    expect(status).toBe(200);
+    expect(json.session_id).toBe("rest-a");
+    expect(json.filename).toBe("rest-a.xlsx");
+    expect(json.file_path).toBe("/uploads/rest-a.xlsx");
+    expect(json.status).toBe("processing");
+    expect(json.game_info).toEqual({ game_name: "Dragon Quest", source_language: "en", target_language: "ja", game_type: "rpg" });
+    expect(json.llm_provider).toBe("openai");
+    expect(json.metadata).toEqual({ uploaded_by: "alice", tags: ["beta"] });
+    // Counters come from the stored tasks: 3 tasks, one completed.
+    expect(json.total_tasks).toBe(3);
+    expect(json.completed_tasks).toBe(1);
+    expect(json.failed_tasks).toBe(0);
+    expect(json.processing_tasks).toBe(0);
+    expect(json.pending_tasks).toBe(2);
+    expect(json.progress).toBeCloseTo(100 / 3, 5);
+    expect(json.created_at).toBe("2025-09-30T10:00:00Z");
+    expect(json.updated_at).toMatch(RFC3339_UTC);
+  });
+
+  it("GET /api/v1/translation/sessions/{session_id}/tasks filters, orders and pages", async () => {
+    const all = await call("GET", "/api/v1/translation/sessions/rest-a/tasks?page_size=2");
+    expect(all.status).toBe(200);
+    expect(all.json).toMatchObject({ total: 3, page: 1, page_size: 2, total_pages: 2 });
+    expect(all.json.items.map((t: Json) => `${t.sheet_name}/${t.row_index}`)).toEqual(["Dialogue/11", "Dialogue/12"]);
+    expect(all.json.next_page_token).not.toBe("");
+    const next = await call("GET", `/api/v1/translation/sessions/rest-a/tasks?page_size=2&page_token=${encodeURIComponent(all.json.next_page_token)}`);
+    expect(next.json.items.map((t: Json) => t.task_id)).toEqual(["TASK_0003"]);
+    expect(next.json.next_page_token).toBe("");
+
+    const task = all.json.items[0];
+    expect(task).toMatchObject({
+      task_id: "TASK_0001",
+      session_id: "rest-a",
+      batch_id: "BATCH_TR_NORMAL_001",
+      sheet_name: "Dialogue",
+      row_index: 11,
+      column_name: "Text",
+      source_text: "Hello, adventurer #1!",
+      status: "pending",
+      retry_count: 0,
+    });
+    expect(task.created_at).toMatch(RFC3339_UTC);
+
+    const filtered = await call("GET", "/api/v1/translation/sessions/rest-a/tasks?status=pending&status=completed&sheet_name=Items");
+    expect(filtered.json.items.map((t: Json) => [t.task_id, t.status, t.confidence])).toEqual([["TASK_0003", "completed", 0.9]]);
+
+    const missing = await call("GET", "/api/v1/translation/sessions/no-such-session/tasks");
+    expect(missing.status).toBe(404);
+    expect(missing.json).toMatchObject({ code: "not_found", message: 'session "no-such-session" not found' });
+  });
+
+  it("GET /api/v1/translation/sessions lists with filters, sorting and both kinds of paging", async () => {
+    await call("POST", "/api/v1/translation/sessions/batch", {
+      sessions: [
+        sessionRecord("rest-b", { status: "completed", created_at: "2025-10-01T10:00:00Z", updated_at: "2025-10-01T11:00:00Z", llm_provider: "anthropic" }),
+        sessionRecord("rest-c", { status: "pending", created_at: "2025-10-02T10:00:00+02:00" }),
+      ],
+      durability: "committed",
+    });
+    const page = await call("GET", "/api/v1/translation/sessions?page=1&page_size=2&sort_by=created_at&sort_order=asc");
+    expect(page.json).toMatchObject({ total: 3, page: 1, page_size: 2, total_pages: 2 });
+    expect(page.json.items.map((s: Json) => s.session_id)).toEqual(["rest-a", "rest-b"]);
+    const second = await call("GET", "/api/v1/translation/sessions?page=2&page_size=2&sort_by=created_at&sort_order=asc");
+    expect(second.json.items.map((s: Json) => [s.session_id, s.created_at])).toEqual([["rest-c", "2025-10-02T08:00:00Z"]]);
+
+    const byStatus = await call("GET", "/api/v1/translation/sessions?status=completed&status=pending");
+    expect(byStatus.json.items.map((s: Json) => s.session_id).sort()).toEqual(["rest-b", "rest-c"]);
+    const byProvider = await call("GET", "/api/v1/translation/sessions?llm_provider=anthropic");
+    expect(byProvider.json.items.map((s: Json) => s.session_id)).toEqual(["rest-b"]);
+    const byDate = await call("GET", "/api/v1/translation/sessions?from_date=2025-10-01&to_date=2025-10-02T00:00:00Z");
+    expect(byDate.json.items.map((s: Json) => s.session_id)).toEqual(["rest-b"]);
+    const defaults = await call("GET", "/api/v1/translation/sessions");
+    expect(defaults.json).toMatchObject({ page: 1, page_size: 20 });
+    expect(defaults.json.items[0].session_id).toBe("rest-c");
+  });
+
+  it("GET /api/v1/translation/tasks/{task_id} finds a task, asks for session_id when the id is ambiguous", async () => {
+    const one = await call("GET", "/api/v1/translation/tasks/TASK_0002");
+    expect(one.status).toBe(200);
+    expect(one.json).toMatchObject({ task_id: "TASK_0002", session_id: "rest-a", row_index: 12, status: "pending" });
+
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-b", 2, { status: "failed", error_message: "timeout" })] });
+    const ambiguous = await call("GET", "/api/v1/translation/tasks/TASK_0002");
+    expect(ambiguous.status).toBe(409);
+    expect(ambiguous.json.code).toBe("failed_precondition");
+    expect(ambiguous.json.details[0]["@type"]).toBe("type.googleapis.com/google.rpc.PreconditionFailure");
+    expect(JSON.stringify(ambiguous.json.details)).toContain("rest-b");
+    const scoped = await call("GET", "/api/v1/translation/tasks/TASK_0002?session_id=rest-b");
+    expect(scoped.json).toMatchObject({ session_id: "rest-b", status: "failed", error_message: "timeout" });
+  });
+
+  it("GET /api/v1/translation/tasks filters across sessions", async () => {
+    const failed = await call("GET", "/api/v1/translation/tasks?status=failed");
+    expect(failed.json).toMatchObject({ total: 1, page: 1, total_pages: 1 });
+    expect(failed.json.items[0]).toMatchObject({ session_id: "rest-b", task_id: "TASK_0002" });
+    const scoped = await call("GET", "/api/v1/translation/tasks?session_id=rest-a&sheet_name=Dialogue&batch_id=BATCH_TR_NORMAL_001");
+    expect(scoped.json.items.map((t: Json) => t.task_id)).toEqual(["TASK_0001", "TASK_0002"]);
+    const none = await call("GET", "/api/v1/translation/tasks?from_date=2100-01-01T00:00:00Z");
+    expect(none.json).toMatchObject({ total: 0, items: [] });
+  });
+
+  it("POST /api/v1/translation/flush reports what it wrote", async () => {
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-c", 1)], durability: "accepted" });
+    const flushed = await call("POST", "/api/v1/translation/flush");
+    expect(flushed.status).toBe(200);
+    expect(flushed.json).toEqual({ status: "flushed", sessions_written: 0, tasks_written: 1, duration_ms: expect.any(Number) });
+    const empty = await call("POST", "/api/v1/translation/flush", {});
+    expect(empty.json).toMatchObject({ status: "empty", sessions_written: 0, tasks_written: 0 });
+  });
+
+  it("PATCH /api/v1/translation/sessions/{session_id}/status applies at once", async () => {
+    const res = await call("PATCH", "/api/v1/translation/sessions/rest-c/status", { status: "cancelled", reason: "user stopped" });
+    expect(res.status).toBe(200);
+    expect(res.json.session).toMatchObject({ session_id: "rest-c", status: "cancelled" });
+    expect((await call("GET", "/api/v1/translation/sessions/rest-c")).json.status).toBe("cancelled");
+    const mismatch = await call("PATCH", "/api/v1/translation/sessions/rest-c/status", { session_id: "other", status: "failed" });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.json.details[0].field_violations[0].field).toBe("session_id");
+  });
+
+  it("recovery: incomplete sessions, restore, restore as a stream, status", async () => {
+    const incomplete = await call("GET", "/api/v1/translation/recovery/incomplete-sessions");
+    expect(incomplete.status).toBe(200);
+    expect(incomplete.json.count).toBe(1);
+    expect(incomplete.json.sessions.map((s: Json) => [s.session_id, s.status, s.pending_tasks])).toEqual([["rest-a", "processing", 2]]);
+
+    const restored = await call("POST", "/api/v1/translation/recovery/restore/rest-a");
+    expect(restored.status).toBe(200);
+    expect(Object.keys(restored.json).sort()).toEqual(["restored_at", "session", "session_id", "tasks", "tasks_count"]);
+    expect(restored.json).toMatchObject({ session_id: "rest-a", tasks_count: 2, session: { session_id: "rest-a", status: "processing" } });
+    expect(restored.json.tasks.map((t: Json) => t.task_id)).toEqual(["TASK_0001", "TASK_0002"]);
+    expect(restored.json.restored_at).toMatch(RFC3339_UTC);
+
+    const stream = await fetch(`${base}/api/v1/translation/recovery/restore/rest-a/stream`, { method: "POST" });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get("content-type")).toBe("application/x-ndjson");
+    const lines = (await stream.text()).trim().split("\n").map((l) => JSON.parse(l) as Json);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines[0]?.session).toMatchObject({ session_id: "rest-a" });
+    expect(lines.flatMap((l) => l.tasks).map((t: Json) => t.task_id)).toEqual(["TASK_0001", "TASK_0002"]);
+    const missing = await fetch(`${base}/api/v1/translation/recovery/restore/nobody/stream`, { method: "POST" });
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as Json).code).toBe("not_found");
+
+    const status = await call("GET", "/api/v1/translation/recovery/status");
+    expect(status.json).toMatchObject({
+      wal_replayed_records: 0,
+      buffer_records: expect.any(Number),
+      database_reachable: true,
+      dead_letters: 0,
+      incomplete_sessions: 1,
+    });
+  });
+
+  it("GET /api/v1/translation/sessions/{session_id}/watch sends server-sent events", async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${base}/api/v1/translation/sessions/rest-a/watch`, { headers: { accept: "text/event-stream" }, signal: abort.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const reader = res.body!.getReader();
+    let text = "";
+    const nextEvent = async (): Promise<Json> => {
+      while (!text.includes("\n\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("stream ended");
+        text += Buffer.from(value).toString();
+      }
+      const [event = "", ...rest] = text.split("\n\n");
+      text = rest.join("\n\n");
+      return JSON.parse(event.replace(/^data: /, "")) as Json;
+    };
+    const snapshot = await nextEvent();
+    expect(snapshot.type).toBe("snapshot");
+    expect(snapshot.session).toMatchObject({ session_id: "rest-a", status: "processing" });
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-a", 1, { status: "completed" })], durability: "committed" });
+    const change = await nextEvent();
+    expect(change.session).toMatchObject({ session_id: "rest-a", completed_tasks: 2 });
+    abort.abort();
+  });
+
+  it("GET /api/v1/translation/stats reports counts by short status name", async () => {
+    const { json } = await call("GET", "/api/v1/translation/stats");
+    expect(json.total_sessions).toBe(3);
+    expect(json.total_tasks).toBe(5);
+    expect(json.sessions_by_status).toEqual({ processing: 1, completed: 1, cancelled: 1 });
+    expect(json.tasks_by_status).toMatchObject({ pending: 2, completed: 2, failed: 1 });
+    expect(json.storage.map((t: Json) => t.table)).toEqual(expect.arrayContaining(["translation_sessions", "translation_tasks"]));
+    expect(json.write_path).toMatchObject({ dead_letters: 0 });
+  });
+
+  it("POST /api/v1/translation/sessions/cleanup and DELETE /api/v1/translation/sessions/{session_id}", async () => {
+    const dry = await call("POST", "/api/v1/translation/sessions/cleanup", { completed_days: 1, failed_days: 30, cancelled_days: 30, dry_run: true });
+    expect(dry.status).toBe(200);
+    expect(dry.json).toMatchObject({ dry_run: true, deleted_sessions: 1, sessions_by_status: { completed: 1, failed: 0, cancelled: 0 } });
+    expect((await call("GET", "/api/v1/translation/sessions/rest-b")).status).toBe(200);
+
+    const soft = await call("DELETE", "/api/v1/translation/sessions/rest-c?soft=true");
+    expect(soft.json).toEqual({ status: "deleted", session_id: "rest-c", deleted_tasks: 1 });
+    expect((await call("GET", "/api/v1/translation/sessions/rest-c")).status).toBe(404);
+    const hard = await call("DELETE", "/api/v1/translation/sessions/rest-b");
+    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1 });
+    expect((await call("DELETE", "/api/v1/translation/sessions/rest-b")).status).toBe(404);
+  });
+
+  it("system paths: GET /, /health, /api/v1/system/metrics, /api/v1/system/config", async () => {
+    const info = await call("GET", "/");
+    expect(info.json).toMatchObject({ name: "persistence", backends: { sql: dialect === "mysql" ? "mysql" : "sqlite" } });
+    expect(info.json.services).toContain("persistence.v1.TranslationService");
+
+    const health = await call("GET", "/health");
+    expect(health.status).toBe(200);
+    expect(health.json).toMatchObject({ status: "healthy", backends: { sql: "up" }, buffer: { records: expect.any(Number), utilization: expect.any(Number) } });
+    expect(health.json.uptime_seconds).toEqual(expect.any(Number));
+
+    const metrics = await call("GET", "/api/v1/system/metrics");
+    const upserts = metrics.json.rpcs.find((r: Json) => r.method === "BatchUpsertTasks");
+    expect(upserts).toMatchObject({ service: "persistence.v1.TranslationService", errors: 0, codes: { ok: expect.any(Number) } });
+    expect(upserts.requests).toBeGreaterThanOrEqual(4);
+
+    const config = await call("GET", "/api/v1/system/config");
+    expect(config.json).toMatchObject({ wal: "on", flush_interval_ms: 60000, rest_ignore_unknown_fields: "off" });
+    if (dialect === "mysql") expect(config.json.sql_url).toMatch(/^mysql:\/\//);
+    expect(JSON.stringify(config.json)).not.toMatch(/password=|:[^@/]+@/);
+  });
+
+  it("logs REST calls like any other call, with the route", async () => {
+    await call("GET", "/api/v1/translation/stats", undefined, { "x-request-id": "rest-log-check" });
+    const line = server.logs.find((l) => l.request_id === "rest-log-check");
+    expect(line).toMatchObject({ method: "GetStats", protocol: "rest", route: "GET /api/v1/translation/stats", code: "ok" });
+  });
+});
+
+describe("REST HTTP semantics", () => {
+  let server: TestServer;
+  let base: string;
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_BUFFER_MAX_RECORDS: "2" });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = { "content-type": "application/json" }) =>
+    fetch(`${base}${path}`, { method: "POST", headers, body });
+
+  it("answers bad input with 400 naming each field, and changes nothing", async () => {
+    const res = await post(
+      "/api/v1/translation/tasks/batch",
+      JSON.stringify({ tasks: [{ task_id: "T1", session_id: "s", status: "done" }, { task_id: "T2", session_id: "s", row_index: "x", start_time: "noon", extra: 1 }] }),
+    );
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as Json;
+    expect(body.code).toBe("invalid_argument");
+    expect(body.request_id).toBe(res.headers.get("x-request-id"));
+    expect(body.details).toEqual([
+      {
+        "@type": "type.googleapis.com/google.rpc.BadRequest",
+        field_violations: [
+          { field: "tasks[0].status", description: "must be one of pending, processing, completed, failed, cancelled" },
+          { field: "tasks[1].row_index", description: "expected an integer" },
+          { field: "tasks[1].start_time", description: "expected an RFC 3339 time such as 2025-09-30T10:00:00Z" },
+          { field: "tasks[1].extra", description: "unknown field" },
+        ],
+      },
+    ]);
+    const after = (await (await fetch(`${base}/api/v1/translation/recovery/status`)).json()) as Json;
+    expect(after.buffer_records).toBe(0);
+  });
+
+  it.each([
+    ["malformed JSON", "{", "body: is not valid JSON"],
+    ["a non-object body", "[1]", "body: expected a JSON object"],
+    ["JSON nested too deep", `{"sessions":[{"session_id":"a","filename":"f","metadata":${"[".repeat(100)}${"]".repeat(100)}}]}`, "nested deeper than 64"],
+  ])("answers %s with 400", async (_name, body, message) => {
+    const res = await post("/api/v1/translation/sessions/batch", body);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as Json).message).toContain(message);
+  });
+
+  it("answers invalid UTF-8 with 400", async () => {
+    const res = await post("/api/v1/translation/sessions/batch", Buffer.concat([Buffer.from('{"sessions":[{"session_id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as Json).message).toContain("body: is not valid UTF-8");
+  });
+
+  it("checks the content type and encoding", async () => {
+    const form = await post("/api/v1/translation/sessions/batch", "sessions=1", { "content-type": "application/x-www-form-urlencoded" });
+    expect(form.status).toBe(415);
+    const brotli = await post("/api/v1/translation/sessions/batch", "{}", { "content-type": "application/json", "content-encoding": "br" });
+    expect(brotli.status).toBe(415);
+  });
+
+  it("reads gzip request bodies and gzips large replies for callers that accept it", async () => {
+    const note = "A long translator's note. ".repeat(80);
+    const body = gzipSync(JSON.stringify({ sessions: [sessionRecord("gz", { metadata: { note } })], durability: "committed" }));
+    const res = await post("/api/v1/translation/sessions/batch", body, { "content-type": "application/json", "content-encoding": "gzip" });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Json).count).toBe(1);
+
+    // REST over h2c too. A reply over 1 KiB is gzipped when asked for, plain otherwise.
+    const plain = await h2get(base, "/api/v1/translation/sessions/gz");
+    expect(plain.status).toBe(200);
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.body.length).toBeGreaterThan(2000);
+    expect(JSON.parse(plain.body.toString()) as Json).toMatchObject({ session_id: "gz", filename: "gz.xlsx", metadata: { note } });
+    const zipped = await h2get(base, "/api/v1/translation/sessions/gz", { "accept-encoding": "gzip, deflate" });
+    expect(zipped.headers["content-encoding"]).toBe("gzip");
+    expect(zipped.body.length).toBeLessThan(plain.body.length / 4);
+    expect(JSON.parse(gunzipSync(zipped.body).toString())).toEqual(JSON.parse(plain.body.toString()));
+  });
+
+  it("refuses bodies over 10 MB with 413, compressed or not", async () => {
+    const big = Buffer.alloc(10 * 1024 * 1024 + 1, 0x20);
+    const plain = await post("/api/v1/translation/sessions/batch", big);
+    expect(plain.status).toBe(413);
+    const bomb = await post("/api/v1/translation/sessions/batch", gzipSync(big), { "content-type": "application/json", "content-encoding": "gzip" });
+    expect(bomb.status).toBe(413);
+    expect(((await bomb.json()) as Json).code).toBe("resource_exhausted");
+  });
+
+  it("answers a full buffer with 429 and Retry-After", async () => {
+    const res = await post(
+      "/api/v1/translation/tasks/batch",
+      JSON.stringify({ tasks: [1, 2, 3].map((n) => taskRecord("full", n)) }),
+    );
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    const body = (await res.json()) as Json;
+    expect(body.code).toBe("resource_exhausted");
+    expect(body.details[0]["@type"]).toBe("type.googleapis.com/google.rpc.RetryInfo");
+  });
+
+  it("serves HEAD for GETs, 405 with Allow for a wrong verb, OPTIONS, and JSON 404s", async () => {
+    const head = await fetch(`${base}/api/v1/translation/stats`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get("content-length"))).toBeGreaterThan(10);
+    expect(await head.text()).toBe("");
+
+    const wrong = await fetch(`${base}/api/v1/translation/sessions/x`, { method: "PUT" });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")).toBe("GET, HEAD, DELETE, OPTIONS");
+    expect(((await wrong.json()) as Json).code).toBe("unimplemented");
+    const options = await fetch(`${base}/api/v1/translation/tasks/batch`, { method: "OPTIONS" });
+    expect(options.status).toBe(204);
+    expect(options.headers.get("allow")).toBe("POST, GET, HEAD, OPTIONS");
+
+    const unknown = await fetch(`${base}/api/v2/nothing`);
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()) as Json).toMatchObject({ code: "not_found", message: "no route for GET /api/v2/nothing" });
+    const badQuery = await fetch(`${base}/api/v1/translation/sessions?colour=red`);
+    expect(badQuery.status).toBe(400);
+    expect(((await badQuery.json()) as Json).details[0].field_violations).toEqual([{ field: "colour", description: "unknown query parameter" }]);
+  });
+
+  it("publishes the OpenAPI document and the API page", async () => {
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json;
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/v1/translation/tasks/batch", "/health", "/"]));
+    const page = await fetch(`${base}/docs`);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await page.text()).toContain("/docs/swagger-ui-bundle.js");
+    const bundle = await fetch(`${base}/docs/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+    expect((await bundle.text()).length).toBeGreaterThan(100_000);
+    expect((await fetch(`${base}/docs/..%2Fpackage.json`)).status).toBe(404);
+  });
+});
+
+describe("REST with unknown fields ignored", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS: "on" });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("drops fields and query parameters it does not know", async () => {
+    const res = await fetch(`${server.url}/api/v1/translation/sessions/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ sessions: [sessionRecord("lenient", { legacy_flag: true })], client_version: "1.2" }),
+    });
+    expect(res.status).toBe(200);
+    expect((await fetch(`${server.url}/api/v1/translation/sessions?_=123`)).status).toBe(200);
+  });
+});
