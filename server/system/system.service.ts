@@ -107,6 +107,8 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         metrics: "/metrics",
         system_metrics: "/api/v1/system/metrics",
         config: "/api/v1/system/config",
+        openapi: "/openapi.json",
+        docs: "/docs",
         reflection: "grpc.reflection.v1.ServerReflection",
       },
     }),

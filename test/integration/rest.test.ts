@@ -305,6 +305,7 @@ describeEachDialect("REST paths", (target, dialect) => {
     const info = await call("GET", "/");
     expect(info.json).toMatchObject({ name: "persistence", backends: { sql: dialect === "mysql" ? "mysql" : "sqlite" } });
     expect(info.json.services).toContain("persistence.v1.TranslationService");
+    expect(info.json.links).toMatchObject({ health: "/health", openapi: "/openapi.json", docs: "/docs" });
 
     const health = await call("GET", "/health");
     expect(health.status).toBe(200);

@@ -1,5 +1,6 @@
-import { GetStatsResponseSchema, ListSessionsRequestSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
-import { SystemService } from "../../gen/persistence/v1/system_pb";
+import { DeleteSessionRequestSchema, GetStatsResponseSchema, ListSessionsRequestSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
+import { GetHealthResponseSchema, SystemService } from "../../gen/persistence/v1/system_pb";
+import { BoolValueSchema, BytesValueSchema, DurationSchema, FieldMaskSchema, Int64ValueSchema, StructSchema } from "@bufbuild/protobuf/wkt";
 import type { FieldViolation } from "../../server/core/errors";
 import { readHttpRules } from "../../server/http/rest/http-rules";
 import { buildOpenApi } from "../../server/http/rest/openapi";
@@ -86,6 +87,27 @@ describe("REST JSON", () => {
       { field: "from_date", description: "expected an RFC 3339 time such as 2025-09-30T10:00:00Z" },
       { field: "extra", description: "unknown field" },
       { field: "sort_by", description: "must be one of created_at, updated_at" },
+    ]);
+  });
+
+  it("checks well-known types, maps, booleans and bytes", () => {
+    const check = (desc: Parameters<typeof fromRestJson>[0], value: unknown) => {
+      const out: FieldViolation[] = [];
+      const json = fromRestJson(desc, value, out, STRICT);
+      return out.length > 0 ? out : json;
+    };
+    expect(check(DurationSchema, 1.5)).toBe("1.5s");
+    expect(check(DurationSchema, "soon")).toEqual([{ field: "body", description: 'expected a duration such as "1.5s"' }]);
+    expect(check(BoolValueSchema, true)).toBe(true);
+    expect(check(Int64ValueSchema, 2 ** 60)).toEqual([{ field: "body", description: "integer too large for a JSON number; send it as a string" }]);
+    expect(check(Int64ValueSchema, "1152921504606846976")).toBe("1152921504606846976");
+    expect(check(StructSchema, [])).toEqual([{ field: "body", description: "expected an object" }]);
+    expect(check(FieldMaskSchema, "a,b.c")).toBe("a,b.c");
+    expect(check(BytesValueSchema, "aGk=")).toBe("aGk=");
+    expect(check(DeleteSessionRequestSchema, { session_id: "a", soft: "yes" })).toEqual([{ field: "soft", description: "expected true or false" }]);
+    expect(check(GetHealthResponseSchema, { backends: { sql: 1 }, buffer: { records: -1, utilization: "NaN" } })).toEqual([
+      { field: 'backends["sql"]', description: "expected a string" },
+      { field: "buffer.utilization", description: "expected a number" },
     ]);
   });
 
