@@ -119,19 +119,20 @@ describe("the service on the embedded default", () => {
   });
 
   it("interoperates with @grpc/grpc-js loading the same .proto files", async () => {
-    const definition = protoLoader.loadSync(["persistence/v1/system.proto", "grpc/health/v1/health.proto"], {
+    const definition = protoLoader.loadSync(["persistence/v1/system.proto", "persistence/v1/translation.proto", "grpc/health/v1/health.proto"], {
       includeDirs: [path.join(ROOT, "proto")],
       keepCase: true,
       defaults: true,
       enums: String,
     });
     const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-      persistence: { v1: { SystemService: grpc.ServiceClientConstructor } };
+      persistence: { v1: { SystemService: grpc.ServiceClientConstructor; TranslationService: grpc.ServiceClientConstructor } };
       grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
     };
     const address = service.url.replace(/^http:\/\//, "");
     const system = new loaded.persistence.v1.SystemService(address, grpc.credentials.createInsecure());
     const health = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+    const translation = new loaded.persistence.v1.TranslationService(address, grpc.credentials.createInsecure());
     const call = <T>(client: grpc.Client, method: string, request: object) =>
       new Promise<T>((resolve, reject) =>
         (client as unknown as Record<string, (r: object, cb: (e: Error | null, v: T) => void) => void>)[method]!(request, (e, v) => (e ? reject(e) : resolve(v))),
@@ -141,9 +142,20 @@ describe("the service on the embedded default", () => {
       expect(info.name).toBe("persistence");
       expect(info.services).toContain("persistence.v1.TranslationService");
       expect(await call<{ status: string }>(health, "Check", { service: "persistence.v1.SystemService" })).toEqual({ status: "SERVING" });
+
+      const written = await call<{ status: string; count: number; durability: string }>(translation, "BatchUpsertTasks", {
+        tasks: [{ session_id: "grpc-js", task_id: "TASK_0001", sheet_name: "Dialogue", row_index: 3, status: "TASK_STATUS_PROCESSING", confidence: 0.5 }],
+        durability: "DURABILITY_COMMITTED",
+      });
+      expect(written).toMatchObject({ status: "accepted", count: 1, durability: "DURABILITY_COMMITTED" });
+      const read = await call<{ task: Record<string, unknown> }>(translation, "GetTask", { session_id: "grpc-js", task_id: "TASK_0001" });
+      expect(read.task).toMatchObject({ session_id: "grpc-js", task_id: "TASK_0001", sheet_name: "Dialogue", row_index: 3, status: "TASK_STATUS_PROCESSING", confidence: 0.5 });
+      const missing = await call(translation, "GetSession", { session_id: "nobody" }).catch((e: grpc.ServiceError) => e);
+      expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
     } finally {
       system.close();
       health.close();
+      translation.close();
     }
   });
 

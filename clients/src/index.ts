@@ -1,0 +1,23 @@
+/**
+ * The Persistence Service client: typed calls over Connect, gRPC or gRPC-Web with deadlines, retries
+ * and request ids (`createPersistenceClient`), typed errors (`PersistenceError`), the client-side
+ * write batcher (`createTranslationBatcher`) and start-up recovery (`recoverIncompleteSessions`).
+ * The generated messages and enums are re-exported from `./gen`.
+ */
+export { createPersistenceClient, type PersistenceClient, type PersistenceClientOptions, type Protocol } from "./client.js";
+export { PersistenceError, type FieldViolation, type PreconditionViolation } from "./errors.js";
+export { isIdempotent, type RetryOptions } from "./retry.js";
+export {
+  createTranslationBatcher,
+  type BatchErrorEvent,
+  type BatcherStats,
+  type RecordKind,
+  type SessionRecord,
+  type TaskRecord,
+  type TranslationBatcher,
+  type TranslationBatcherOptions,
+} from "./batcher.js";
+export { recoverIncompleteSessions, type RecoveryOptions, type RecoveryReport } from "./recovery.js";
+export * from "./gen/persistence/v1/common_pb.js";
+export * from "./gen/persistence/v1/translation_pb.js";
+export * from "./gen/persistence/v1/system_pb.js";
