@@ -57,5 +57,8 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
     getInfo() {
       return system.info();
     },
+    echo(req) {
+      return { payload: req.payload };
+    },
   };
 }

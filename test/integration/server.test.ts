@@ -49,6 +49,17 @@ describeEachDialect("server", (target, dialect) => {
     expect(health.uptimeSeconds).toBeGreaterThanOrEqual(0);
   });
 
+  it.each(PROTOCOLS)("echoes a payload over %s, and over REST as base64", async (protocol) => {
+    const payload = new Uint8Array(4096).map((_, i) => i % 251);
+    expect((await server.client(SystemService, protocol).echo({ payload })).payload).toEqual(payload);
+    const rest = await fetch(`${server.url}/api/v1/system/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ payload: Buffer.from("hello").toString("base64") }),
+    });
+    expect(await rest.json()).toEqual({ payload: Buffer.from("hello").toString("base64") });
+  });
+
   it("serves GET /health and GET /metrics over plain HTTP/1.1", async () => {
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);

@@ -14,7 +14,41 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file persistence/v1/system.proto.
  */
 export const file_persistence_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIhIKEEdldEhlYWx0aFJlcXVlc3Qi7gEKEUdldEhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhYKDnVwdGltZV9zZWNvbmRzGAMgASgFEkEKCGJhY2tlbmRzGAQgAygLMi8ucGVyc2lzdGVuY2UudjEuR2V0SGVhbHRoUmVzcG9uc2UuQmFja2VuZHNFbnRyeRIsCgZidWZmZXIYBSABKAsyHC5wZXJzaXN0ZW5jZS52MS5CdWZmZXJIZWFsdGgaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIloKDEJ1ZmZlckhlYWx0aBIPCgdyZWNvcmRzGAEgASgDEg0KBWJ5dGVzGAIgASgDEhUKDW9sZGVzdF9hZ2VfbXMYAyABKAMSEwoLdXRpbGl6YXRpb24YBCABKAEiEwoRR2V0TWV0cmljc1JlcXVlc3Qi3gIKEkdldE1ldHJpY3NSZXNwb25zZRIWCg51cHRpbWVfc2Vjb25kcxgBIAEoBRIoCgRycGNzGAIgAygLMhoucGVyc2lzdGVuY2UudjEuUnBjTWV0cmljcxJCCghiYWNrZW5kcxgDIAMoCzIwLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXNwb25zZS5CYWNrZW5kc0VudHJ5Ei8KB3Byb2Nlc3MYBCABKAsyHi5wZXJzaXN0ZW5jZS52MS5Qcm9jZXNzTWV0cmljcxIsCgZidWZmZXIYBSABKAsyHC5wZXJzaXN0ZW5jZS52MS5CdWZmZXJIZWFsdGgSMgoKd3JpdGVfcGF0aBgGIAEoCzIeLnBlcnNpc3RlbmNlLnYxLldyaXRlUGF0aFN0YXRzGi8KDUJhY2tlbmRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL8AQoKUnBjTWV0cmljcxIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCRIQCghyZXF1ZXN0cxgDIAEoAxIOCgZlcnJvcnMYBCABKAMSFwoPcmF0ZV9wZXJfc2Vjb25kGAUgASgBEg4KBnA1MF9tcxgGIAEoARIOCgZwOTVfbXMYByABKAESDgoGcDk5X21zGAggASgBEjQKBWNvZGVzGAkgAygLMiUucGVyc2lzdGVuY2UudjEuUnBjTWV0cmljcy5Db2Rlc0VudHJ5GiwKCkNvZGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASJwCg5Qcm9jZXNzTWV0cmljcxIRCglyc3NfYnl0ZXMYASABKAMSFwoPaGVhcF91c2VkX2J5dGVzGAIgASgDEhMKC2NwdV9zZWNvbmRzGAMgASgBEh0KFWV2ZW50X2xvb3BfbGFnX3A5OV9tcxgEIAEoASISChBHZXRDb25maWdSZXF1ZXN0IjwKEUdldENvbmZpZ1Jlc3BvbnNlEicKBmNvbmZpZxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiEAoOR2V0SW5mb1JlcXVlc3QinQIKD0dldEluZm9SZXNwb25zZRIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEAoIc2VydmljZXMYAyADKAkSPwoIYmFja2VuZHMYBCADKAsyLS5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVzcG9uc2UuQmFja2VuZHNFbnRyeRI5CgVsaW5rcxgFIAMoCzIqLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZS5MaW5rc0VudHJ5Gi8KDUJhY2tlbmRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARosCgpMaW5rc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEywwMKDVN5c3RlbVNlcnZpY2USZAoJR2V0SGVhbHRoEiAucGVyc2lzdGVuY2UudjEuR2V0SGVhbHRoUmVxdWVzdBohLnBlcnNpc3RlbmNlLnYxLkdldEhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGgSdgoKR2V0TWV0cmljcxIhLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlIiGQAgGC0+STAhgSFi9hcGkvdjEvc3lzdGVtL21ldHJpY3MSegoJR2V0Q29uZmlnEiAucGVyc2lzdGVuY2UudjEuR2V0Q29uZmlnUmVxdWVzdBohLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1Jlc3BvbnNlIiiQAgGC0+STAh9iBmNvbmZpZxIVL2FwaS92MS9zeXN0ZW0vY29uZmlnElgKB0dldEluZm8SHi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVxdWVzdBofLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZSIMkAIBgtPkkwIDEgEvYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct, file_persistence_v1_translation]);
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCLuAQoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBovCg1CYWNrZW5kc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWgoMQnVmZmVySGVhbHRoEg8KB3JlY29yZHMYASABKAMSDQoFYnl0ZXMYAiABKAMSFQoNb2xkZXN0X2FnZV9tcxgDIAEoAxITCgt1dGlsaXphdGlvbhgEIAEoASITChFHZXRNZXRyaWNzUmVxdWVzdCLeAgoSR2V0TWV0cmljc1Jlc3BvbnNlEhYKDnVwdGltZV9zZWNvbmRzGAEgASgFEigKBHJwY3MYAiADKAsyGi5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzEkIKCGJhY2tlbmRzGAMgAygLMjAucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSLwoHcHJvY2VzcxgEIAEoCzIeLnBlcnNpc3RlbmNlLnYxLlByb2Nlc3NNZXRyaWNzEiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIyCgp3cml0ZV9wYXRoGAYgASgLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIvwBCgpScGNNZXRyaWNzEg8KB3NlcnZpY2UYASABKAkSDgoGbWV0aG9kGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYBSABKAESDgoGcDUwX21zGAYgASgBEg4KBnA5NV9tcxgHIAEoARIOCgZwOTlfbXMYCCABKAESNAoFY29kZXMYCSADKAsyJS5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzLkNvZGVzRW50cnkaLAoKQ29kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInAKDlByb2Nlc3NNZXRyaWNzEhEKCXJzc19ieXRlcxgBIAEoAxIXCg9oZWFwX3VzZWRfYnl0ZXMYAiABKAMSEwoLY3B1X3NlY29uZHMYAyABKAESHQoVZXZlbnRfbG9vcF9sYWdfcDk5X21zGAQgASgBIhIKEEdldENvbmZpZ1JlcXVlc3QiPAoRR2V0Q29uZmlnUmVzcG9uc2USJwoGY29uZmlnGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIQCg5HZXRJbmZvUmVxdWVzdCKdAgoPR2V0SW5mb1Jlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIQCghzZXJ2aWNlcxgDIAMoCRI/CghiYWNrZW5kcxgEIAMoCzItLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZS5CYWNrZW5kc0VudHJ5EjkKBWxpbmtzGAUgAygLMioucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkxpbmtzRW50cnkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGiwKCkxpbmtzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATKpBAoNU3lzdGVtU2VydmljZRJkCglHZXRIZWFsdGgSIC5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXF1ZXN0GiEucGVyc2lzdGVuY2UudjEuR2V0SGVhbHRoUmVzcG9uc2UiEpACAYLT5JMCCRIHL2hlYWx0aBJ2CgpHZXRNZXRyaWNzEiEucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1JlcXVlc3QaIi5wZXJzaXN0ZW5jZS52MS5HZXRNZXRyaWNzUmVzcG9uc2UiIZACAYLT5JMCGBIWL2FwaS92MS9zeXN0ZW0vbWV0cmljcxJ6CglHZXRDb25maWcSIC5wZXJzaXN0ZW5jZS52MS5HZXRDb25maWdSZXF1ZXN0GiEucGVyc2lzdGVuY2UudjEuR2V0Q29uZmlnUmVzcG9uc2UiKJACAYLT5JMCH2IGY29uZmlnEhUvYXBpL3YxL3N5c3RlbS9jb25maWcSWAoHR2V0SW5mbxIeLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXF1ZXN0Gh8ucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlIgyQAgGC0+STAgMSAS8SZAoERWNobxIbLnBlcnNpc3RlbmNlLnYxLkVjaG9SZXF1ZXN0GhwucGVyc2lzdGVuY2UudjEuRWNob1Jlc3BvbnNlIiGQAgGC0+STAhg6ASoiEy9hcGkvdjEvc3lzdGVtL2VjaG9iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_persistence_v1_translation]);
+
+/**
+ * @generated from message persistence.v1.EchoRequest
+ */
+export type EchoRequest = Message<"persistence.v1.EchoRequest"> & {
+  /**
+   * @generated from field: bytes payload = 1;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message persistence.v1.EchoRequest.
+ * Use `create(EchoRequestSchema)` to create a new message.
+ */
+export const EchoRequestSchema: GenMessage<EchoRequest> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 0);
+
+/**
+ * @generated from message persistence.v1.EchoResponse
+ */
+export type EchoResponse = Message<"persistence.v1.EchoResponse"> & {
+  /**
+   * @generated from field: bytes payload = 1;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message persistence.v1.EchoResponse.
+ * Use `create(EchoResponseSchema)` to create a new message.
+ */
+export const EchoResponseSchema: GenMessage<EchoResponse> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 1);
 
 /**
  * @generated from message persistence.v1.GetHealthRequest
@@ -27,7 +61,7 @@ export type GetHealthRequest = Message<"persistence.v1.GetHealthRequest"> & {
  * Use `create(GetHealthRequestSchema)` to create a new message.
  */
 export const GetHealthRequestSchema: GenMessage<GetHealthRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 0);
+  messageDesc(file_persistence_v1_system, 2);
 
 /**
  * @generated from message persistence.v1.GetHealthResponse
@@ -70,7 +104,7 @@ export type GetHealthResponse = Message<"persistence.v1.GetHealthResponse"> & {
  * Use `create(GetHealthResponseSchema)` to create a new message.
  */
 export const GetHealthResponseSchema: GenMessage<GetHealthResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 1);
+  messageDesc(file_persistence_v1_system, 3);
 
 /**
  * Write buffer figures reported by health checks.
@@ -106,7 +140,7 @@ export type BufferHealth = Message<"persistence.v1.BufferHealth"> & {
  * Use `create(BufferHealthSchema)` to create a new message.
  */
 export const BufferHealthSchema: GenMessage<BufferHealth> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 2);
+  messageDesc(file_persistence_v1_system, 4);
 
 /**
  * @generated from message persistence.v1.GetMetricsRequest
@@ -119,7 +153,7 @@ export type GetMetricsRequest = Message<"persistence.v1.GetMetricsRequest"> & {
  * Use `create(GetMetricsRequestSchema)` to create a new message.
  */
 export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 3);
+  messageDesc(file_persistence_v1_system, 5);
 
 /**
  * @generated from message persistence.v1.GetMetricsResponse
@@ -169,7 +203,7 @@ export type GetMetricsResponse = Message<"persistence.v1.GetMetricsResponse"> & 
  * Use `create(GetMetricsResponseSchema)` to create a new message.
  */
 export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 4);
+  messageDesc(file_persistence_v1_system, 6);
 
 /**
  * Figures of one RPC since the process started.
@@ -236,7 +270,7 @@ export type RpcMetrics = Message<"persistence.v1.RpcMetrics"> & {
  * Use `create(RpcMetricsSchema)` to create a new message.
  */
 export const RpcMetricsSchema: GenMessage<RpcMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 5);
+  messageDesc(file_persistence_v1_system, 7);
 
 /**
  * The process's own resource use.
@@ -270,7 +304,7 @@ export type ProcessMetrics = Message<"persistence.v1.ProcessMetrics"> & {
  * Use `create(ProcessMetricsSchema)` to create a new message.
  */
 export const ProcessMetricsSchema: GenMessage<ProcessMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 6);
+  messageDesc(file_persistence_v1_system, 8);
 
 /**
  * @generated from message persistence.v1.GetConfigRequest
@@ -283,7 +317,7 @@ export type GetConfigRequest = Message<"persistence.v1.GetConfigRequest"> & {
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema: GenMessage<GetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 7);
+  messageDesc(file_persistence_v1_system, 9);
 
 /**
  * @generated from message persistence.v1.GetConfigResponse
@@ -302,7 +336,7 @@ export type GetConfigResponse = Message<"persistence.v1.GetConfigResponse"> & {
  * Use `create(GetConfigResponseSchema)` to create a new message.
  */
 export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 8);
+  messageDesc(file_persistence_v1_system, 10);
 
 /**
  * @generated from message persistence.v1.GetInfoRequest
@@ -315,7 +349,7 @@ export type GetInfoRequest = Message<"persistence.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 9);
+  messageDesc(file_persistence_v1_system, 11);
 
 /**
  * @generated from message persistence.v1.GetInfoResponse
@@ -358,7 +392,7 @@ export type GetInfoResponse = Message<"persistence.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 10);
+  messageDesc(file_persistence_v1_system, 12);
 
 /**
  * The service's own health, figures, configuration and identity.
@@ -405,6 +439,17 @@ export const SystemService: GenService<{
     methodKind: "unary";
     input: typeof GetInfoRequestSchema;
     output: typeof GetInfoResponseSchema;
+  },
+  /**
+   * Returns its payload untouched: the cost of a call through the listener and interceptors with no
+   * work behind it (the baseline of the latency benchmark), and a connectivity check for callers.
+   *
+   * @generated from rpc persistence.v1.SystemService.Echo
+   */
+  echo: {
+    methodKind: "unary";
+    input: typeof EchoRequestSchema;
+    output: typeof EchoResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_persistence_v1_system, 0);
