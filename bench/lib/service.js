@@ -1,0 +1,37 @@
+"use strict";
+// Starts the built service (dist/) as its own process on a free loopback port.
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const readline = require("node:readline");
+
+const ROOT = path.resolve(__dirname, "..", "..");
+
+/** The service with PERSISTENCE_* settings `env`; resolves once it listens. */
+async function startService(env = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-service-"));
+  const child = spawn(process.execPath, [path.join(ROOT, "dist/server/main.js")], {
+    env: { ...process.env, PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const url = await new Promise((resolve, reject) => {
+    exited.then((code) => reject(new Error(`the service exited with ${code} before listening`)));
+    // Keep reading stdout (access log lines) so the service never blocks on a full pipe.
+    readline.createInterface({ input: child.stdout }).on("line", (line) => {
+      if (line.includes('"listening"')) resolve(JSON.parse(line).url);
+    });
+  });
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports = { ROOT, startService };

@@ -1,0 +1,120 @@
+"use strict";
+// Ingest: task records/s through the service (gRPC callers) and through raw SQL, with MariaDB's
+// own statement counters; the same on the embedded SQLite default.
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const mysql = require("mysql2/promise");
+const { createClient } = require("@connectrpc/connect");
+const { createGrpcTransport, Http2SessionManager } = require("@connectrpc/connect-node");
+const { ROOT, startService } = require("../lib/service");
+const db = require("../lib/mariadb");
+const { toTask, slices, rawUpserts } = require("../lib/workloads");
+
+const { TranslationService } = require(path.join(ROOT, "dist/gen/persistence/v1/translation_pb.js"));
+const { Durability } = require(path.join(ROOT, "dist/gen/persistence/v1/common_pb.js"));
+
+/**
+ * Sends `records` in batches of `batchSize` from `callers` concurrent gRPC callers, then Flush.
+ * Returns the rate acknowledged (all replies in) and committed (Flush returned), and, on MariaDB,
+ * the server's statement counters per 1,000 records.
+ */
+async function throughService({ records, callers, batchSize, durability = "LOGGED", sqlUrl, env = {} }) {
+  const service = await startService({ PERSISTENCE_SQL_URL: sqlUrl, ...env });
+  const session = new Http2SessionManager(service.url);
+  const client = createClient(TranslationService, createGrpcTransport({ baseUrl: service.url, sessionManager: session }));
+  try {
+    const batches = slices(records, batchSize).map((slice) => slice.map(toTask));
+    await client.flush({});
+    const mysqlTarget = sqlUrl.startsWith("mysql:");
+    const before = mysqlTarget ? await db.counters() : undefined;
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        while (next < batches.length) {
+          const tasks = batches[next++];
+          await client.batchUpsertTasks({ tasks, durability: Durability[durability] });
+        }
+      }),
+    );
+    const acked = performance.now();
+    await client.flush({});
+    const committed = performance.now();
+    const after = mysqlTarget ? await db.counters() : undefined;
+    return {
+      records: records.length,
+      ack_rate: records.length / ((acked - started) / 1000),
+      rate: records.length / ((committed - started) / 1000),
+      seconds: (committed - started) / 1000,
+      statements_per_1000: before ? db.per1000(before, after, records.length) : undefined,
+    };
+  } finally {
+    session.abort();
+    await service.stop();
+  }
+}
+
+/** Raw upserts of `records` with mysql2: statements of `batchSize` rows spread over `connections`. */
+async function rawMysql({ records, batchSize, connections, database }) {
+  await db.freshDatabase(database);
+  const conns = await Promise.all(Array.from({ length: connections }, () => mysql.createConnection({ ...db.SERVER, database })));
+  try {
+    const statements = rawUpserts(records, batchSize);
+    const before = await db.counters();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      conns.map(async (conn) => {
+        while (next < statements.length) {
+          const s = statements[next++];
+          await conn.query(s.sql, s.params);
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const after = await db.counters();
+    return { records: records.length, rate: records.length / seconds, seconds, statements_per_1000: db.per1000(before, after, records.length) };
+  } finally {
+    await Promise.all(conns.map((c) => c.end()));
+    await db.dropDatabase(database);
+  }
+}
+
+/** Raw multi-row upserts of `records` into a SQLite file with better-sqlite3, one transaction per statement. */
+async function rawSqlite({ records, batchSize }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sqlite-raw-"));
+  const file = path.join(dir, "raw.db");
+  const { openSqlBackend } = require(path.join(ROOT, "dist/server/backends/sql/sql-backend.js"));
+  await (await openSqlBackend(`sqlite:${file}`)).close();
+  const Database = require("better-sqlite3");
+  const sqlite = new Database(file);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = NORMAL");
+  try {
+    const statements = rawUpserts(records, batchSize).map((s) => ({
+      ...s,
+      sql: s.sql.replace(/on duplicate key update (.*)$/, (_, sets) => `on conflict (session_id, task_id) do update set ${sets.replace(/values\((\w+)\)/g, "excluded.$1")}`),
+    }));
+    const cache = new Map();
+    const started = performance.now();
+    for (const s of statements) {
+      let stmt = cache.get(s.sql);
+      if (!stmt) cache.set(s.sql, (stmt = sqlite.prepare(s.sql)));
+      sqlite.transaction(() => stmt.run(s.params))();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { records: records.length, rate: records.length / seconds, seconds };
+  } finally {
+    sqlite.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A fresh SQLite URL in a temporary directory (removed by the returned cleanup). */
+function tempSqlite() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sqlite-"));
+  return { url: `sqlite:${path.join(dir, "bench.db")}`, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+module.exports = { throughService, rawMysql, rawSqlite, tempSqlite };

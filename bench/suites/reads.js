@@ -1,0 +1,72 @@
+"use strict";
+// Read latency over a large store: sessions of 1,000 tasks loaded straight into MariaDB, then
+// GetSession and ListSessionTasks (page_size 100, random pages) one call at a time over gRPC.
+const path = require("node:path");
+const mysql = require("mysql2/promise");
+const { createClient } = require("@connectrpc/connect");
+const { createGrpcTransport, Http2SessionManager } = require("@connectrpc/connect-node");
+const { ROOT, startService } = require("../lib/service");
+const db = require("../lib/mariadb");
+const { quantiles } = require("../lib/stats");
+
+const { TranslationService } = require(path.join(ROOT, "dist/gen/persistence/v1/translation_pb.js"));
+
+const TASKS = 1000;
+const STATUSES = ["completed", "completed", "completed", "failed", "processing", "pending"];
+
+async function load(database, sessions) {
+  await db.freshDatabase(database);
+  const conn = await mysql.createConnection({ ...db.SERVER, database });
+  const now = Date.now() * 1000;
+  const started = performance.now();
+  try {
+    for (let s = 0; s < sessions; s += 100) {
+      const rows = [];
+      for (let i = s; i < Math.min(sessions, s + 100); i++) rows.push([`s-${i}`, `file-${i}.xlsx`, "processing", TASKS, now - 3600e6, now]);
+      await conn.query("insert into translation_sessions (session_id, filename, status, total_tasks, created_at, updated_at) values ?", [rows]);
+    }
+    for (let s = 0; s < sessions; s++) {
+      const rows = [];
+      for (let t = 0; t < TASKS; t++) {
+        rows.push([`s-${s}`, `TASK_${String(t).padStart(4, "0")}`, `B_${t % 20}`, `Sheet${t % 4}`, t, "Text", `Source line ${t} of session ${s}`, STATUSES[t % 6], now - 3600e6, now]);
+      }
+      await conn.query(
+        "insert into translation_tasks (session_id, task_id, batch_id, sheet_name, row_index, column_name, source_text, status, created_at, updated_at) values ?",
+        [rows],
+      );
+    }
+    await conn.query("analyze table translation_sessions, translation_tasks");
+  } finally {
+    await conn.end();
+  }
+  return (performance.now() - started) / 1000;
+}
+
+async function readLatency({ sessions, calls, database = "bench_reads" }) {
+  const loadSeconds = await load(database, sessions);
+  const service = await startService({ PERSISTENCE_SQL_URL: db.url(database) });
+  const session = new Http2SessionManager(service.url);
+  const client = createClient(TranslationService, createGrpcTransport({ baseUrl: service.url, sessionManager: session }));
+  try {
+    const pick = () => `s-${Math.floor(Math.random() * sessions)}`;
+    for (let i = 0; i < 200; i++) await client.getSession({ sessionId: pick() });
+    const timed = async (call) => {
+      const samples = [];
+      for (let i = 0; i < calls; i++) {
+        const t = performance.now();
+        await call();
+        samples.push(performance.now() - t);
+      }
+      return quantiles(samples, [0.5, 0.99]);
+    };
+    const getSession = await timed(() => client.getSession({ sessionId: pick() }));
+    const listSessionTasks = await timed(() => client.listSessionTasks({ sessionId: pick(), pageSize: 100, page: 1 + Math.floor(Math.random() * 10) }));
+    return { tasks_stored: sessions * TASKS, load_seconds: Math.round(loadSeconds), calls, get_session: getSession, list_session_tasks: listSessionTasks };
+  } finally {
+    session.abort();
+    await service.stop();
+    await db.dropDatabase(database);
+  }
+}
+
+module.exports = { readLatency };
