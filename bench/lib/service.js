@@ -11,7 +11,9 @@ const ROOT = path.resolve(__dirname, "..", "..");
 /** The service with PERSISTENCE_* settings `env`; resolves once it listens. */
 async function startService(env = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-service-"));
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/server/main.js")], {
+  // BENCH_NODE_ARGS passes flags to the service's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, "dist/server/main.js")], {
     env: { ...process.env, PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
