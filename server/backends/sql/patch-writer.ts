@@ -23,14 +23,39 @@ export interface RejectedPatch {
 /** Writes merged patches into SQL tables; used by the write batcher. */
 export interface PatchWriter {
   /**
-   * Upserts every group in one transaction, tables in the order given, one multi-row statement per
-   * chunk. All or nothing. Returns the number of upsert statements run (not counting `prepare`'s reads).
+   * Upserts every group, tables in the order given, one multi-row statement per chunk: in one
+   * transaction, or for a large write in several at once over disjoint key ranges (see
+   * `parallelism`). Resolves only when all committed; rejects if any failed. Returns the number of
+   * upsert statements run (not counting `prepare`'s reads).
    */
   write(groups: PatchGroups): Promise<number>;
   /** Records patches the database refused, with their reasons, in `dead_letters`. */
   deadLetter(rejected: readonly RejectedPatch[]): Promise<void>;
   /** Dead letters stored so far. */
   countDeadLetters(): Promise<number>;
+}
+
+/** `parts` writes of the same tables, each with a contiguous range of every table's keys. */
+export function splitByKeyRange(groups: PatchGroups, parts: number): PatchGroups[] {
+  const out: { table: string; patches: Patch[] }[][] = Array.from({ length: parts }, () => []);
+  for (const { table, patches } of groups) {
+    const sorted = [...patches].sort((a, b) => compareKeys(a.key, b.key));
+    const size = Math.ceil(sorted.length / parts);
+    for (let i = 0; i < parts; i++) {
+      const slice = sorted.slice(i * size, (i + 1) * size);
+      if (slice.length > 0) out[i]!.push({ table, patches: slice });
+    }
+  }
+  return out.filter((part) => part.length > 0);
+}
+
+function compareKeys(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
 }
 
 /** Most bound parameters in one statement: MySQL's prepared-statement limit, SQLite's default variable limit. */
@@ -47,7 +72,18 @@ export interface PatchWriterOptions {
    * translation domain drops records of deleted sessions here). Default: write everything.
    */
   readonly prepare?: (trx: Kysely<unknown>, groups: PatchGroups) => Promise<PatchGroups>;
+  /**
+   * Transactions a large write is split into, run at once on separate connections (default: 4 on
+   * MySQL, 1 on SQLite, which has one writer). Each takes a contiguous range of keys of every table,
+   * so they touch disjoint rows. Safe because each column applies by its own stamp: the order in
+   * which the parts commit cannot change the result. Only writes of a backlog are split (see
+   * MIN_ROWS_PER_PART), so the statements per record stay as low as for one transaction.
+   */
+  readonly parallelism?: number;
 }
+
+/** A write is split only when each part still gets at least this many rows. */
+const MIN_ROWS_PER_PART = 2500;
 
 /**
  * Multi-row upserts that apply each column only when the incoming value's stamp is at least the
@@ -104,19 +140,33 @@ export async function createPatchWriter(
     return out;
   };
 
+  const parallelism = Math.max(1, options.parallelism ?? (backend.dialect === "mysql" ? 4 : 1));
+
+  /** One transaction: `prepare`, then the upserts, tables in order. */
+  const writeOne = (groups: PatchGroups): Promise<number> =>
+    db.transaction().execute(async (trx) => {
+      const kept = options.prepare ? await options.prepare(trx, groups) : groups;
+      const statements = kept.flatMap(({ table, patches }) => {
+        const spec = byName.get(table);
+        if (!spec) throw new Error(`no patch table ${table}`);
+        return patches.length > 0 ? statementsFor(spec, patches) : [];
+      });
+      for (const statement of statements) await trx.executeQuery(statement);
+      return statements.length;
+    });
+
   return {
     async write(groups) {
-      if (groups.every((g) => g.patches.length === 0)) return 0;
-      return db.transaction().execute(async (trx) => {
-        const kept = options.prepare ? await options.prepare(trx, groups) : groups;
-        const statements = kept.flatMap(({ table, patches }) => {
-          const spec = byName.get(table);
-          if (!spec) throw new Error(`no patch table ${table}`);
-          return patches.length > 0 ? statementsFor(spec, patches) : [];
-        });
-        for (const statement of statements) await trx.executeQuery(statement);
-        return statements.length;
-      });
+      const total = groups.reduce((n, g) => n + g.patches.length, 0);
+      if (total === 0) return 0;
+      const parts = Math.min(parallelism, Math.floor(total / MIN_ROWS_PER_PART));
+      if (parts <= 1) return writeOne(groups);
+      // Every part runs to its end before the write reports; any failure fails the whole write, and
+      // the batcher writes it all again (parts that had committed rewrite the same values).
+      const results = await Promise.allSettled(splitByKeyRange(groups, parts).map(writeOne));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
+      return results.reduce((n, r) => n + (r as PromiseFulfilledResult<number>).value, 0);
     },
     async deadLetter(rejected) {
       if (rejected.length === 0) return;

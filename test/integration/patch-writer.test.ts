@@ -1,0 +1,60 @@
+import { sql } from "kysely";
+import { createPatch, type Patch } from "../../server/core/patch";
+import { createPatchWriter, splitByKeyRange } from "../../server/backends/sql/patch-writer";
+import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
+import { TRANSLATION_PATCH_TABLES } from "../../server/translation/translation.table";
+import { describeEachDialect } from "../support/sql-targets";
+
+const task = (session: number, n: number, stamp: number, status: string): Patch =>
+  createPatch("translation_tasks", [`s-${session}`, `T${String(n).padStart(5, "0")}`], stamp, [
+    ["status", status],
+    ["row_index", n],
+    ["created_at", stamp],
+  ]);
+
+describe("splitByKeyRange", () => {
+  it("splits every table into contiguous, disjoint key ranges that cover it", () => {
+    const patches = Array.from({ length: 10 }, (_, i) => task(i % 3, i, 1, "pending")).reverse();
+    const parts = splitByKeyRange([{ table: "translation_tasks", patches }], 3);
+    expect(parts).toHaveLength(3);
+    const keys = parts.map((p) => p[0]!.patches.map((x) => x.key.join("/")));
+    expect(keys.flat()).toEqual(patches.map((p) => p.key.join("/")).sort());
+    expect(keys.map((k) => k.length)).toEqual([4, 4, 2]);
+  });
+});
+
+describeEachDialect("patch writer", (target, dialect) => {
+  let backend: SqlBackend;
+  beforeAll(async () => {
+    backend = await openSqlBackend(target().url);
+  });
+  afterAll(async () => {
+    await backend?.close();
+  });
+
+  const statuses = async () => {
+    const { rows } = await sql<{ status: string; n: number | string }>`select status, count(*) as n from translation_tasks group by status order by status`.execute(backend.db);
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  };
+
+  it("writes a backlog in parallel parts on MySQL (one transaction on SQLite), keeping per-column last-writer-wins", async () => {
+    const writer = await createPatchWriter(backend, TRANSLATION_PATCH_TABLES);
+    const first = Array.from({ length: 6000 }, (_, i) => task(i % 7, i, 1000, "processing"));
+    const statements = await writer.write([{ table: "translation_tasks", patches: first }]);
+    // Two parts of 3,000 rows on MySQL; SQLite writes them in one transaction.
+    // MySQL: two parts of 3,000 rows, one statement each (one transaction would need one statement:
+    // see below). SQLite: one transaction, two statements (its 32,766-variable limit).
+    expect(statements).toBe(2);
+    if (dialect === "mysql") {
+      const serial = await createPatchWriter(backend, TRANSLATION_PATCH_TABLES, { parallelism: 1 });
+      expect(await serial.write([{ table: "translation_tasks", patches: first.map((p) => task(9, Number(p.key[1]!.slice(1)), 1000, "pending")) }])).toBe(1);
+      await sql`delete from translation_tasks where session_id = 's-9'`.execute(backend.db);
+    }
+    expect(await statuses()).toEqual({ processing: 6000 });
+
+    // A second backlog: newer stamps for even rows, older ones for odd rows; only the newer apply.
+    const second = first.map((p, i) => task(Number(p.key[0]!.slice(2)), i, i % 2 === 0 ? 2000 : 500, i % 2 === 0 ? "completed" : "failed"));
+    await writer.write([{ table: "translation_tasks", patches: second }]);
+    expect(await statuses()).toEqual({ completed: 3000, processing: 3000 });
+  });
+});
