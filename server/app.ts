@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import path from "node:path";
+import { ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
@@ -21,6 +22,7 @@ import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
 import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
+import { createAuthenticator } from "./security/auth.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
@@ -126,8 +128,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const routes = createRoutes({ system, translation, translationReads, monitor, defaultDurability: config.wal ? "logged" : "accepted" });
   // The REST paths call the very handlers (and interceptors) the router builds for the RPC protocols.
   let transcoder: Transcoder | undefined;
+  const authenticator = createAuthenticator(config);
+  if (!authenticator.enabled) logger.warn({ listen: `${config.listen.host}:${config.listen.port}` }, "no API keys configured: every caller that can reach the listener has full access");
   const plainRoutes = createPlainRoutes({
     registry,
+    authenticator,
     openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version }),
   });
   const handler = connectNodeAdapter({
@@ -138,6 +143,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         maxRequestBytes: config.limits.maxRequestBytes,
         json: { ignoreUnknownFields: config.restIgnoreUnknownFields },
         logger,
+        authorize: (path, header) => {
+          const result = authenticator.checkRpc(path, header);
+          return result instanceof ConnectError ? result : undefined;
+        },
       });
     },
     interceptors: [
@@ -145,6 +154,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       createAccessLogInterceptor(logger),
       rpcMetrics.interceptor,
       inFlight.interceptor,
+      authenticator.interceptor,
       createErrorMappingInterceptor(logger),
     ],
     readMaxBytes: config.limits.maxRequestBytes,

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { sha256Hex, type ApiKey } from "./security/api-keys.js";
+import { isScope, type Scope } from "./security/scopes.js";
 
 /** The service's whole configuration: built once at start-up, frozen, never read from the environment again. */
 export interface Config {
@@ -36,6 +38,18 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** pino level (`PERSISTENCE_LOG_LEVEL`, default info). */
   readonly logLevel: LogLevel;
+  /**
+   * API keys (`PERSISTENCE_API_KEYS`, a JSON array of `{name, key | key_sha256, scopes}`, or the same
+   * in the file named by `PERSISTENCE_API_KEYS_FILE`). Only the keys' SHA-256 is kept. None: no
+   * authentication, and the listener must stay on loopback.
+   */
+  readonly apiKeys: readonly ApiKey[];
+  /** Endpoint groups open without a key when keys are configured (`PERSISTENCE_OPEN_ENDPOINTS`: health, metrics). */
+  readonly openEndpoints: readonly ("health" | "metrics")[];
+  /** Listen beyond loopback without API keys (`PERSISTENCE_ALLOW_INSECURE=1`). */
+  readonly allowInsecure: boolean;
+  /** TLS certificate and key files (`PERSISTENCE_TLS_CERT`, `PERSISTENCE_TLS_KEY`); both or neither. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
 }
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -91,7 +105,17 @@ export function loadConfig(env: Source = process.env): Config {
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
     logLevel: get("log_level", "info" as LogLevel, parseLogLevel, "trace, debug, info, warn, error, fatal or silent"),
+    apiKeys: readApiKeys(read),
+    openEndpoints: get("open_endpoints", [] as ("health" | "metrics")[], parseOpenEndpoints, "a comma-separated list of health, metrics"),
+    allowInsecure: get("allow_insecure", false, parseOnOff, "on or off (1 or 0)"),
+    tls: readTls(read),
   };
+  if (config.apiKeys.length === 0 && !config.allowInsecure && !isLoopback(config.listen.host)) {
+    throw new ConfigError(
+      `${PREFIX}LISTEN: ${config.listen.host} is reachable beyond this machine and no API keys are configured; ` +
+        `set ${PREFIX}API_KEYS, listen on 127.0.0.1, or set ${PREFIX}ALLOW_INSECURE=1 to accept the risk`,
+    );
+  }
   return deepFreeze(config);
 }
 
@@ -112,7 +136,89 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,
     log_level: config.logLevel,
+    api_keys: config.apiKeys.map((k) => ({ name: k.name, scopes: [...k.scopes] })),
+    open_endpoints: config.openEndpoints.join(","),
+    allow_insecure: config.allowInsecure ? "on" : "off",
+    tls: config.tls ? "on" : "off",
   };
+}
+
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+type Reader = (key: string) => { value: string | undefined; origin: string };
+
+/** API keys from `PERSISTENCE_API_KEYS` or the file `PERSISTENCE_API_KEYS_FILE` (JSON or YAML); keys are hashed at once. */
+function readApiKeys(read: Reader): ApiKey[] {
+  let { value, origin } = read("api_keys");
+  const file = read("api_keys_file");
+  if (value === undefined && file.value !== undefined) {
+    origin = `${file.value} (${file.origin})`;
+    try {
+      value = JSON.stringify(parseYaml(readFileSync(file.value, "utf8")));
+    } catch (err) {
+      throw new ConfigError(`${file.origin}: cannot read ${file.value}: ${(err as Error).message}`);
+    }
+  }
+  if (value === undefined || value.trim() === "") return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError(`${origin}: expected a JSON array of {"name", "key" or "key_sha256", "scopes"}`);
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(`${origin}: expected a JSON array of {"name", "key" or "key_sha256", "scopes"}`);
+  const names = new Set<string>();
+  const hashes = new Set<string>();
+  return parsed.map((entry: unknown, i) => {
+    const at = `${origin}[${i}]`;
+    if (typeof entry !== "object" || entry === null) throw new ConfigError(`${at}: expected an object`);
+    const { name, key, key_sha256: keySha256, scopes } = entry as Record<string, unknown>;
+    if (typeof name !== "string" || !/^[\w.:-]{1,64}$/.test(name)) throw new ConfigError(`${at}.name: expected 1-64 letters, digits or . _ : -`);
+    if (names.has(name)) throw new ConfigError(`${at}.name: ${name} is used twice`);
+    names.add(name);
+    let sha256: string;
+    if (typeof key === "string" && keySha256 === undefined) {
+      if (key.length < 16) throw new ConfigError(`${at}.key: must be at least 16 characters`);
+      sha256 = sha256Hex(key);
+    } else if (typeof keySha256 === "string" && key === undefined) {
+      if (!/^[0-9a-fA-F]{64}$/.test(keySha256)) throw new ConfigError(`${at}.key_sha256: expected 64 hex digits`);
+      sha256 = keySha256.toLowerCase();
+    } else {
+      throw new ConfigError(`${at}: give exactly one of key and key_sha256`);
+    }
+    if (hashes.has(sha256)) throw new ConfigError(`${at}: the same key is configured twice`);
+    hashes.add(sha256);
+    if (!Array.isArray(scopes) || scopes.length === 0) throw new ConfigError(`${at}.scopes: expected a non-empty array`);
+    for (const scope of scopes) {
+      if (typeof scope !== "string" || !isScope(scope)) throw new ConfigError(`${at}.scopes: unknown scope ${JSON.stringify(scope)}`);
+    }
+    return { name, sha256, scopes: scopes as Scope[] };
+  });
+}
+
+function readTls(read: Reader): Config["tls"] {
+  const cert = read("tls_cert");
+  const key = read("tls_key");
+  if (cert.value === undefined && key.value === undefined) return undefined;
+  if (cert.value === undefined || key.value === undefined) {
+    throw new ConfigError(`${PREFIX}TLS_CERT and ${PREFIX}TLS_KEY: give both or neither`);
+  }
+  for (const { value, origin } of [cert, key] as { value: string; origin: string }[]) {
+    try {
+      readFileSync(value);
+    } catch (err) {
+      throw new ConfigError(`${origin}: cannot read ${value}: ${(err as Error).message}`);
+    }
+  }
+  return { certFile: path.resolve(cert.value), keyFile: path.resolve(key.value) };
+}
+
+function parseOpenEndpoints(raw: string): ("health" | "metrics")[] | undefined {
+  const parts = raw.split(",").map((p) => p.trim().toLowerCase()).filter(Boolean);
+  return parts.every((p) => p === "health" || p === "metrics") ? [...new Set(parts as ("health" | "metrics")[])] : undefined;
 }
 
 /** Replaces the password of a URL (and any query parameter that looks like a secret) with "[redacted]". */
@@ -144,6 +250,10 @@ function readConfigFile(file: string | undefined): Record<string, string> {
   }
   const values: Record<string, string> = {};
   for (const [key, value] of Object.entries(parsed)) {
+    if (key.toLowerCase() === "api_keys" && Array.isArray(value)) {
+      values.api_keys = JSON.stringify(value);
+      continue;
+    }
     if (value === null || typeof value === "object") {
       throw new ConfigError(`${key} in ${file}: expected a single value`);
     }

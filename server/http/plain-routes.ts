@@ -5,9 +5,13 @@ import { requestIdOf } from "../rpc/interceptors/request-id.js";
 import { createDocsPage } from "./docs-page.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 import { restError } from "./rest/rest-errors.js";
+import type { Authenticator } from "../security/auth.js";
+import { METRICS_REQUIREMENT } from "../security/scopes.js";
 
 export interface PlainRoutesDeps {
   readonly registry: Registry;
+  /** Guards `/metrics` (scope system:read unless configured open). */
+  readonly authenticator: Authenticator;
   /** The OpenAPI document of the REST paths. */
   readonly openApi: () => JsonObject;
 }
@@ -23,6 +27,13 @@ export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     if (req.method !== "GET" && req.method !== "HEAD") return false;
     if (path === "/metrics") {
+      const denied = deps.authenticator.check(METRICS_REQUIREMENT, (name) => headerOf(req, name));
+      if (denied instanceof ConnectError) {
+        const requestId = requestIdOf(headerOf(req, "x-request-id"));
+        const error = restError(denied, requestId);
+        send(req, res, error.status, "application/json", JSON.stringify(error.body), "no-store", { ...error.headers, "x-request-id": requestId });
+        return true;
+      }
       deps.registry.metrics().then(
         (text) => send(req, res, 200, deps.registry.contentType, text),
         () => res.destroy(),
@@ -44,10 +55,15 @@ export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res
   };
 }
 
+function headerOf(req: NodeRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** The JSON 404 of SPEC §2 for a path nothing serves. */
 export function sendNotFound(req: NodeRequest, res: NodeResponse): void {
   const path = (req.url ?? "/").split("?")[0] ?? "/";
-  const requestId = requestIdOf(typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : undefined);
+  const requestId = requestIdOf(headerOf(req, "x-request-id"));
   const error = restError(new ConnectError(`no route for ${req.method ?? "GET"} ${path}`, Code.NotFound), requestId);
   send(req, res, 404, "application/json", JSON.stringify(error.body), "no-store", { "x-request-id": requestId });
 }

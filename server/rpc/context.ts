@@ -15,3 +15,6 @@ export const restRouteKey = createContextKey<string | undefined>(undefined, { de
  * reply (GetHealth answers 503 when unhealthy). Absent on gRPC and Connect calls.
  */
 export const httpStatusKey = createContextKey<((status: number) => void) | undefined>(undefined, { description: "REST reply status" });
+
+/** The API key a call was authenticated with (absent when no keys are configured, or for open endpoints). */
+export const principalKey = createContextKey<{ readonly name: string } | undefined>(undefined, { description: "caller" });

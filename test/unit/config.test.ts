@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -93,5 +94,65 @@ describe("configuration", () => {
     const shown = JSON.stringify(redactedConfig(loadConfig({ PERSISTENCE_SQL_URL: "mysql://app:hunter2@db:3306/x" })));
     expect(shown).not.toContain("hunter2");
     expect(shown).toContain("mysql://app:[redacted]@db:3306/x");
+  });
+});
+
+describe("security settings", () => {
+  const KEY = "a-sufficiently-long-key";
+  const SHA = "a".repeat(64);
+
+  it("keeps only the SHA-256 of each API key, with its name and scopes", () => {
+    const config = loadConfig({
+      PERSISTENCE_API_KEYS: JSON.stringify([
+        { name: "backend", key: KEY, scopes: ["translation:write"] },
+        { name: "ops", key_sha256: SHA.toUpperCase(), scopes: ["system:read", "translation:read"] },
+      ]),
+    });
+    expect(config.apiKeys).toEqual([
+      { name: "backend", sha256: createHash("sha256").update(KEY).digest("hex"), scopes: ["translation:write"] },
+      { name: "ops", sha256: SHA, scopes: ["system:read", "translation:read"] },
+    ]);
+    expect(JSON.stringify(config)).not.toContain(KEY);
+    expect(redactedConfig(config).api_keys).toEqual([
+      { name: "backend", scopes: ["translation:write"] },
+      { name: "ops", scopes: ["system:read", "translation:read"] },
+    ]);
+  });
+
+  it("reads keys from PERSISTENCE_API_KEYS_FILE (YAML or JSON) and from the config file", () => {
+    const keys = file("keys.yaml", `- name: backend\n  key: ${KEY}\n  scopes: [translation:write]\n`);
+    expect(loadConfig({ PERSISTENCE_API_KEYS_FILE: keys }).apiKeys.map((k) => k.name)).toEqual(["backend"]);
+    const settings = file("settings.yaml", `api_keys:\n  - name: ops\n    key: ${KEY}\n    scopes: [admin]\n`);
+    expect(loadConfig({ PERSISTENCE_CONFIG: settings }).apiKeys.map((k) => k.scopes)).toEqual([["admin"]]);
+  });
+
+  it.each([
+    ["not json", /expected a JSON array/],
+    [{ name: "x" }, /expected a JSON array/],
+    [[{ name: "x", key: "short", scopes: ["admin"] }], /\[0\]\.key: must be at least 16 characters/],
+    [[{ name: "x", key: KEY, key_sha256: SHA, scopes: ["admin"] }], /\[0\]: give exactly one of key and key_sha256/],
+    [[{ name: "x", key_sha256: "abc", scopes: ["admin"] }], /\[0\]\.key_sha256: expected 64 hex digits/],
+    [[{ name: "x", key: KEY, scopes: ["translation:everything"] }], /\[0\]\.scopes: unknown scope "translation:everything"/],
+    [[{ name: "x", key: KEY, scopes: [] }], /\[0\]\.scopes: expected a non-empty array/],
+    [[{ name: "x", key: KEY, scopes: ["admin"] }, { name: "x", key: `${KEY}2`, scopes: ["admin"] }], /\[1\]\.name: x is used twice/],
+    [[{ name: "x", key: KEY, scopes: ["admin"] }, { name: "y", key: KEY, scopes: ["admin"] }], /\[1\]: the same key is configured twice/],
+  ])("refuses the API keys %j, naming the entry at fault", (value, message) => {
+    expect(() => loadConfig({ PERSISTENCE_API_KEYS: typeof value === "string" ? value : JSON.stringify(value) })).toThrow(message);
+  });
+
+  it("refuses to listen beyond loopback without keys, unless told to accept the risk", () => {
+    expect(() => loadConfig({ PERSISTENCE_LISTEN: "0.0.0.0:8001" })).toThrow(/PERSISTENCE_LISTEN: 0\.0\.0\.0 is reachable beyond this machine and no API keys/);
+    expect(() => loadConfig({ PERSISTENCE_LISTEN: "[::]:8001" })).toThrow(ConfigError);
+    expect(loadConfig({ PERSISTENCE_LISTEN: "0.0.0.0:8001", PERSISTENCE_ALLOW_INSECURE: "1" }).allowInsecure).toBe(true);
+    const keys = JSON.stringify([{ name: "k", key: KEY, scopes: ["admin"] }]);
+    expect(loadConfig({ PERSISTENCE_LISTEN: "0.0.0.0:8001", PERSISTENCE_API_KEYS: keys }).listen.host).toBe("0.0.0.0");
+    for (const host of ["127.0.0.1", "127.0.0.2", "localhost", "[::1]"]) expect(() => loadConfig({ PERSISTENCE_LISTEN: `${host}:1` })).not.toThrow();
+  });
+
+  it("reads the open endpoints and wants both TLS files or neither", () => {
+    expect(loadConfig({ PERSISTENCE_OPEN_ENDPOINTS: "metrics, health" }).openEndpoints).toEqual(["metrics", "health"]);
+    expect(() => loadConfig({ PERSISTENCE_OPEN_ENDPOINTS: "health,docs" })).toThrow(/PERSISTENCE_OPEN_ENDPOINTS: expected/);
+    expect(() => loadConfig({ PERSISTENCE_TLS_CERT: file("cert.pem", "x") })).toThrow(/give both or neither/);
+    expect(() => loadConfig({ PERSISTENCE_TLS_CERT: path.join(tmp, "missing.pem"), PERSISTENCE_TLS_KEY: file("key.pem", "x") })).toThrow(/PERSISTENCE_TLS_CERT: cannot read/);
   });
 });

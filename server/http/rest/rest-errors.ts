@@ -40,6 +40,8 @@ export interface RestError {
  */
 export function restError(error: ConnectError, requestId: string, status = STATUS[error.code]): RestError {
   const headers: Record<string, string> = {};
+  const challenge = error.metadata.get("www-authenticate");
+  if (challenge) headers["www-authenticate"] = challenge;
   if (status === 429 || status === 503) headers["retry-after"] = String(Math.max(1, Math.ceil((retryDelayMs(error) ?? 1000) / 1000)));
   const body: JsonObject = {
     code: codeName(error.code),

@@ -32,6 +32,11 @@ export interface TranscoderOptions {
   readonly maxRequestBytes: number;
   readonly json: RestJsonOptions;
   readonly logger: Logger;
+  /**
+   * Checks the caller before anything else is read, so a request without a valid key gets 401/403
+   * rather than a complaint about its body (the interceptors check the call again).
+   */
+  readonly authorize?: (rpcPath: string, header: (name: string) => string | undefined) => ConnectError | undefined;
 }
 
 export interface Transcoder {
@@ -103,6 +108,8 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       sendError(req, res, reply);
       logRejected(options.logger, req, route.template.source, requestId, reply.status);
     };
+    const denied = options.authorize?.(handler.requestPath, (name) => headerValue(req.headers[name]));
+    if (denied) return reject(denied);
     let body: unknown;
     if (route.body !== undefined) {
       const read = await readJsonBody(req, options.maxRequestBytes);

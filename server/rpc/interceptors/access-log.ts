@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../../core/logger.js";
-import { loggerKey, requestIdKey, restRouteKey } from "../context.js";
+import { loggerKey, principalKey, requestIdKey, restRouteKey } from "../context.js";
 import { observeCall } from "./observe-call.js";
 
 /** The wire protocol of a call, from its content type. */
@@ -30,7 +30,8 @@ export function createAccessLogInterceptor(logger: Logger): Interceptor {
     return observeCall(next, req, {
       end(err) {
         const code = err === undefined ? "ok" : codeName(ConnectError.from(err).code);
-        const line = { protocol, ...(route === undefined ? {} : { route }), code, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
+        const caller = req.contextValues.get(principalKey)?.name;
+        const line = { protocol, ...(route === undefined ? {} : { route }), ...(caller === undefined ? {} : { api_key: caller }), code, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
         if (err !== undefined && SERVER_FAULTS.has(ConnectError.from(err).code)) callLogger.warn(line, "call failed");
         else callLogger.info(line, "call");
       },
