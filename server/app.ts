@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
 import { ConnectError } from "@connectrpc/connect";
@@ -167,7 +168,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   let listener: Listener;
   try {
-    listener = await listen(handler, config.listen);
+    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
   } catch (err) {
     monitor.stop();
     cleanup?.stop();
@@ -175,7 +177,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     await sql.close();
     throw err;
   }
-  const url = `http://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
+  const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
   logger.info({ url, sql: sql.kind, version }, "listening");
 
   let closing: Promise<void> | undefined;

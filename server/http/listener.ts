@@ -19,6 +19,8 @@ export interface Listener {
 export interface ListenerOptions {
   readonly host: string;
   readonly port: number;
+  /** PEM certificate chain and key: TLS on the same port, ALPN choosing h2 or http/1.1. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Idle keep-alive timeout for HTTP/1.1 connections, in ms (default 65000, above common load-balancer idles). */
   readonly keepAliveTimeoutMs?: number;
 }
@@ -34,7 +36,8 @@ const SNIFF_TIMEOUT_MS = 10_000;
 /**
  * Node's http2 server only falls back to HTTP/1.1 under TLS (ALPN), so plaintext needs a sniffer:
  * each new socket's first bytes are read until they either match the HTTP/2 connection preface or
- * stop matching it, then pushed back and the socket is handed to the matching server.
+ * stop matching it, then pushed back and the socket is handed to the matching server. With TLS, each
+ * socket goes to one secure HTTP/2 server that also speaks HTTP/1.1 to clients whose ALPN asks for it.
  */
 export async function listen(handler: Handler, options: ListenerOptions): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
@@ -51,23 +54,44 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
   const sniffing = new Set<net.Socket>();
   let accepting = true;
 
-  h2.on("session", (session) => {
+  const secure = options.tls
+    ? http2.createSecureServer(
+        {
+          cert: options.tls.cert,
+          key: options.tls.key,
+          allowHTTP1: true,
+          ALPNProtocols: ["h2", "http/1.1"],
+          maxSessionMemory: 64,
+          settings: { initialWindowSize: STREAM_WINDOW },
+        },
+        handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      )
+    : undefined;
+
+  const onSession = (session: http2.Http2Session) => {
     sessions.add(session);
     session.setLocalWindowSize(CONNECTION_WINDOW);
     session.once("close", () => sessions.delete(session));
     if (!accepting) session.close();
-  });
-  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const socket = req.socket;
+  };
+  h2.on("session", onSession);
+  secure?.on("session", onSession);
+  /** Counts the requests in flight on each HTTP/1.1 socket, so a shutdown can close the idle ones. */
+  const trackH1 = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    if (req.httpVersionMajor !== 1) return;
+    const socket = req.socket as net.Socket;
+    if (!h1Sockets.has(socket)) socket.once("close", () => h1Sockets.delete(socket));
     h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);
-    if (!accepting) res.setHeader("connection", "close");
+    if (!accepting) (res as http.ServerResponse).setHeader("connection", "close");
     res.once("close", () => {
       const active = (h1Sockets.get(socket) ?? 1) - 1;
       h1Sockets.set(socket, active);
       // A call that was running when the shutdown began takes its keep-alive connection with it.
       if (!accepting && active === 0) socket.end();
     });
-  });
+  };
+  h1.on("request", trackH1);
+  secure?.on("request", trackH1);
 
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
@@ -76,6 +100,11 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
       sniffing.delete(socket);
       h1Sockets.delete(socket);
     });
+    if (secure) {
+      socket.on("error", () => socket.destroy());
+      secure.emit("connection", socket);
+      return;
+    }
     let seen = Buffer.alloc(0);
     sniffing.add(socket);
     const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
