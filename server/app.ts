@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
-import { ConnectError } from "@connectrpc/connect";
+import { ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
@@ -23,7 +23,13 @@ import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
 import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
+import type { Backend } from "./backends/backend.js";
+import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
+import { normalizeAddress } from "./rpc/client-address.js";
+import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
+import { createMemoryBuckets, createRateLimitInterceptor, createRedisBuckets } from "./security/rate-limit.js";
+import { RPC_SCOPES } from "./security/scopes.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
@@ -58,7 +64,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const startedAt = Date.now();
 
   const sql = await openSqlBackend(config.sqlUrl);
-  const backends = [sql];
+  const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
+  const backends: Backend[] = redis ? [sql, redis] : [sql];
   const monitor = createHealthMonitor(backends);
 
   const registry = new Registry();
@@ -156,8 +163,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       rpcMetrics.interceptor,
       inFlight.interceptor,
       authenticator.interceptor,
+      createRateLimitInterceptor(
+        config.rateLimits,
+        redis ? createRedisBuckets(redis.client, logger) : createMemoryBuckets(),
+        (rpcPath) => RPC_SCOPES[rpcPath]?.openWith === "health",
+      ),
       createErrorMappingInterceptor(logger),
     ],
+    contextValues: (req) => createContextValues().set(clientAddressKey, normalizeAddress(req.socket.remoteAddress)),
     readMaxBytes: config.limits.maxRequestBytes,
     writeMaxBytes: 4 * config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
@@ -175,6 +188,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     cleanup?.stop();
     await batcher.close(0);
     await sql.close();
+    await redis?.close();
     throw err;
   }
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
@@ -200,6 +214,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     await batcher.close(Math.max(0, deadline - Date.now()));
     monitor.stop();
     await sql.close();
+    await redis?.close();
     logger.info("stopped");
   };
 
@@ -210,4 +225,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     status: () => batcher.status(),
     close: () => (closing ??= close()),
   };
+}
+
+/** Redis, or (when it cannot be reached at start-up) the same client reconnecting in the background. */
+async function openRedis(url: string, logger: Logger): Promise<RedisBackend> {
+  try {
+    return await openRedisBackend(url);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, "Redis unreachable at start-up: rate limits are per instance until it answers");
+    return openRedisBackend(url, { connect: false });
+  }
 }

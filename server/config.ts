@@ -48,8 +48,17 @@ export interface Config {
   readonly openEndpoints: readonly ("health" | "metrics")[];
   /** Listen beyond loopback without API keys (`PERSISTENCE_ALLOW_INSECURE=1`). */
   readonly allowInsecure: boolean;
+  /** Redis (`PERSISTENCE_REDIS_URL`, `redis://[user:pass@]host:port[/db]`): rate limits shared by every instance. */
+  readonly redisUrl: string | undefined;
+  /** Token buckets per API key and per client address (`PERSISTENCE_RATE_LIMIT_PER_KEY`, `..._PER_ADDRESS`: `<calls/s>[:<burst>]`; default off). */
+  readonly rateLimits: { readonly perKey?: RateLimit; readonly perAddress?: RateLimit };
   /** TLS certificate and key files (`PERSISTENCE_TLS_CERT`, `PERSISTENCE_TLS_KEY`); both or neither. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+}
+
+export interface RateLimit {
+  readonly ratePerSecond: number;
+  readonly burst: number;
 }
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -108,6 +117,11 @@ export function loadConfig(env: Source = process.env): Config {
     apiKeys: readApiKeys(read),
     openEndpoints: get("open_endpoints", [] as ("health" | "metrics")[], parseOpenEndpoints, "a comma-separated list of health, metrics"),
     allowInsecure: get("allow_insecure", false, parseOnOff, "on or off (1 or 0)"),
+    redisUrl: get("redis_url", undefined as string | undefined, parseRedisUrl, "redis://[user:pass@]host:port[/db]"),
+    rateLimits: {
+      ...optional("perKey", get("rate_limit_per_key", undefined as RateLimit | undefined, parseRateLimit, "<calls per second>[:<burst>], e.g. 100:200")),
+      ...optional("perAddress", get("rate_limit_per_address", undefined as RateLimit | undefined, parseRateLimit, "<calls per second>[:<burst>], e.g. 100:200")),
+    },
     tls: readTls(read),
   };
   if (config.apiKeys.length === 0 && !config.allowInsecure && !isLoopback(config.listen.host)) {
@@ -140,7 +154,35 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     open_endpoints: config.openEndpoints.join(","),
     allow_insecure: config.allowInsecure ? "on" : "off",
     tls: config.tls ? "on" : "off",
+    redis_url: config.redisUrl === undefined ? "" : redactUrl(config.redisUrl),
+    rate_limit_per_key: formatRateLimit(config.rateLimits.perKey),
+    rate_limit_per_address: formatRateLimit(config.rateLimits.perAddress),
   };
+}
+
+function formatRateLimit(limit: RateLimit | undefined): string {
+  return limit ? `${limit.ratePerSecond}:${limit.burst}` : "off";
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function parseRedisUrl(raw: string): string | undefined {
+  try {
+    const url = new URL(raw);
+    return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname ? raw : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseRateLimit(raw: string): RateLimit | undefined {
+  const match = /^(\d+(?:\.\d+)?)(?::(\d+))?$/.exec(raw);
+  if (!match) return undefined;
+  const ratePerSecond = Number(match[1]);
+  const burst = match[2] === undefined ? Math.max(1, Math.ceil(ratePerSecond)) : Number(match[2]);
+  return ratePerSecond > 0 && burst >= 1 ? { ratePerSecond, burst } : undefined;
 }
 
 /** Whether `host` only accepts connections from this machine. */

@@ -18,3 +18,6 @@ export const httpStatusKey = createContextKey<((status: number) => void) | undef
 
 /** The API key a call was authenticated with (absent when no keys are configured, or for open endpoints). */
 export const principalKey = createContextKey<{ readonly name: string } | undefined>(undefined, { description: "caller" });
+
+/** The caller's IP address, as the listener saw it. */
+export const clientAddressKey = createContextKey<string | undefined>(undefined, { description: "client address" });

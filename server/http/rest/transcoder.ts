@@ -6,7 +6,8 @@ import { createAsyncIterable, encodeEnvelope, pipe, readAllBytes, transformSplit
 import { endStreamFlag, endStreamFromJson, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { invalidArgument } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
-import { httpStatusKey, restRouteKey } from "../../rpc/context.js";
+import { normalizeAddress } from "../../rpc/client-address.js";
+import { clientAddressKey, httpStatusKey, restRouteKey } from "../../rpc/context.js";
 import { requestIdOf } from "../../rpc/interceptors/request-id.js";
 import type { NodeRequest, NodeResponse } from "../node-types.js";
 import { readHttpRules, type RestRoute } from "./http-rules.js";
@@ -141,6 +142,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
     header.set("connect-protocol-version", "1");
     const contextValues = createContextValues();
     contextValues.set(restRouteKey, `${route.verb} ${route.template.source}`);
+    contextValues.set(clientAddressKey, normalizeAddress(req.socket?.remoteAddress));
     let status = 200;
     contextValues.set(httpStatusKey, (s) => (status = s));
     const streaming = route.method.methodKind === "server_streaming";
