@@ -16,5 +16,6 @@ module.exports = {
   coverageThreshold: { global: { lines: 80 } },
   testTimeout: 60_000,
   globalSetup: "<rootDir>/test/support/global-setup.js",
+  globalTeardown: "<rootDir>/test/support/global-teardown.js",
   reporters: ["default", "<rootDir>/test/support/summary-reporter.js"],
 };

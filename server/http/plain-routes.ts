@@ -60,11 +60,30 @@ function headerOf(req: NodeRequest, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The JSON 404 of SPEC §2 for a path nothing serves. */
+/**
+ * A path nothing serves. gRPC and gRPC-Web callers get UNIMPLEMENTED the way their protocol says
+ * (HTTP 200, `grpc-status: 12`); a Connect call to an unknown `/<service>/<method>` gets 404 with code
+ * `unimplemented`; anything else the JSON 404 of SPEC §2.
+ */
 export function sendNotFound(req: NodeRequest, res: NodeResponse): void {
   const path = (req.url ?? "/").split("?")[0] ?? "/";
   const requestId = requestIdOf(headerOf(req, "x-request-id"));
-  const error = restError(new ConnectError(`no route for ${req.method ?? "GET"} ${path}`, Code.NotFound), requestId);
+  const contentType = headerOf(req, "content-type") ?? "";
+  const rpcPath = /^\/[\w.]+\/\w+$/.test(path);
+  if (rpcPath && contentType.startsWith("application/grpc")) {
+    req.resume();
+    res.writeHead(200, {
+      "content-type": contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc+proto",
+      "grpc-status": "12",
+      "grpc-message": encodeURIComponent(`unknown method ${path}`),
+      "x-request-id": requestId,
+    });
+    res.end();
+    return;
+  }
+  const code = rpcPath && req.method === "POST" ? Code.Unimplemented : Code.NotFound;
+  const message = code === Code.Unimplemented ? `unknown method ${path}` : `no route for ${req.method ?? "GET"} ${path}`;
+  const error = restError(new ConnectError(message, code), requestId);
   send(req, res, 404, "application/json", JSON.stringify(error.body), "no-store", { "x-request-id": requestId });
 }
 

@@ -44,8 +44,13 @@ export const MAX_JSON_BYTES = 65_535;
 /** Keys: 1-64 characters of [A-Za-z0-9._:-]. */
 export const KEY_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
-/** What is wrong with a key, or undefined when it is well formed. */
+/**
+ * What is wrong with a key, or undefined when it is well formed. `.` and `..` are refused although
+ * the pattern allows them: as URL path segments they are dot segments, which HTTP clients resolve away,
+ * so such an entity could never be reached on its REST path.
+ */
 export function keyProblem(value: unknown): string | undefined {
+  if (value === "." || value === "..") return "must not be . or .. (they cannot appear in a URL path)";
   if (typeof value === "string" && KEY_PATTERN.test(value)) return undefined;
   return value ? "must be 1-64 characters of A-Z a-z 0-9 . _ : -" : "is required";
 }

@@ -14,6 +14,7 @@ import {
 import { merge } from "../../clients/src/batcher";
 import { backoffMs } from "../../clients/src/retry";
 import { TaskSchema } from "../../clients/src/gen/persistence/v1/translation_pb";
+import { secret } from "../support/secrets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
 /** A loopback port nothing listens on. */
@@ -138,13 +139,13 @@ describe("client SDK: calls, errors, retries", () => {
     const seen: (string | null)[] = [];
     const client = createPersistenceClient({
       baseUrl: server.url,
-      apiKey: "k-123",
+      apiKey: secret("sdk-key-0123456789abcdef"),
       headers: { "x-team": "localisation" },
       interceptors: [(next) => (req) => (seen.push(req.header.get("authorization"), req.header.get("x-team")), next(req))],
     });
     try {
       await client.system.getInfo({});
-      expect(seen).toEqual(["Bearer k-123", "localisation"]);
+      expect(seen).toEqual(["Bearer sdk-key-0123456789abcdef", "localisation"]);
     } finally {
       client.close();
     }

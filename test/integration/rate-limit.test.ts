@@ -5,12 +5,13 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { createMemoryBuckets } from "../../server/security/rate-limit";
 import { errorOf } from "../support/errors";
+import { secret } from "../support/secrets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/15";
 
 function keysFor(...names: string[]): { keys: Record<string, string>; env: string } {
-  const keys = Object.fromEntries(names.map((n) => [n, `${n}-${randomBytes(12).toString("hex")}`]));
+  const keys = Object.fromEntries(names.map((n) => [n, secret(`${n}-${randomBytes(12).toString("hex")}`)]));
   return { keys, env: JSON.stringify(names.map((name) => ({ name, key: keys[name], scopes: ["translation:read"] }))) };
 }
 const bearer = (key: string | undefined) => ({ headers: { authorization: `Bearer ${key}` } });

@@ -7,13 +7,14 @@ import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { grants, RPC_SCOPES } from "../../server/security/scopes";
 import { errorOf } from "../support/errors";
+import { secret } from "../support/secrets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
 const KEYS = {
-  reader: "reader-key-0123456789abcdef",
-  writer: "writer-key-0123456789abcdef",
-  admin: "admin-key-0123456789abcdefgh",
-  ops: "ops-key-0123456789abcdefghij",
+  reader: secret("reader-key-0123456789abcdef"),
+  writer: secret("writer-key-0123456789abcdef"),
+  admin: secret("admin-key-0123456789abcdefgh"),
+  ops: secret("ops-key-0123456789abcdefghij"),
 };
 const API_KEYS = JSON.stringify([
   { name: "reader", key: KEYS.reader, scopes: ["translation:read"] },
@@ -127,6 +128,16 @@ describe("API keys and scopes", () => {
       expect(text).not.toContain(key);
       expect(text).not.toContain(createHash("sha256").update(key).digest("hex"));
     }
+  });
+
+  it("keeps keys out of metrics labels", async () => {
+    await server.client(TranslationService).getStats({}, bearer(KEYS.reader));
+    await errorOf(server.client(TranslationService).getStats({}, bearer("an-unknown-key-0123456789")));
+    const text = await (await fetch(`${server.url}/metrics`, { headers: { "x-api-key": KEYS.ops } })).text();
+    expect(text).toContain('grpc_method="GetStats"');
+    for (const key of [...Object.values(KEYS), "an-unknown-key-0123456789"]) expect(text).not.toContain(key);
+    const summary = JSON.stringify(await server.client(SystemService).getMetrics({}, bearer(KEYS.ops)));
+    for (const key of Object.values(KEYS)) expect(summary).not.toContain(key);
   });
 
   it("names the key in the access log, and no log line holds a key", async () => {

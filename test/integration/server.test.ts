@@ -9,6 +9,7 @@ import { TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { errorOf } from "../support/errors";
+import { secret } from "../support/secrets";
 import { describeEachDialect, withMysql } from "../support/sql-targets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
@@ -263,7 +264,7 @@ describeEachDialect("server", (target, dialect) => {
 
 describe("server on MariaDB when the database goes away", () => {
   const user = `pt_down_${process.pid}`;
-  const password = "Pw-that-must-never-show-1";
+  const password = secret("Pw-that-must-never-show-1");
   const database = `pt_down_${process.pid}`;
   let server: TestServer;
 

@@ -11,6 +11,7 @@ import { SessionStatus, TaskStatus, TranslationService } from "../../gen/persist
 import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
 import { retryDelayMs } from "../../server/core/errors";
 import { errorOf } from "../support/errors";
+import { secret } from "../support/secrets";
 import { describeEachDialect, withMysql } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
@@ -403,7 +404,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
 
 describe("translation-writes on MariaDB while the database is unreachable", () => {
   const user = `pt_outage_${process.pid}`;
-  const password = "Outage-pass-1";
+  const password = secret("Outage-pass-1");
   const database = `pt_outage_${process.pid}`;
   let server: TestServer;
   let store: SqlBackend;

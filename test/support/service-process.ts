@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+import { keepLogLine } from "./secrets";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -30,12 +31,16 @@ export async function startServiceProcess(env: Record<string, string> = {}, time
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    keepLogLine(JSON.stringify({ stderr: chunk.toString() }));
+  });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "listening" line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
     readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      keepLogLine(line);
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);

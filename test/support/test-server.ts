@@ -7,6 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { startApp, type App } from "../../server/app";
 import { loadConfig } from "../../server/config";
 import { createLogger } from "../../server/core/logger";
+import { keepLogLine } from "./secrets";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
 export const PROTOCOLS: Protocol[] = ["connect", "grpc", "grpc-web"];
@@ -34,7 +35,10 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger(config.logLevel, {
-    write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>),
+    write: (line: string) => {
+      keepLogLine(line);
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    },
   });
   const app = await startApp(config, { logger });
   const transports: Record<Protocol, Transport> = {

@@ -1,0 +1,191 @@
+import http2 from "node:http2";
+import { gzipSync } from "node:zlib";
+import { create, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { sql } from "kysely";
+import { SystemService } from "../../gen/persistence/v1/system_pb";
+import { BatchUpsertSessionsRequestSchema, BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
+import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { describeEachDialect } from "../support/sql-targets";
+import { startTestServer, type TestServer } from "../support/test-server";
+
+/** gRPC status codes by name. */
+const INVALID_ARGUMENT = "3";
+const INTERNAL = "13";
+const RESOURCE_EXHAUSTED = "8";
+
+const UNARY = [...TranslationService.methods, ...SystemService.methods].filter((m) => m.methodKind === "unary");
+const path = (m: DescMethod) => `/${m.parent.typeName}/${m.name}`;
+
+function frame(bytes: Uint8Array, declaredLength = bytes.length): Buffer {
+  const out = Buffer.alloc(5 + bytes.length);
+  out.writeUInt32BE(declaredLength, 1);
+  out.set(bytes, 5);
+  return out;
+}
+
+/** A raw gRPC call over h2c: the status and message from the trailers (or headers). */
+function grpcRaw(base: string, rpcPath: string, body: Buffer): Promise<{ status: string; message: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(base);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": "application/grpc", te: "trailers" });
+    const seen: Record<string, unknown> = {};
+    stream.on("response", (h) => Object.assign(seen, h));
+    stream.on("trailers", (h) => Object.assign(seen, h));
+    stream.on("data", () => {});
+    stream.on("end", () => {
+      session.close();
+      resolve({ status: String(seen["grpc-status"]), message: decodeURIComponent(String(seen["grpc-message"] ?? "")) });
+    });
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
+describeEachDialect("hostile input", (target) => {
+  let server: TestServer;
+  let snapshot: string;
+
+  /** Every row of every table, in a stable order: what must not change. */
+  const dump = async (): Promise<string> => {
+    const store = await openSqlBackend(target().url);
+    try {
+      const out: unknown[] = [];
+      for (const table of ["translation_sessions", "translation_tasks", "translation_tombstones", "dead_letters"]) {
+        const { rows } = await sql<Record<string, unknown>>`select * from ${sql.table(table)}`.execute(store.db);
+        out.push(table, rows.map((r) => JSON.stringify(r, (_, v) => (typeof v === "bigint" ? String(v) : v))).sort());
+      }
+      return JSON.stringify(out);
+    } finally {
+      await store.close();
+    }
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    // Some data to protect.
+    const client = server.client(TranslationService);
+    await client.batchUpsertSessions({ sessions: [{ sessionId: "victim", filename: "v.xlsx" }], durability: 3 });
+    await client.batchUpsertTasks({ tasks: [{ sessionId: "victim", taskId: "TASK_0001", sourceText: "keep me" }], durability: 3 });
+    snapshot = await dump();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    // Still serving, nothing changed.
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    await server.client(TranslationService).flush({});
+    expect(await dump()).toEqual(snapshot);
+  });
+
+  it("rejects undecodable protobuf on every RPC", async () => {
+    for (const method of UNARY) {
+      const { status, message } = await grpcRaw(server.url, path(method), frame(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])));
+      // Connect reports a request it cannot decode as INTERNAL "parse binary: ..." (as grpc-go does).
+      expect({ rpc: method.name, status, parse: message.startsWith("parse binary:") }).toEqual({ rpc: method.name, status: INTERNAL, parse: true });
+    }
+  });
+
+  it("rejects truncated gRPC frames on every RPC", async () => {
+    for (const method of UNARY) {
+      const { status, message } = await grpcRaw(server.url, path(method), frame(new Uint8Array([0x0a, 0x01, 0x61]), 1000));
+      expect({ rpc: method.name, status, message }).toEqual({ rpc: method.name, status: INVALID_ARGUMENT, message: "protocol error: incomplete envelope" });
+    }
+  });
+
+  it("rejects invalid UTF-8 in protobuf strings", async () => {
+    // BatchUpsertSessions { sessions: [{ session_id: "ab", filename: <0xC3 0x28> }] }
+    const session = Buffer.from([0x0a, 0x02, 0x61, 0x62, 0x12, 0x02, 0xc3, 0x28]);
+    const request = Buffer.concat([Buffer.from([0x0a, session.length]), session]);
+    const { status, message } = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(request));
+    expect(status).toBe(INTERNAL);
+    expect(message).toContain("not valid for encoding utf-8");
+  });
+
+  it("rejects deeply nested JSON, huge numbers and oversized bodies over Connect and REST", async () => {
+    const connect = (method: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/persistence.v1.TranslationService/${method}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    const deep = `{"sessions":[{"session_id":"deep","filename":"f","game_info":${'{"a":'.repeat(5000)}1${"}".repeat(5000)}}]}`;
+    expect((await connect("BatchUpsertSessions", deep)).status).toBe(400);
+    const restDeep = await fetch(`${server.url}/api/v1/translation/sessions/batch`, { method: "POST", headers: { "content-type": "application/json" }, body: deep });
+    expect(restDeep.status).toBe(400);
+
+    for (const big of ["1e400", "-1e400", "99999999999999999999999", "2147483648"]) {
+      const body = `{"tasks":[{"session_id":"victim","task_id":"TASK_0001","row_index":${big}}]}`;
+      expect((await connect("BatchUpsertTasks", body)).status).toBe(400);
+      const rest = await fetch(`${server.url}/api/v1/translation/tasks/batch`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect(rest.status).toBe(400);
+    }
+    // row_index -1 travels as a 10-byte varint; it decodes, and validation refuses it.
+    const negative = toBinary(BatchUpsertTasksRequestSchema, create(BatchUpsertTasksRequestSchema, { tasks: [{ sessionId: "victim", taskId: "TASK_0001", rowIndex: -1 }] }));
+    const { status: grpcHuge, message: hugeMessage } = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertTasks", frame(negative));
+    expect(grpcHuge).toBe(INVALID_ARGUMENT);
+    expect(hugeMessage).toContain("tasks[0].row_index");
+
+    const oversized = Buffer.alloc(11 * 1024 * 1024, 0x20);
+    expect((await connect("BatchUpsertSessions", oversized)).status).toBe(429);
+    // Over gRPC, Node's HTTP/2 layer sometimes resets the stream (ENHANCE_YOUR_CALM) before Connect's
+    // RESOURCE_EXHAUSTED reaches the caller; either way the message is refused and nothing changes.
+    const big = toBinary(BatchUpsertSessionsRequestSchema, create(BatchUpsertSessionsRequestSchema, { sessions: [{ sessionId: "big", filename: "x".repeat(11 * 1024 * 1024) }] }));
+    const refused = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(big)).then(
+      (r) => r.status,
+      (e: Error) => (e.message.includes("NGHTTP2_ENHANCE_YOUR_CALM") ? "reset" : e.message),
+    );
+    expect([RESOURCE_EXHAUSTED, "reset"]).toContain(refused);
+    const gzipBomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
+    const bomb = await fetch(`${server.url}/api/v1/translation/sessions/batch`, { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: gzipBomb });
+    expect(bomb.status).toBe(413);
+  });
+
+  it.each([
+    "../../etc/passwd",
+    "..",
+    "a/b",
+    "victim\u0000",
+    "victim' OR '1'='1",
+    "victim; DROP TABLE translation_tasks; --",
+    "x".repeat(65),
+    "",
+  ])("refuses the id %j on writes, reads and deletes, REST paths included", async (id) => {
+    const client = server.client(TranslationService);
+    const codeOf = (p: Promise<unknown>) => p.then(() => "ok", (e: { code?: number }) => String(e.code));
+    expect(await codeOf(client.batchUpsertSessions({ sessions: [{ sessionId: id, filename: "f" }] }))).toBe(INVALID_ARGUMENT);
+    expect(await codeOf(client.batchUpsertTasks({ tasks: [{ sessionId: "victim", taskId: id }] }))).toBe(INVALID_ARGUMENT);
+    expect(await codeOf(client.getSession({ sessionId: id }))).toBe(INVALID_ARGUMENT);
+    expect(await codeOf(client.deleteSession({ sessionId: id }))).toBe(INVALID_ARGUMENT);
+    expect(await codeOf(client.getTask({ taskId: id, sessionId: "victim" }))).toBe(INVALID_ARGUMENT);
+    // ("" has no REST path; ".." never reaches the server as a segment: the client resolves it first.)
+    if (id !== "" && id !== "..") {
+      const encoded = encodeURIComponent(id);
+      for (const [verb, rest] of [
+        ["GET", `/api/v1/translation/sessions/${encoded}`],
+        ["DELETE", `/api/v1/translation/sessions/${encoded}`],
+        ["GET", `/api/v1/translation/sessions/${encoded}/tasks`],
+        ["POST", `/api/v1/translation/recovery/restore/${encoded}`],
+      ] as const) {
+        const res = await fetch(`${server.url}${rest}`, { method: verb });
+        expect({ rest, status: res.status }).toEqual({ rest, status: 400 });
+      }
+    }
+  });
+
+  it("treats SQL-looking filter values as plain text", async () => {
+    for (const evil of ["' OR 1=1 --", "Dialogue' UNION SELECT * FROM translation_sessions --", "%", "_"]) {
+      const res = await fetch(`${server.url}/api/v1/translation/tasks?sheet_name=${encodeURIComponent(evil)}`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { total: number }).total).toBe(0);
+      const { items } = await server.client(TranslationService).listSessions({ llmProvider: evil });
+      expect(items).toEqual([]);
+    }
+  });
+
+  it("answers unknown RPCs and protocols with clear errors", async () => {
+    expect((await grpcRaw(server.url, "/persistence.v1.TranslationService/DropEverything", frame(new Uint8Array()))).status).toBe("12");
+    const connect = await fetch(`${server.url}/persistence.v1.TranslationService/DropEverything`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(connect.status).toBe(404);
+    expect(((await connect.json()) as { code: string }).code).toBe("unimplemented");
+    const wrongType = await fetch(`${server.url}/persistence.v1.TranslationService/GetStats`, { method: "POST", headers: { "content-type": "text/xml" }, body: "<x/>" });
+    expect(wrongType.status).toBe(415);
+  });
+});
