@@ -49,7 +49,10 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
     headerInterceptor(options),
     ...(options.interceptors ?? []),
   ];
-  const sessionManager = httpVersion === "2" ? new Http2SessionManager(options.baseUrl, { idleConnectionTimeoutMs: 30_000 }) : undefined;
+  // Node's HTTP/2 client buffers at most 10 MB per session by default and resets its own stream
+  // (ENHANCE_YOUR_CALM) beyond that: too little for batches up to the service's 10 MB request limit.
+  const sessionManager =
+    httpVersion === "2" ? new Http2SessionManager(options.baseUrl, { idleConnectionTimeoutMs: 30_000 }, { maxSessionMemory: 64 }) : undefined;
   const common = { baseUrl: options.baseUrl, interceptors, defaultTimeoutMs: options.timeoutMs ?? 30_000, useBinaryFormat: true };
   let transport: Transport;
   if (protocol === "grpc") transport = createGrpcTransport({ ...common, sessionManager });

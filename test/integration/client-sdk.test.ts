@@ -119,6 +119,21 @@ describe("client SDK: calls, errors, retries", () => {
     }
   });
 
+  it("sends large batches over HTTP/2 and reports one over the service's 10 MB limit as RESOURCE_EXHAUSTED", async () => {
+    // Node's HTTP/2 client would reset a request this large itself (ENHANCE_YOUR_CALM) with its
+    // default 10 MB session budget; the SDK raises it so the service's own answer arrives.
+    const client = createPersistenceClient({ baseUrl: server.url, protocol: "grpc", retry: false });
+    try {
+      const text = "x".repeat(60_000);
+      const tasks = Array.from({ length: 180 }, (_, i) => ({ sessionId: "big-batch", taskId: `T${i}`, sourceText: text }));
+      const refused = (await client.translation.batchUpsertTasks({ tasks }).catch((e: unknown) => e)) as PersistenceError;
+      expect(refused.codeName).toBe("resource_exhausted");
+      expect(refused.message).toMatch(/larger than configured readMaxBytes 10485760/);
+    } finally {
+      client.close();
+    }
+  });
+
   it("puts a deadline on every call, streams included", async () => {
     const client = createPersistenceClient({ baseUrl: server.url, timeoutMs: 300 });
     try {
