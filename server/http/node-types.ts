@@ -6,3 +6,9 @@ type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 export type NodeRequest = Parameters<Fallback>[0];
 /** The matching response, with a `write` both kinds share. */
 export type NodeResponse = Parameters<Fallback>[1];
+
+/** A request header's value (the first, when it was sent more than once). */
+export function headerOf(req: NodeRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -3,7 +3,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Registry } from "prom-client";
 import { requestIdOf } from "../rpc/interceptors/request-id.js";
 import { createDocsPage } from "./docs-page.js";
-import type { NodeRequest, NodeResponse } from "./node-types.js";
+import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
 import { restError } from "./rest/rest-errors.js";
 import type { Authenticator } from "../security/auth.js";
 import { METRICS_REQUIREMENT } from "../security/scopes.js";
@@ -53,11 +53,6 @@ export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res
     }
     return false;
   };
-}
-
-function headerOf(req: NodeRequest, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 /**

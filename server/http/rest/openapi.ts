@@ -2,7 +2,7 @@ import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonO
 import { Code } from "@connectrpc/connect";
 import { codeName } from "../../rpc/interceptors/access-log.js";
 import type { RestRoute } from "./http-rules.js";
-import { isWellKnown, shortEnumNames, wrappedField } from "./rest-json.js";
+import { isWellKnown, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
 
 export interface OpenApiInfo {
   readonly title: string;
@@ -148,14 +148,9 @@ function queryFields(desc: DescMessage, prefix: string, depth: number): [string,
   return out;
 }
 
+/** A field the route table already checked exists (path variables, body fields). */
 function fieldAt(desc: DescMessage, path: string): DescField {
-  let current = desc;
-  let field: DescField | undefined;
-  for (const part of path.split(".")) {
-    field = current.fields.find((f) => f.name === part);
-    if (!field) throw new Error(`no field ${path} in ${desc.typeName}`);
-    if (field.fieldKind === "message") current = field.message;
-  }
+  const field = resolveFieldPath(desc, path);
   if (!field) throw new Error(`no field ${path} in ${desc.typeName}`);
   return field;
 }

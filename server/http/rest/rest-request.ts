@@ -1,7 +1,7 @@
 import { ScalarType, type DescField, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import type { FieldViolation } from "../../core/errors.js";
 import type { RestRoute } from "./http-rules.js";
-import { findField, fromRestJson, isWellKnown, wrappedField, type RestJsonOptions } from "./rest-json.js";
+import { findField, fromRestJson, isWellKnown, resolveFieldPath, wrappedField, type RestJsonOptions } from "./rest-json.js";
 
 /** What a REST request carries besides its verb. */
 export interface RestRequestParts {
@@ -60,7 +60,7 @@ export function restRequestToJson(
   }
 
   for (const [fieldPath, text] of parts.pathValues) {
-    const field = findPath(input, fieldPath);
+    const field = resolveFieldPath(input, fieldPath);
     if (!field) continue; // checked when the route table was built
     const value = fromText(field, text);
     const given = getPath(request, fieldPath, field);
@@ -98,17 +98,6 @@ function queryTarget(input: RestRoute["method"]["input"], key: string): { fieldP
     return { fieldPath: names.join("."), field };
   }
   return UNKNOWN;
-}
-
-function findPath(input: RestRoute["method"]["input"], fieldPath: string): DescField | undefined {
-  let desc = input;
-  let field: DescField | undefined;
-  for (const part of fieldPath.split(".")) {
-    field = findField(desc, part);
-    if (!field) return undefined;
-    if (field.fieldKind === "message") desc = field.message;
-  }
-  return field;
 }
 
 /** A query or path value as the JSON that field expects: booleans become booleans, the rest stays text (checked later). */

@@ -9,7 +9,7 @@ import type { Logger } from "../../core/logger.js";
 import { normalizeAddress } from "../../rpc/client-address.js";
 import { clientAddressKey, httpStatusKey, restRouteKey } from "../../rpc/context.js";
 import { requestIdOf } from "../../rpc/interceptors/request-id.js";
-import type { NodeRequest, NodeResponse } from "../node-types.js";
+import { headerOf, type NodeRequest, type NodeResponse } from "../node-types.js";
 import { readHttpRules, type RestRoute } from "./http-rules.js";
 import { restError } from "./rest-errors.js";
 import { toRestJson, fieldToRestJson, type RestJsonOptions } from "./rest-json.js";
@@ -68,7 +68,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       if (values) matches.push({ route, values });
     }
     if (matches.length === 0) return false;
-    const requestId = requestIdOf(headerValue(req.headers["x-request-id"]));
+    const requestId = requestIdOf(headerOf(req, "x-request-id"));
     const verb = req.method === "HEAD" ? "GET" : req.method;
     const match = matches.find((m) => m.route.verb === verb);
     if (!match) {
@@ -109,7 +109,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       sendError(req, res, reply);
       logRejected(options.logger, req, route.template.source, requestId, reply.status);
     };
-    const denied = options.authorize?.(handler.requestPath, (name) => headerValue(req.headers[name]));
+    const denied = options.authorize?.(handler.requestPath, (name) => headerOf(req, name));
     if (denied) return reject(denied);
     let body: unknown;
     if (route.body !== undefined) {
@@ -194,7 +194,7 @@ async function sendStream(
   requestId: string,
   maxBytes: number,
 ): Promise<void> {
-  const sse = (headerValue(req.headers.accept) ?? "").includes("text/event-stream");
+  const sse = (headerOf(req, "accept") ?? "").includes("text/event-stream");
   let heartbeat: NodeJS.Timeout | undefined;
   try {
     for await (const envelope of pipe(body, transformSplitEnvelope(4 * maxBytes))) {
@@ -234,7 +234,7 @@ async function readJsonBody(req: NodeRequest, maxBytes: number): Promise<BodyRea
     error: new ConnectError(`request body larger than ${maxBytes} bytes`, Code.ResourceExhausted),
     status: 413,
   });
-  const declared = Number(headerValue(req.headers["content-length"]) ?? "0");
+  const declared = Number(headerOf(req, "content-length") ?? "0");
   if (declared > maxBytes) {
     req.resume();
     return tooLarge();
@@ -250,7 +250,7 @@ async function readJsonBody(req: NodeRequest, maxBytes: number): Promise<BodyRea
     chunks.push(chunk);
   }
   let raw = Buffer.concat(chunks);
-  const encoding = (headerValue(req.headers["content-encoding"]) ?? "identity").trim().toLowerCase();
+  const encoding = (headerOf(req, "content-encoding") ?? "identity").trim().toLowerCase();
   if (encoding === "gzip") {
     try {
       raw = await gunzipAsync(raw, { maxOutputLength: maxBytes });
@@ -262,7 +262,7 @@ async function readJsonBody(req: NodeRequest, maxBytes: number): Promise<BodyRea
     return { error: new ConnectError(`unsupported content-encoding ${JSON.stringify(encoding)}; use gzip or none`, Code.InvalidArgument), status: 415 };
   }
   if (raw.length === 0) return { value: undefined };
-  const contentType = (headerValue(req.headers["content-type"]) ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
+  const contentType = (headerOf(req, "content-type") ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
   if (contentType !== "application/json" && !contentType.endsWith("+json")) {
     return { error: new ConnectError(`unsupported content-type ${JSON.stringify(contentType)}; send application/json`, Code.InvalidArgument), status: 415 };
   }
@@ -315,14 +315,11 @@ function sendError(req: NodeRequest, res: NodeResponse, error: ReturnType<typeof
 }
 
 function acceptsGzip(req: NodeRequest): boolean {
-  return /\bgzip\b/i.test(headerValue(req.headers["accept-encoding"]) ?? "");
+  return /\bgzip\b/i.test(headerOf(req, "accept-encoding") ?? "");
 }
 
 function logRejected(logger: Logger, req: NodeRequest, route: string, requestId: string, status: number): void {
   logger.info({ request_id: requestId, protocol: "rest", http_method: req.method, route, status }, "request rejected");
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
