@@ -5,6 +5,7 @@ import { requestIdOf } from "../rpc/interceptors/request-id.js";
 import { createDocsPage } from "./docs-page.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
 import { restError } from "./rest/rest-errors.js";
+import { sendError } from "./rest/reply.js";
 import type { Authenticator } from "../security/auth.js";
 import { METRICS_REQUIREMENT } from "../security/scopes.js";
 
@@ -30,8 +31,7 @@ export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res
       const denied = deps.authenticator.check(METRICS_REQUIREMENT, (name) => headerOf(req, name));
       if (denied instanceof ConnectError) {
         const requestId = requestIdOf(headerOf(req, "x-request-id"));
-        const error = restError(denied, requestId);
-        send(req, res, error.status, "application/json", JSON.stringify(error.body), "no-store", { ...error.headers, "x-request-id": requestId });
+        sendError(req, res, restError(denied, requestId));
         return true;
       }
       deps.registry.metrics().then(
@@ -78,8 +78,7 @@ export function sendNotFound(req: NodeRequest, res: NodeResponse): void {
   }
   const code = rpcPath && req.method === "POST" ? Code.Unimplemented : Code.NotFound;
   const message = code === Code.Unimplemented ? `unknown method ${path}` : `no route for ${req.method ?? "GET"} ${path}`;
-  const error = restError(new ConnectError(message, code), requestId);
-  send(req, res, 404, "application/json", JSON.stringify(error.body), "no-store", { "x-request-id": requestId });
+  sendError(req, res, restError(new ConnectError(message, code), requestId, 404));
 }
 
 function send(
@@ -89,9 +88,8 @@ function send(
   contentType: string,
   body: string | Buffer,
   cacheControl = "no-store",
-  headers: Record<string, string> = {},
 ): void {
-  res.writeHead(status, { ...headers, "content-type": contentType, "content-length": Buffer.byteLength(body), "cache-control": cacheControl });
+  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body), "cache-control": cacheControl });
   if (req.method === "HEAD") res.end();
   else res.end(body);
 }

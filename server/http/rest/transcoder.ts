@@ -1,5 +1,5 @@
 import { promisify } from "node:util";
-import { gunzip, gzip } from "node:zlib";
+import { gunzip } from "node:zlib";
 import { fromBinary, fromJson, toBinary, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { createAsyncIterable, encodeEnvelope, pipe, readAllBytes, transformSplitEnvelope, type UniversalHandler } from "@connectrpc/connect/protocol";
@@ -12,14 +12,12 @@ import { requestIdOf } from "../../rpc/interceptors/request-id.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "../node-types.js";
 import { readHttpRules, type RestRoute } from "./http-rules.js";
 import { restError } from "./rest-errors.js";
+import { sendError, sendJson } from "./reply.js";
 import { toRestJson, fieldToRestJson, type RestJsonOptions } from "./rest-json.js";
 import { restRequestToJson } from "./rest-request.js";
 
 const gunzipAsync = promisify(gunzip);
-const gzipAsync = promisify(gzip);
 
-/** Replies at least this large are gzipped for callers that accept it. */
-const GZIP_MIN_BYTES = 1024;
 /** Comment lines keep idle event streams open through proxies. */
 const SSE_HEARTBEAT_MS = 15_000;
 /** JSON nested deeper than this is refused before it is parsed. */
@@ -295,27 +293,6 @@ export function jsonDepth(text: string): number {
     else if (c === 0x7d || c === 0x5d) depth--;
   }
   return max;
-}
-
-async function sendJson(req: NodeRequest, res: NodeResponse, status: number, json: JsonValue, headers: Record<string, string>): Promise<void> {
-  let body: Buffer = Buffer.from(JSON.stringify(json));
-  const out: Record<string, string | number> = { ...headers, "content-type": "application/json", "cache-control": "no-store", vary: "accept-encoding" };
-  if (body.length >= GZIP_MIN_BYTES && acceptsGzip(req)) {
-    body = await gzipAsync(body);
-    out["content-encoding"] = "gzip";
-  }
-  out["content-length"] = body.length;
-  res.writeHead(status, out);
-  if (req.method === "HEAD") res.end();
-  else res.end(body);
-}
-
-function sendError(req: NodeRequest, res: NodeResponse, error: ReturnType<typeof restError>, extra: Record<string, string> = {}): void {
-  void sendJson(req, res, error.status, error.body, { ...error.headers, ...extra, "x-request-id": String(error.body.request_id) });
-}
-
-function acceptsGzip(req: NodeRequest): boolean {
-  return /\bgzip\b/i.test(headerOf(req, "accept-encoding") ?? "");
 }
 
 function logRejected(logger: Logger, req: NodeRequest, route: string, requestId: string, status: number): void {
