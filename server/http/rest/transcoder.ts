@@ -193,6 +193,7 @@ async function sendStream(
   maxBytes: number,
 ): Promise<void> {
   const sse = (headerOf(req, "accept") ?? "").includes("text/event-stream");
+  const headers = { "content-type": sse ? "text/event-stream" : "application/x-ndjson", "cache-control": "no-store", "x-request-id": requestId };
   let heartbeat: NodeJS.Timeout | undefined;
   try {
     for await (const envelope of pipe(body, transformSplitEnvelope(4 * maxBytes))) {
@@ -206,11 +207,7 @@ async function sendStream(
         break;
       }
       if (!res.headersSent) {
-        res.writeHead(200, {
-          "content-type": sse ? "text/event-stream" : "application/x-ndjson",
-          "cache-control": "no-store",
-          "x-request-id": requestId,
-        });
+        res.writeHead(200, headers);
         if (req.method === "HEAD") return void res.end();
         if (sse) heartbeat = setInterval(() => res.write(": keep-alive\n\n"), SSE_HEARTBEAT_MS).unref();
       }
@@ -220,7 +217,7 @@ async function sendStream(
   } finally {
     clearInterval(heartbeat);
   }
-  if (!res.headersSent) res.writeHead(200, { "content-type": sse ? "text/event-stream" : "application/x-ndjson", "x-request-id": requestId });
+  if (!res.headersSent) res.writeHead(200, headers);
   res.end();
 }
 
