@@ -93,7 +93,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   log.countReplayed(replayed.length);
   batcher.restore(replayed);
   if (replayed.length > 0 || log.discardedBytes > 0) {
-    logger.info({ records: replayed.length, discarded_bytes: log.discardedBytes }, "write-ahead log replayed");
+    const entry = { records: replayed.length, discarded_bytes: log.discardedBytes, resynced_frames: log.resyncedFrames };
+    // Frames after a damaged stretch mean the log was harmed mid-file, not just cut short by a crash.
+    if (log.resyncedFrames > 0) logger.warn(entry, "write-ahead log replayed");
+    else logger.info(entry, "write-ahead log replayed");
   }
   const translationDb = sql.db.withTables<TranslationTables>();
   const cleanup =

@@ -124,6 +124,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   let ageTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let failures = 0;
+  /** Log appends failed in a row (a full or failing disk). */
+  let walFailures = 0;
   let closing = false;
   const commitListeners = new Set<(patches: readonly Patch[]) => void>();
   const onCommit = (listener: (patches: readonly Patch[]) => void) => {
@@ -344,6 +346,11 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     });
   }
 
+  /** A disk that filled up or failed takes seconds to fix, not a flush interval: back off from 1 s to 10 s. */
+  function walRetryAfterMs(): number {
+    return Math.min(10_000, 1000 * 2 ** Math.min(Math.max(walFailures - 1, 0), 4));
+  }
+
   function retryAfterMs(): number {
     return reachable ? options.flushIntervalMs : Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures, 16));
   }
@@ -366,14 +373,24 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       const seq = ++acceptedSeq;
       const logged = options.logWrites ? wal.append(serializePatches(patches), patches.length) : undefined;
       // An ACCEPTED write does not wait for the log, but a failed append must not go unnoticed.
-      logged?.catch((err: unknown) => logger.error({ err, batcher: options.name }, "write-ahead log append failed"));
+      logged?.then(
+        () => (walFailures = 0),
+        (err: unknown) => {
+          walFailures++;
+          metrics.walFailures.inc({ batcher: options.name });
+          logger.error({ err, batcher: options.name }, "write-ahead log append failed");
+        },
+      );
       if (buffer.size >= options.flushMaxRecords) void requestFlush();
       else scheduleAgeFlush();
 
       if (durability === "accepted") return "accepted";
       if (durability === "logged" && logged) {
-        await logged.catch(() => {
-          throw unavailable("the write-ahead log cannot be written; the write is buffered but not logged", retryAfterMs());
+        await logged.catch((err: unknown) => {
+          throw unavailable(
+            `the write-ahead log cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the write is buffered but not logged`,
+            walRetryAfterMs(),
+          );
         });
         return "logged";
       }
@@ -574,6 +591,7 @@ function createMetrics(options: WriteBatcherOptions, state: () => { records: num
     retries: new Counter({ name: "persistence_flush_retries_total", help: "Flushes retried because the database was unreachable.", labelNames: ["batcher"], registers }),
     deadLetters: new Counter({ name: "persistence_dead_letters_total", help: "Records the database refused, moved to dead letters.", labelNames: ["batcher", "table"], registers }),
     rejections: new Counter({ name: "persistence_buffer_full_total", help: "Writes refused with RESOURCE_EXHAUSTED because the buffer was full.", labelNames: ["batcher"], registers }),
+    walFailures: new Counter({ name: "persistence_wal_append_failures_total", help: "Write-ahead log appends that failed (full or failing disk); their writers got UNAVAILABLE.", labelNames: ["batcher"], registers }),
     dataLoss,
   };
 }
