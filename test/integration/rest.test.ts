@@ -593,13 +593,29 @@ describe("REST with unknown fields ignored", () => {
     await server?.close();
   });
 
-  it("drops fields and query parameters it does not know", async () => {
+  it("drops JSON fields it does not know", async () => {
     const res = await fetch(`${server.url}/api/v1/translation/sessions/batch`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ sessions: [sessionRecord("lenient", { legacy_flag: true })], client_version: "1.2" }),
     });
     expect(res.status).toBe(200);
-    expect((await fetch(`${server.url}/api/v1/translation/sessions?_=123`)).status).toBe(200);
+  });
+
+  it("still refuses query parameters it does not know, on every kind of route, and deletes nothing", async () => {
+    const list = await fetch(`${server.url}/api/v1/translation/sessions?_=123`);
+    expect(list.status).toBe(400);
+    expect(((await list.json()) as Json).details[0].field_violations).toEqual([{ field: "_", description: "unknown query parameter" }]);
+    await fetch(`${server.url}/api/v1/translation/sessions/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ sessions: [sessionRecord("lenient-old", { status: "completed", updated_at: "2020-01-01T00:00:00Z" })], durability: "committed" }),
+    });
+    const cleanup = await fetch(`${server.url}/api/v1/translation/sessions/cleanup?dryrun=true`, { method: "POST" });
+    expect(cleanup.status).toBe(400);
+    expect(((await cleanup.json()) as Json).details[0].field_violations).toEqual([{ field: "dryrun", description: "unknown query parameter" }]);
+    const remove = await fetch(`${server.url}/api/v1/translation/sessions/lenient-old?sfot=true`, { method: "DELETE" });
+    expect(remove.status).toBe(400);
+    expect((await fetch(`${server.url}/api/v1/translation/sessions/lenient-old`)).status).toBe(200);
   });
 });

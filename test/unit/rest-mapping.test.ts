@@ -84,6 +84,11 @@ describe("REST request", () => {
 
   it("refuses query parameters that name no field, a path field or a field the query cannot set, on body routes too", () => {
     expect(build("CleanupSessions", "dryrun=true").violations).toEqual([{ field: "dryrun", description: "unknown query parameter" }]);
+    expect(build("CleanupSessions", "dryrun=true", { legacy: 1 }, {}, { ignoreUnknownFields: true })).toEqual({
+      json: null,
+      violations: [{ field: "dryrun", description: "unknown query parameter" }],
+    });
+    expect(build("CleanupSessions", "", { dry_run: true, legacy: 1 }, {}, { ignoreUnknownFields: true })).toEqual({ json: { dry_run: true }, violations: [] });
     expect(build("UpdateSessionStatus", "session_id=b", { status: "failed" }, { session_id: "a" }).violations).toEqual([
       { field: "session_id", description: "is set by the path" },
     ]);

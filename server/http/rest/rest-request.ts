@@ -18,7 +18,7 @@ export interface RestRequestParts {
  * query parameters set any other field, nested ones by dotted path, repeated ones by repeating the key.
  * Unlike google.api.http, the query binds on `body: "*"` routes too (the original callers put
  * `dry_run` there); a field given in both the body and the query is refused, as is a parameter that
- * names no field: a parameter the caller sent is never dropped.
+ * names no field, whatever `ignoreUnknownFields` says: a parameter the caller sent is never dropped.
  */
 export function restRequestToJson(
   route: RestRoute,
@@ -42,7 +42,7 @@ export function restRequestToJson(
   for (const key of new Set(parts.query.keys())) {
     const target = queryTarget(input, key);
     if (typeof target === "string") {
-      if (!options.ignoreUnknownFields || target !== UNKNOWN) violations.push({ field: key, description: target });
+      violations.push({ field: key, description: target });
       continue;
     }
     const { fieldPath, field } = target;
