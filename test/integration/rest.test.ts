@@ -402,9 +402,13 @@ describeEachDialect("REST query parameters on body routes", (target) => {
   it.each([
     ["true", true],
     ["1", true],
+    ["True", true],
+    ["yes", true],
     ["", true],
     ["false", false],
     ["0", false],
+    ["False", false],
+    ["off", false],
   ])("cleanup reads dry_run=%s in the query as %s", async (text, dryRun) => {
     const ids = await seedExpired("completed", 1);
     const res = await call("POST", `/api/v1/translation/sessions/cleanup?dry_run=${text}`);

@@ -70,6 +70,17 @@ describe("REST request", () => {
     });
     expect(build("CleanupSessions", "dry_run=1", { completed_days: 90 })).toEqual({ json: { completed_days: 90, dry_run: true }, violations: [] });
     expect(build("CleanupSessions", "dryRun=0&completedDays=5").json).toEqual({ dry_run: false, completed_days: 5 });
+  });
+
+  it.each([
+    ...["true", "True", "1", "yes", "ON", "t", "y", ""].map((text) => [text, true] as const),
+    ...["false", "FALSE", "0", "no", "off", "f", "n"].map((text) => [text, false] as const),
+  ])("reads the boolean dry_run=%s as %s", (text, value) => {
+    expect(build("CleanupSessions", `dry_run=${text}`)).toEqual({ json: { dry_run: value }, violations: [] });
+  });
+
+  it.each(["maybe", "2", "truee", " true"])("refuses the boolean dry_run=%s", (text) => {
+    expect(build("CleanupSessions", `dry_run=${encodeURIComponent(text)}`).violations).toEqual([{ field: "dry_run", description: "expected true or false" }]);
     expect(build("BatchUpsertSessions", "durability=committed", { sessions: [] }).json).toEqual({ sessions: [], durability: "DURABILITY_COMMITTED" });
   });
 

@@ -105,14 +105,22 @@ function queryTarget(input: RestRoute["method"]["input"], key: string): { fieldP
   return UNKNOWN;
 }
 
+/**
+ * Boolean spellings in the query and the path: the original's (FastAPI, so Pydantic's, any case:
+ * Python callers send `True`) and the bare key (`?dry_run`) for true.
+ */
+const TRUE_TEXT = new Set(["", "true", "1", "t", "y", "yes", "on"]);
+const FALSE_TEXT = new Set(["false", "0", "f", "n", "no", "off"]);
+
 /** A query or path value as the JSON that field expects: booleans become booleans, the rest stays text (checked later). */
 function fromText(field: DescField, text: string): JsonValue {
   const isBool =
     ((field.fieldKind === "scalar" || (field.fieldKind === "list" && field.listKind === "scalar")) && field.scalar === ScalarType.BOOL) ||
     (field.fieldKind === "message" && wrappedField(field.message)?.scalar === ScalarType.BOOL);
   if (isBool) {
-    if (text === "" || text === "true" || text === "1") return true;
-    if (text === "false" || text === "0") return false;
+    const lower = text.toLowerCase();
+    if (TRUE_TEXT.has(lower)) return true;
+    if (FALSE_TEXT.has(lower)) return false;
   }
   return text;
 }
