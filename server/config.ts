@@ -30,7 +30,7 @@ export interface Config {
     /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
     readonly bufferMaxBytes: number;
   };
-  /** Whether the REST paths drop JSON fields and query parameters they do not know instead of answering 400 (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
+  /** Whether the REST paths drop JSON fields they do not know instead of answering 400; unknown query parameters are refused either way (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
   readonly restIgnoreUnknownFields: boolean;
   /** Time between scheduled cleanups of expired sessions, in ms; 0 turns them off (`PERSISTENCE_CLEANUP_INTERVAL_MS`, default daily). */
   readonly cleanupIntervalMs: number;

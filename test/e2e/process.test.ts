@@ -59,7 +59,7 @@ describe("the service on the embedded default", () => {
       .replace(/\\\n\s*/g, "")
       .split("\n")
       .filter((line) => line.startsWith("curl "));
-    expect(commands.length).toBe(18);
+    expect(commands.length).toBe(19);
     const host = new URL(service.url).host;
     const replies: Record<string, unknown>[] = [];
     for (const command of commands) {
@@ -72,7 +72,9 @@ describe("the service on the embedded default", () => {
     expect(replies[0]).toMatchObject({ status: "accepted", count: 1, durability: "logged" });
     expect(replies[2]).toMatchObject({ status: "flushed", sessions_written: 1, tasks_written: 1 });
     expect(replies[3]).toMatchObject({ filename: "quests.xlsx", status: "processing", total_tasks: 1, pending_tasks: 1 });
-    expect(replies.at(-6)).toMatchObject({ session: { status: "completed" } });
+    expect(replies.at(-7)).toMatchObject({ session: { status: "completed" } });
+    expect(replies.at(-6)).toMatchObject({ dry_run: true });
+    expect(replies.at(-5)).toMatchObject({ dry_run: true });
     expect(replies.at(-4)).toEqual({ status: "deleted", session_id: "8d0c6f1e-0000-4000-8000-0000000000aa", deleted_tasks: 1 });
   });
 

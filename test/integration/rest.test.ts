@@ -330,6 +330,128 @@ describeEachDialect("REST paths", (target, dialect) => {
   });
 });
 
+describeEachDialect("REST query parameters on body routes", (target) => {
+  let server: TestServer;
+  let base: string;
+  const OLD = "2020-01-01T00:00:00Z";
+  let seq = 0;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
+  };
+  /** Sessions last updated years ago, one task each, in the database before the call returns. */
+  const seedExpired = async (status: "completed" | "failed", count: number): Promise<string[]> => {
+    const ids = Array.from({ length: count }, () => `expired-${status}-${++seq}`);
+    const sessions = await call("POST", "/api/v1/translation/sessions/batch", {
+      sessions: ids.map((id) => sessionRecord(id, { status, created_at: OLD, updated_at: OLD })),
+      durability: "committed",
+    });
+    expect(sessions.status).toBe(200);
+    const tasks = await call("POST", "/api/v1/translation/tasks/batch", { tasks: ids.map((id) => taskRecord(id, 1)), durability: "committed" });
+    expect(tasks.status).toBe(200);
+    return ids;
+  };
+  const stillThere = async (ids: string[]) => {
+    const found: boolean[] = [];
+    for (const id of ids) {
+      const session = await call("GET", `/api/v1/translation/sessions/${id}`);
+      const tasks = await call("GET", `/api/v1/translation/sessions/${id}/tasks`);
+      found.push(session.status === 200 && tasks.json?.total === 1);
+    }
+    return found;
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_CLEANUP_INTERVAL_MS: "0" });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("cleanup with dry_run=true in the query deletes nothing and says it was a dry run; dry_run=false in the query deletes", async () => {
+    // Whatever earlier cases left behind goes first, so the counts below are this case's own.
+    expect((await call("POST", "/api/v1/translation/sessions/cleanup")).status).toBe(200);
+    const completed = await seedExpired("completed", 2);
+    const failed = await seedExpired("failed", 1);
+
+    const dry = await call("POST", "/api/v1/translation/sessions/cleanup?completed_days=90&failed_days=30&dry_run=true");
+    expect(dry.status).toBe(200);
+    expect(dry.json).toMatchObject({ dry_run: true, deleted_sessions: 3, deleted_tasks: 3, sessions_by_status: { completed: 2, failed: 1 } });
+    expect(await stillThere([...completed, ...failed])).toEqual([true, true, true]);
+
+    // The query's day counts are honoured: failed sessions six years old are kept for 3000 days.
+    const real = await call("POST", "/api/v1/translation/sessions/cleanup?completed_days=90&failed_days=3000&dry_run=false");
+    expect(real.json).toMatchObject({ dry_run: false, deleted_sessions: 2, sessions_by_status: { completed: 2, failed: 0 } });
+    expect(await stillThere([...completed, ...failed])).toEqual([false, false, true]);
+  });
+
+  it("cleanup takes its parameters from the body and the query together", async () => {
+    const ids = await seedExpired("completed", 1);
+    const res = await call("POST", "/api/v1/translation/sessions/cleanup?dry_run=true", { completed_days: 90, failed_days: 30 });
+    expect(res.status).toBe(200);
+    expect(res.json.dry_run).toBe(true);
+    expect(await stillThere(ids)).toEqual([true]);
+  });
+
+  it.each([
+    ["true", true],
+    ["1", true],
+    ["True", true],
+    ["yes", true],
+    ["", true],
+    ["false", false],
+    ["0", false],
+    ["False", false],
+    ["off", false],
+  ])("cleanup reads dry_run=%s in the query as %s", async (text, dryRun) => {
+    const ids = await seedExpired("completed", 1);
+    const res = await call("POST", `/api/v1/translation/sessions/cleanup?dry_run=${text}`);
+    expect(res.status).toBe(200);
+    expect(res.json.dry_run).toBe(dryRun);
+    expect(await stillThere(ids)).toEqual([dryRun]);
+  });
+
+  it.each([
+    ["a misspelt parameter", "dryrun=true", "dryrun", "unknown query parameter"],
+    ["a boolean it cannot read", "dry_run=maybe", "dry_run", "expected true or false"],
+    ["a day count that is not a number", "dry_run=true&completed_days=ninety", "completed_days", "expected an integer"],
+  ])("cleanup refuses %s with 400 naming it, and deletes nothing", async (_name, query, field, description) => {
+    const ids = await seedExpired("completed", 1);
+    const res = await call("POST", `/api/v1/translation/sessions/cleanup?${query}`);
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual([{ field, description }]);
+    expect(await stillThere(ids)).toEqual([true]);
+  });
+
+  it("cleanup refuses a parameter given in both the body and the query, and deletes nothing", async () => {
+    const ids = await seedExpired("completed", 1);
+    for (const body of [{ dry_run: false }, { dryRun: true }]) {
+      const res = await call("POST", "/api/v1/translation/sessions/cleanup?dry_run=true", body);
+      expect(res.status).toBe(400);
+      expect(res.json.details[0].field_violations).toEqual([{ field: "dry_run", description: "given in both the body and the query; give it once" }]);
+    }
+    expect(await stillThere(ids)).toEqual([true]);
+  });
+
+  it("binds query parameters on every body route: a batch's durability, a path field refused", async () => {
+    const batch = await call("POST", "/api/v1/translation/sessions/batch?durability=committed", { sessions: [sessionRecord("query-durability")] });
+    expect(batch.json).toMatchObject({ status: "accepted", count: 1, durability: "committed" });
+    const unknown = await call("POST", "/api/v1/translation/sessions/batch?async=false", { sessions: [sessionRecord("query-unknown")] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.details[0].field_violations).toEqual([{ field: "async", description: "unknown query parameter" }]);
+    expect((await call("GET", "/api/v1/translation/sessions/query-unknown")).status).toBe(404);
+    const path = await call("PATCH", "/api/v1/translation/sessions/query-durability/status?session_id=other", { status: "failed" });
+    expect(path.status).toBe(400);
+    expect(path.json.details[0].field_violations).toEqual([{ field: "session_id", description: "is set by the path" }]);
+  });
+});
+
 describe("REST HTTP semantics", () => {
   let server: TestServer;
   let base: string;
@@ -475,13 +597,29 @@ describe("REST with unknown fields ignored", () => {
     await server?.close();
   });
 
-  it("drops fields and query parameters it does not know", async () => {
+  it("drops JSON fields it does not know", async () => {
     const res = await fetch(`${server.url}/api/v1/translation/sessions/batch`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ sessions: [sessionRecord("lenient", { legacy_flag: true })], client_version: "1.2" }),
     });
     expect(res.status).toBe(200);
-    expect((await fetch(`${server.url}/api/v1/translation/sessions?_=123`)).status).toBe(200);
+  });
+
+  it("still refuses query parameters it does not know, on every kind of route, and deletes nothing", async () => {
+    const list = await fetch(`${server.url}/api/v1/translation/sessions?_=123`);
+    expect(list.status).toBe(400);
+    expect(((await list.json()) as Json).details[0].field_violations).toEqual([{ field: "_", description: "unknown query parameter" }]);
+    await fetch(`${server.url}/api/v1/translation/sessions/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ sessions: [sessionRecord("lenient-old", { status: "completed", updated_at: "2020-01-01T00:00:00Z" })], durability: "committed" }),
+    });
+    const cleanup = await fetch(`${server.url}/api/v1/translation/sessions/cleanup?dryrun=true`, { method: "POST" });
+    expect(cleanup.status).toBe(400);
+    expect(((await cleanup.json()) as Json).details[0].field_violations).toEqual([{ field: "dryrun", description: "unknown query parameter" }]);
+    const remove = await fetch(`${server.url}/api/v1/translation/sessions/lenient-old?sfot=true`, { method: "DELETE" });
+    expect(remove.status).toBe(400);
+    expect((await fetch(`${server.url}/api/v1/translation/sessions/lenient-old`)).status).toBe(200);
   });
 });

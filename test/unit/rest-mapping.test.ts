@@ -6,6 +6,7 @@ import { readHttpRules } from "../../server/http/rest/http-rules";
 import { buildOpenApi } from "../../server/http/rest/openapi";
 import { parsePathTemplate } from "../../server/http/rest/path-template";
 import { fromRestJson, normalizeTime, toRestJson } from "../../server/http/rest/rest-json";
+import { restRequestToJson } from "../../server/http/rest/rest-request";
 import { jsonDepth } from "../../server/http/rest/transcoder";
 
 const STRICT = { ignoreUnknownFields: false };
@@ -49,6 +50,72 @@ describe("route table", () => {
     expect(post.indexOf("/api/v1/translation/sessions/cleanup")).toBeGreaterThanOrEqual(0);
     const get = routes.filter((r) => r.verb === "GET" && r.template.match("/api/v1/translation/tasks/batch"));
     expect(get.map((r) => r.method.name)).toEqual(["GetTask"]);
+  });
+});
+
+describe("REST request", () => {
+  const routes = readHttpRules([TranslationService, SystemService]);
+  const routeOf = (name: string) => {
+    const route = routes.find((r) => r.method.name === name);
+    if (!route) throw new Error(`no route for ${name}`);
+    return route;
+  };
+  const build = (name: string, query: string, body?: unknown, pathValues: Record<string, string> = {}, options = STRICT) =>
+    restRequestToJson(routeOf(name), { pathValues: new Map(Object.entries(pathValues)), query: new URLSearchParams(query), body }, options);
+
+  it("binds query parameters on a body: \"*\" route, alone or beside the body", () => {
+    expect(build("CleanupSessions", "completed_days=90&failed_days=30&cancelled_days=7&dry_run=true")).toEqual({
+      json: { completed_days: 90, failed_days: 30, cancelled_days: 7, dry_run: true },
+      violations: [],
+    });
+    expect(build("CleanupSessions", "dry_run=1", { completed_days: 90 })).toEqual({ json: { completed_days: 90, dry_run: true }, violations: [] });
+    expect(build("CleanupSessions", "dryRun=0&completedDays=5").json).toEqual({ dry_run: false, completed_days: 5 });
+  });
+
+  it.each([
+    ...["true", "True", "1", "yes", "ON", "t", "y", ""].map((text) => [text, true] as const),
+    ...["false", "FALSE", "0", "no", "off", "f", "n"].map((text) => [text, false] as const),
+  ])("reads the boolean dry_run=%s as %s", (text, value) => {
+    expect(build("CleanupSessions", `dry_run=${text}`)).toEqual({ json: { dry_run: value }, violations: [] });
+  });
+
+  it.each(["maybe", "2", "truee", " true"])("refuses the boolean dry_run=%s", (text) => {
+    expect(build("CleanupSessions", `dry_run=${encodeURIComponent(text)}`).violations).toEqual([{ field: "dry_run", description: "expected true or false" }]);
+    expect(build("BatchUpsertSessions", "durability=committed", { sessions: [] }).json).toEqual({ sessions: [], durability: "DURABILITY_COMMITTED" });
+  });
+
+  it("refuses a field given in both the body and the query, whatever the spelling or value", () => {
+    const both = [{ field: "dry_run", description: "given in both the body and the query; give it once" }];
+    expect(build("CleanupSessions", "dry_run=true", { dry_run: false }).violations).toEqual(both);
+    expect(build("CleanupSessions", "dry_run=true", { dry_run: true }).violations).toEqual(both);
+    expect(build("CleanupSessions", "dry_run=true", { dryRun: false }).violations).toEqual(both);
+    expect(build("CleanupSessions", "dry_run=true", { dry_run: null }).violations).toEqual(both);
+    expect(build("CleanupSessions", "dryRun=true", { dry_run: false }).violations).toEqual([{ field: "dryRun", description: both[0]?.description }]);
+  });
+
+  it("refuses query parameters that name no field, a path field or a field the query cannot set, on body routes too", () => {
+    expect(build("CleanupSessions", "dryrun=true").violations).toEqual([{ field: "dryrun", description: "unknown query parameter" }]);
+    expect(build("CleanupSessions", "dryrun=true", { legacy: 1 }, {}, { ignoreUnknownFields: true })).toEqual({
+      json: null,
+      violations: [{ field: "dryrun", description: "unknown query parameter" }],
+    });
+    expect(build("CleanupSessions", "", { dry_run: true, legacy: 1 }, {}, { ignoreUnknownFields: true })).toEqual({ json: { dry_run: true }, violations: [] });
+    expect(build("UpdateSessionStatus", "session_id=b", { status: "failed" }, { session_id: "a" }).violations).toEqual([
+      { field: "session_id", description: "is set by the path" },
+    ]);
+    expect(build("BatchUpsertSessions", "sessions=x").violations).toEqual([{ field: "sessions", description: "cannot be set from the query string" }]);
+    expect(build("CleanupSessions", "dry_run=true&dry_run=false").violations).toEqual([{ field: "dry_run", description: "given more than once" }]);
+    expect(build("CleanupSessions", "completed_days=ninety").violations).toEqual([{ field: "completed_days", description: "expected an integer" }]);
+  });
+
+  it("checks a path value against the body in either spelling", () => {
+    expect(build("UpdateSessionStatus", "", { sessionId: "b", status: "failed" }, { session_id: "a" }).violations).toEqual([
+      { field: "session_id", description: 'the body says "b" but the path says "a"' },
+    ]);
+    expect(build("UpdateSessionStatus", "", { sessionId: "a", status: "failed" }, { session_id: "a" })).toEqual({
+      json: { session_id: "a", status: "SESSION_STATUS_FAILED" },
+      violations: [],
+    });
   });
 });
 
@@ -165,6 +232,11 @@ describe("OpenAPI document", () => {
       "query:page_token",
     ]);
     expect(doc.paths["/api/v1/translation/tasks/batch"]?.post?.requestBody).toBeDefined();
+    const cleanup = doc.paths["/api/v1/translation/sessions/cleanup"]?.post;
+    expect(cleanup?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(["query:completed_days", "query:failed_days", "query:cancelled_days", "query:dry_run"]);
+    expect(cleanup?.requestBody).toBeDefined();
+    const status = doc.paths["/api/v1/translation/sessions/{session_id}/status"]?.patch;
+    expect(status?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(["path:session_id", "query:status", "query:reason"]);
   });
 
   it("resolves every $ref and names enums by their short names", () => {

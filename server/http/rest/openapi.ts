@@ -78,13 +78,12 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
       required: true,
       schema: fieldSchema(fieldAt(method.input, name)),
     }));
-    if (route.body !== "*") {
-      const skip = new Set([...route.template.fields, ...(route.body ? [route.body] : [])]);
-      for (const [name, field] of queryFields(method.input, "", 0)) {
-        if (skip.has(name)) continue;
-        const schema = fieldSchema(field);
-        parameters.push({ name, in: "query", schema, ...(field.fieldKind === "list" ? { explode: true } : {}) });
-      }
+    // The query sets every field the path and a one-field body do not, on `body: "*"` routes too.
+    const bodyField = route.body === "*" ? undefined : route.body;
+    for (const [name, field] of queryFields(method.input, "", 0)) {
+      if (route.template.fields.includes(name) || (bodyField !== undefined && name.split(".")[0] === bodyField)) continue;
+      const schema = fieldSchema(field);
+      parameters.push({ name, in: "query", schema, ...(field.fieldKind === "list" ? { explode: true } : {}) });
     }
     let operationId = `${method.parent.name}_${method.name}`;
     for (let n = 2; operationIds.has(operationId); n++) operationId = `${method.parent.name}_${method.name}_${n}`;

@@ -13,7 +13,12 @@ import type { FieldViolation } from "../../core/errors.js";
  */
 
 export interface RestJsonOptions {
-  /** Drop fields and query parameters the message does not have instead of rejecting the request. */
+  /**
+   * Drop JSON fields the message does not have instead of rejecting the request (default off). Not
+   * query parameters: a field a newer client adds is data this service may skip, but a parameter is an
+   * instruction (`dry_run`, `soft`, a filter), and dropping a misspelt one turns a dry run into a
+   * deletion or a filtered read into a full one.
+   */
   readonly ignoreUnknownFields: boolean;
 }
 
