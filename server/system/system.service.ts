@@ -28,6 +28,7 @@ export interface MetricsSummary {
   process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number; eventLoopLagP99Ms: number };
   buffer: BufferFigures;
   writePath: BatcherStatus;
+  writePaths: BatcherStatus[];
 }
 
 export interface Info {
@@ -48,8 +49,10 @@ export interface SystemServiceDeps {
   readonly registry: Registry;
   /** Fully qualified names of every service the listener serves. */
   readonly services: readonly string[];
-  /** The write buffer's state. */
+  /** The translation write path's state (what `buffer` and `write_path` report). */
   readonly writePath: () => BatcherStatus;
+  /** Every write path's state. */
+  readonly writePaths: () => BatcherStatus[];
 }
 
 /** The service's view of itself: health, figures, configuration and identity. */
@@ -94,6 +97,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         },
         buffer: buffer(),
         writePath: deps.writePath(),
+        writePaths: deps.writePaths(),
       };
     },
     config: () => redactedConfig(deps.config),
