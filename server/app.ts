@@ -188,7 +188,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
   } catch (err) {
     monitor.stop();
-    cleanup?.stop();
+    await cleanup?.stop();
     await batcher.close(0);
     await sql.close();
     await redis?.close();
@@ -212,7 +212,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const grace = setTimeout(() => listener.destroyConnections(), drained ? 1000 : 0);
     await listener.closed();
     clearTimeout(grace);
-    cleanup?.stop();
+    await cleanup?.stop();
     // What cannot be flushed in time stays in the write-ahead log for the next start.
     await batcher.close(Math.max(0, deadline - Date.now()));
     monitor.stop();
