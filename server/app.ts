@@ -15,6 +15,7 @@ import { openWal } from "./core/wal.js";
 import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
+import { decodeUtf8Body } from "./http/utf8-body.js";
 import { buildOpenApi } from "./http/rest/openapi.js";
 import { createTranscoder, type Transcoder } from "./http/rest/transcoder.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
@@ -37,6 +38,13 @@ import { createSessionEvents } from "./translation/translation.events.js";
 import { scheduleCleanup } from "./translation/translation.cleanup.js";
 import { createTranslationService } from "./translation/translation.service.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
+
+/**
+ * JSON over Connect, gRPC and gRPC-Web: unknown fields are ignored (Connect's default), and bodies are
+ * decoded as REST bodies are, so invalid UTF-8 is refused rather than stored as U+FFFD. (Connect's JSON
+ * serialization takes a `textDecoder`, though the router options' type does not name it.)
+ */
+const CONNECT_JSON = { ignoreUnknownFields: true, textDecoder: { decode: decodeUtf8Body } };
 
 /** A running service. */
 export interface App {
@@ -171,6 +179,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       createErrorMappingInterceptor(logger),
     ],
     contextValues: (req) => createContextValues().set(clientAddressKey, normalizeAddress(req.socket.remoteAddress)),
+    jsonOptions: CONNECT_JSON,
     readMaxBytes: config.limits.maxRequestBytes,
     writeMaxBytes: 4 * config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,

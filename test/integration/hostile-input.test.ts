@@ -24,13 +24,13 @@ function frame(bytes: Uint8Array, declaredLength = bytes.length): Buffer {
 }
 
 /** A raw gRPC call over h2c: the status and message from the trailers (or headers). */
-function grpcRaw(base: string, rpcPath: string, body: Buffer): Promise<{ status: string; message: string }> {
+function grpcRaw(base: string, rpcPath: string, body: Buffer, contentType = "application/grpc"): Promise<{ status: string; message: string }> {
   return new Promise((resolve, reject) => {
     // Node's HTTP/2 client refuses to buffer more than 10 MB per session by default (it resets its own
     // stream with ENHANCE_YOUR_CALM); the oversized requests below need more.
     const session = http2.connect(base, { maxSessionMemory: 64 });
     session.on("error", reject);
-    const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": "application/grpc", te: "trailers" });
+    const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": contentType, te: "trailers" });
     const seen: Record<string, unknown> = {};
     stream.on("response", (h) => Object.assign(seen, h));
     stream.on("trailers", (h) => Object.assign(seen, h));
@@ -103,6 +103,17 @@ describeEachDialect("hostile input", (target) => {
     const { status, message } = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(request));
     expect(status).toBe(INTERNAL);
     expect(message).toContain("not valid for encoding utf-8");
+  });
+
+  it("refuses invalid UTF-8 in JSON over Connect, gRPC and REST, naming the body", async () => {
+    const body = Buffer.concat([Buffer.from('{"sessions":[{"session_id":"utf8","filename":"a'), Buffer.from([0xc3, 0x28]), Buffer.from('b"}]}')]);
+    const refusal = { code: "invalid_argument", message: "invalid request: body: is not valid UTF-8" };
+    for (const url of [`${server.url}/persistence.v1.TranslationService/BatchUpsertSessions`, `${server.url}/api/v1/translation/sessions/batch`]) {
+      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect({ url, status: res.status, body: await res.json() }).toMatchObject({ url, status: 400, body: refusal });
+    }
+    const grpcJson = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(body), "application/grpc+json");
+    expect(grpcJson).toEqual({ status: INVALID_ARGUMENT, message: refusal.message });
   });
 
   it("rejects deeply nested JSON, huge numbers and oversized bodies over Connect and REST", async () => {
