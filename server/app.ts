@@ -3,7 +3,6 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
 import { ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
 import { createPatchWriter } from "./backends/sql/patch-writer.js";
@@ -15,6 +14,7 @@ import { openWal } from "./core/wal.js";
 import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
+import { createRpcHandler } from "./http/rpc-handler.js";
 import { decodeUtf8Body } from "./http/utf8-body.js";
 import { buildOpenApi } from "./http/rest/openapi.js";
 import { createTranscoder, type Transcoder } from "./http/rest/transcoder.js";
@@ -151,7 +151,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     authenticator,
     openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version }),
   });
-  const handler = connectNodeAdapter({
+  const handler = createRpcHandler({
+    logger,
     routes: (router) => {
       routes(router);
       transcoder = createTranscoder({

@@ -1,6 +1,9 @@
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { create, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import { sql } from "kysely";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertSessionsRequestSchema, BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
@@ -26,9 +29,7 @@ function frame(bytes: Uint8Array, declaredLength = bytes.length): Buffer {
 /** A raw gRPC call over h2c: the status and message from the trailers (or headers). */
 function grpcRaw(base: string, rpcPath: string, body: Buffer, contentType = "application/grpc"): Promise<{ status: string; message: string }> {
   return new Promise((resolve, reject) => {
-    // Node's HTTP/2 client refuses to buffer more than 10 MB per session by default (it resets its own
-    // stream with ENHANCE_YOUR_CALM); the oversized requests below need more.
-    const session = http2.connect(base, { maxSessionMemory: 64 });
+    const session = http2.connect(base);
     session.on("error", reject);
     const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": contentType, te: "trailers" });
     const seen: Record<string, unknown> = {};
@@ -145,6 +146,35 @@ describeEachDialect("hostile input", (target) => {
     const gzipBomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
     const bomb = await fetch(`${server.url}/api/v1/translation/sessions/batch`, { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: gzipBomb });
     expect(bomb.status).toBe(413);
+  });
+
+  it.each([12, 30])("answers a %i MB request with RESOURCE_EXHAUSTED, from @grpc/grpc-js and from the generated client on every protocol", async (mb) => {
+    const request = { sessions: [{ sessionId: "big", filename: "x".repeat(mb * 1024 * 1024) }] };
+    const bytes = Buffer.from(toBinary(BatchUpsertSessionsRequestSchema, create(BatchUpsertSessionsRequestSchema, request)));
+    const grpcJs = new grpc.Client(new URL(server.url).host, grpc.credentials.createInsecure());
+    try {
+      const code = await new Promise<number>((resolve) => {
+        const same = (b: Buffer) => b;
+        grpcJs.makeUnaryRequest("/persistence.v1.TranslationService/BatchUpsertSessions", same, same, bytes, (err) => resolve(err?.code ?? grpc.status.OK));
+      });
+      expect(grpc.status[code]).toBe("RESOURCE_EXHAUSTED");
+    } finally {
+      grpcJs.close();
+    }
+    // Node's HTTP/2 client with its default session memory (10 MB), which is what these transports use.
+    const h2 = { baseUrl: server.url, idleConnectionTimeoutMs: 200 };
+    const transports = {
+      grpc: createGrpcTransport(h2),
+      "Connect over HTTP/2": createConnectTransport({ ...h2, httpVersion: "2" }),
+      "gRPC-Web over HTTP/2": createGrpcWebTransport({ ...h2, httpVersion: "2" }),
+      "Connect over HTTP/1.1": createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    };
+    for (const [protocol, transport] of Object.entries(transports)) {
+      const code = await createClient(TranslationService, transport)
+        .batchUpsertSessions(request)
+        .then(() => "accepted", (err: unknown) => Code[ConnectError.from(err).code]);
+      expect({ protocol, code }).toEqual({ protocol, code: "ResourceExhausted" });
+    }
   });
 
   it.each([
