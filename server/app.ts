@@ -10,6 +10,7 @@ import { openSqlBackend } from "./backends/sql/sql-backend.js";
 import type { Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { createStreamSlots } from "./core/stream-slots.js";
 import { openWal } from "./core/wal.js";
 import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
 import { listen, type Listener } from "./http/listener.js";
@@ -115,6 +116,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     db: translationDb,
     events,
     stopping: stopping.signal,
+    watchSlots: createStreamSlots({
+      name: "WatchSession",
+      keyName: "session",
+      total: config.limits.maxWatchStreams,
+      perKey: config.limits.maxWatchStreamsPerSession,
+    }),
     dialect: sql.dialect,
     batcher,
     countDeadLetters: writer.countDeadLetters,
@@ -192,7 +199,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
+    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}), maxStreams: config.connections.maxStreams });
   } catch (err) {
     monitor.stop();
     cleanup?.stop();

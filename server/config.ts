@@ -29,6 +29,15 @@ export interface Config {
     readonly bufferMaxRecords: number;
     /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
     readonly bufferMaxBytes: number;
+    /** Most WatchSession streams open on this instance; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS`, default 1000). */
+    readonly maxWatchStreams: number;
+    /** Most WatchSession streams open on one session; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION`, default 16). */
+    readonly maxWatchStreamsPerSession: number;
+  };
+  /** What one connection may hold open. */
+  readonly connections: {
+    /** Concurrent HTTP/2 streams per connection, announced in SETTINGS; clients queue the rest (`PERSISTENCE_MAX_STREAMS_PER_CONNECTION`, default 256). */
+    readonly maxStreams: number;
   };
   /** Whether the REST paths drop JSON fields and query parameters they do not know instead of answering 400 (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
   readonly restIgnoreUnknownFields: boolean;
@@ -109,6 +118,12 @@ export function loadConfig(env: Source = process.env): Config {
       maxBatchRecords: get("max_batch_records", 1000, integer(1, 100_000), "an integer from 1 to 100000"),
       bufferMaxRecords: get("buffer_max_records", 100_000, integer(1, 100_000_000), "an integer from 1 to 100000000"),
       bufferMaxBytes: get("buffer_max_bytes", 256 * MiB, integer(MiB, 64 * 1024 * MiB), "bytes from 1 MiB to 64 GiB"),
+      maxWatchStreams: get("max_watch_streams", 1000, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+      maxWatchStreamsPerSession: get("max_watch_streams_per_session", 16, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+    },
+    connections: {
+      // Below 100, clients that send before the SETTINGS arrive (Node's and grpc-go's assume 100) get streams reset.
+      maxStreams: get("max_streams_per_connection", 256, integer(100, 2 ** 31 - 1), "an integer from 100 to 2147483647"),
     },
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
@@ -146,6 +161,9 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     max_batch_records: config.limits.maxBatchRecords,
     buffer_max_records: config.limits.bufferMaxRecords,
     buffer_max_bytes: config.limits.bufferMaxBytes,
+    max_watch_streams: config.limits.maxWatchStreams,
+    max_watch_streams_per_session: config.limits.maxWatchStreamsPerSession,
+    max_streams_per_connection: config.connections.maxStreams,
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,

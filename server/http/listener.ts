@@ -23,6 +23,8 @@ export interface ListenerOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Idle keep-alive timeout for HTTP/1.1 connections, in ms (default 65000, above common load-balancer idles). */
   readonly keepAliveTimeoutMs?: number;
+  /** Concurrent streams per HTTP/2 connection, announced in SETTINGS (default 256; Node's own is 2^32-1). */
+  readonly maxStreams?: number;
 }
 
 /** HTTP/2 receive windows: per stream (announced in SETTINGS) and per connection. */
@@ -45,7 +47,8 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
   // Room for several 10 MB requests in flight on one connection (the default is 10 MB per session).
   // Flow-control windows sized for batch writes: with HTTP/2's default 64 KiB windows, a 1 MB request
   // waits a round trip for every 64 KiB the server acknowledges.
-  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { initialWindowSize: STREAM_WINDOW } }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const settings: http2.Settings = { initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: options.maxStreams ?? 256 };
+  const h2 = http2.createServer({ maxSessionMemory: 64, settings }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   /** HTTP/1.1 sockets and how many requests each is serving (Node only tracks idleness for servers it listened with). */
@@ -62,7 +65,7 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
           allowHTTP1: true,
           ALPNProtocols: ["h2", "http/1.1"],
           maxSessionMemory: 64,
-          settings: { initialWindowSize: STREAM_WINDOW },
+          settings,
         },
         handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
       )

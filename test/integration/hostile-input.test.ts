@@ -8,6 +8,7 @@ import { sql } from "kysely";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertSessionsRequestSchema, BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { retryDelayMs } from "../../server/core/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
@@ -226,5 +227,79 @@ describeEachDialect("hostile input", (target) => {
     expect(((await connect.json()) as { code: string }).code).toBe("unimplemented");
     const wrongType = await fetch(`${server.url}/persistence.v1.TranslationService/GetStats`, { method: "POST", headers: { "content-type": "text/xml" }, body: "<x/>" });
     expect(wrongType.status).toBe(415);
+  });
+});
+
+/** Polls `check` until it returns true, for up to `ms` (generous: the machine may be busy). */
+async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("hostile connections and streams", () => {
+  let server: TestServer;
+  const id = (name: string) => `${name}-${process.pid}-${Date.now().toString(36)}`;
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      PERSISTENCE_MAX_STREAMS_PER_CONNECTION: "128",
+      PERSISTENCE_MAX_WATCH_STREAMS: "3",
+      PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION: "2",
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it("announces a bound on concurrent streams per HTTP/2 connection", async () => {
+    const session = http2.connect(server.url);
+    try {
+      const settings = await new Promise<http2.Settings>((resolve, reject) => {
+        session.once("remoteSettings", resolve);
+        session.once("error", reject);
+      });
+      expect(settings.maxConcurrentStreams).toBe(128);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("refuses watch streams past the bound per session and per instance with RESOURCE_EXHAUSTED", async () => {
+    const client = server.client(TranslationService, "grpc");
+    const [a, b, c] = [id("watch-a"), id("watch-b"), id("watch-c")];
+    await client.batchUpsertSessions({ sessions: [a, b, c].map((sessionId) => ({ sessionId, filename: "w.xlsx" })), durability: 3 });
+    const open: AbortController[] = [];
+    /** Opens a watch and waits for its snapshot: "open", or the code and message it was refused with. */
+    const watch = async (sessionId: string) => {
+      const abort = new AbortController();
+      try {
+        await client.watchSession({ sessionId }, { signal: abort.signal })[Symbol.asyncIterator]().next();
+        open.push(abort);
+        return "open";
+      } catch (err) {
+        const { code, rawMessage } = ConnectError.from(err);
+        return { code: Code[code], message: rawMessage, retryMs: retryDelayMs(ConnectError.from(err)) };
+      }
+    };
+    try {
+      expect(await watch(a)).toBe("open");
+      expect(await watch(a)).toBe("open");
+      expect(await watch(a)).toEqual({ code: "ResourceExhausted", message: `2 WatchSession streams are open on session "${a}", the most it allows`, retryMs: 1000 });
+      expect(await watch(b)).toBe("open");
+      expect(await watch(c)).toEqual({ code: "ResourceExhausted", message: "3 WatchSession streams are open on this instance, the most it allows", retryMs: 1000 });
+      const rest = await fetch(`${server.url}/api/v1/translation/sessions/${c}/watch`, { headers: { accept: "text/event-stream" } });
+      expect({ status: rest.status, retryAfter: rest.headers.get("retry-after") }).toEqual({ status: 429, retryAfter: "1" });
+      // A watch that ends gives its place back.
+      open.shift()?.abort();
+      await eventually(async () => (await watch(c)) === "open");
+    } finally {
+      for (const abort of open) abort.abort();
+    }
   });
 });

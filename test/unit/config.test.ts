@@ -22,6 +22,8 @@ describe("configuration", () => {
     expect(config.flush).toEqual({ maxRecords: 1000, intervalMs: 1000 });
     expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
     expect(config.limits.maxBatchRecords).toBe(1000);
+    expect(config.limits).toMatchObject({ maxWatchStreams: 1000, maxWatchStreamsPerSession: 16 });
+    expect(config.connections).toEqual({ maxStreams: 256 });
     expect(config.logLevel).toBe("info");
   });
 
@@ -53,6 +55,8 @@ describe("configuration", () => {
     ["PERSISTENCE_FLUSH_INTERVAL_MS", "1.5"],
     ["PERSISTENCE_MAX_REQUEST_BYTES", "ten"],
     ["PERSISTENCE_LOG_LEVEL", "loud"],
+    ["PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION", "0"],
+    ["PERSISTENCE_MAX_STREAMS_PER_CONNECTION", "99"],
   ])("fails fast naming %s when it is %j", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));
