@@ -199,7 +199,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}), maxStreams: config.connections.maxStreams });
+    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
   } catch (err) {
     monitor.stop();
     cleanup?.stop();

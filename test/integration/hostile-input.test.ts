@@ -1,4 +1,5 @@
 import http2 from "node:http2";
+import net from "node:net";
 import { gzipSync } from "node:zlib";
 import { create, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -300,6 +301,100 @@ describe("hostile connections and streams", () => {
       await eventually(async () => (await watch(c)) === "open");
     } finally {
       for (const abort of open) abort.abort();
+    }
+  });
+});
+
+/** A raw TCP connection: what it has received so far, and whether the server has closed it. */
+function rawConnection(url: string): { socket: net.Socket; received: () => string; closed: Promise<void> } {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  let received = "";
+  socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+  socket.on("error", () => {});
+  return { socket, received: () => received, closed: new Promise((resolve) => socket.once("close", () => resolve())) };
+}
+
+/** Writes `text` one byte every 200 ms until the connection closes. */
+function trickle(socket: net.Socket, text: string): void {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed || i >= text.length) return clearInterval(timer);
+    socket.write(text[i++]!);
+  }, 200);
+  socket.once("close", () => clearInterval(timer));
+}
+
+/** Resolves once `promise` does; fails the test when it has not within `ms` (generous: the machine may be busy). */
+function within<T>(promise: Promise<T>, what: string, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+describe("slow clients", () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_HEADERS_TIMEOUT_MS: "1000", PERSISTENCE_REQUEST_TIMEOUT_MS: "2000", PERSISTENCE_IDLE_TIMEOUT_MS: "1500" });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it("answers 408 and closes an HTTP/1.1 connection whose headers or body trickle in", async () => {
+    const headers = rawConnection(server.url);
+    trickle(headers.socket, `GET /health HTTP/1.1\r\nHost: x\r\n${"X-Slow: 1\r\n".repeat(1000)}\r\n`);
+    const body = rawConnection(server.url);
+    body.socket.write("POST /persistence.v1.SystemService/GetInfo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n");
+    trickle(body.socket, " ".repeat(1000));
+    await within(Promise.all([headers.closed, body.closed]), "closed");
+    expect(headers.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(body.received()).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it("closes a connection that never says what it speaks, and an HTTP/1.1 connection left idle", async () => {
+    const silent = rawConnection(server.url);
+    const idle = rawConnection(server.url);
+    idle.socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    await within(Promise.all([silent.closed, idle.closed]), "closed");
+    expect(silent.received()).toBe("");
+    expect(idle.received()).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("closes an HTTP/2 connection without streams, even one whose preface trickles in", async () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    const preface = rawConnection(server.url);
+    trickle(preface.socket, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    await within(Promise.all([new Promise((resolve) => session.once("close", resolve)), preface.closed]), "closed");
+  });
+
+  it("resets an HTTP/2 stream whose request does not arrive whole, and leaves a quiet watch stream open", async () => {
+    const client = server.client(TranslationService, "grpc");
+    const sessionId = `quiet-${process.pid}-${Date.now().toString(36)}`;
+    await client.batchUpsertSessions({ sessions: [{ sessionId, filename: "q.xlsx" }], durability: 3 });
+    const watching = new AbortController();
+    const watch = client.watchSession({ sessionId }, { signal: watching.signal })[Symbol.asyncIterator]();
+    await watch.next();
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/persistence.v1.SystemService/GetInfo", "content-type": "application/grpc" });
+      stream.on("error", () => {});
+      stream.on("data", () => {});
+      stream.write(Buffer.from([0, 0, 0, 0, 10]));
+      await within(new Promise((resolve) => stream.once("close", resolve)), "reset");
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      // The watch outlived both timeouts, and still follows its session.
+      await client.updateSessionStatus({ sessionId, status: 3 });
+      expect((await watch.next()).value?.session?.status).toBe(3);
+    } finally {
+      session.close();
+      watching.abort();
     }
   });
 });
