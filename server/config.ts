@@ -29,6 +29,21 @@ export interface Config {
     readonly bufferMaxRecords: number;
     /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
     readonly bufferMaxBytes: number;
+    /** Most WatchSession streams open on this instance; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS`, default 1000). */
+    readonly maxWatchStreams: number;
+    /** Most WatchSession streams open on one session; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION`, default 16). */
+    readonly maxWatchStreamsPerSession: number;
+  };
+  /** How long a connection may take or sit idle, and what it may hold open, whatever protocol it speaks. */
+  readonly connections: {
+    /** Concurrent HTTP/2 streams per connection, announced in SETTINGS; clients queue the rest (`PERSISTENCE_MAX_STREAMS_PER_CONNECTION`, default 256). */
+    readonly maxStreams: number;
+    /** Time a new connection has to show its protocol (TLS handshake included) and each HTTP/1.1 request its headers, in ms (`PERSISTENCE_HEADERS_TIMEOUT_MS`, default 10000). */
+    readonly headersTimeoutMs: number;
+    /** Time each request has to arrive whole, headers and body, in ms; 0: no limit (`PERSISTENCE_REQUEST_TIMEOUT_MS`, default 300000). */
+    readonly requestTimeoutMs: number;
+    /** Time a connection may sit with no request in flight before it is closed, in ms (`PERSISTENCE_IDLE_TIMEOUT_MS`, default 65000, above common load-balancer idles). */
+    readonly idleTimeoutMs: number;
   };
   /** Whether the REST paths drop JSON fields they do not know instead of answering 400; unknown query parameters are refused either way (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
   readonly restIgnoreUnknownFields: boolean;
@@ -109,6 +124,15 @@ export function loadConfig(env: Source = process.env): Config {
       maxBatchRecords: get("max_batch_records", 1000, integer(1, 100_000), "an integer from 1 to 100000"),
       bufferMaxRecords: get("buffer_max_records", 100_000, integer(1, 100_000_000), "an integer from 1 to 100000000"),
       bufferMaxBytes: get("buffer_max_bytes", 256 * MiB, integer(MiB, 64 * 1024 * MiB), "bytes from 1 MiB to 64 GiB"),
+      maxWatchStreams: get("max_watch_streams", 1000, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+      maxWatchStreamsPerSession: get("max_watch_streams_per_session", 16, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+    },
+    connections: {
+      // Below 100, clients that send before the SETTINGS arrive (Node's and grpc-go's assume 100) get streams reset.
+      maxStreams: get("max_streams_per_connection", 256, integer(100, 2 ** 31 - 1), "an integer from 100 to 2147483647"),
+      headersTimeoutMs: get("headers_timeout_ms", 10_000, integer(100, 3_600_000), "milliseconds from 100 to 3600000"),
+      requestTimeoutMs: get("request_timeout_ms", 300_000, integer(0, 86_400_000), "milliseconds from 0 (no limit) to 86400000"),
+      idleTimeoutMs: get("idle_timeout_ms", 65_000, integer(100, 86_400_000), "milliseconds from 100 to 86400000"),
     },
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
@@ -124,6 +148,10 @@ export function loadConfig(env: Source = process.env): Config {
     },
     tls: readTls(read),
   };
+  const { headersTimeoutMs, requestTimeoutMs } = config.connections;
+  if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`${PREFIX}HEADERS_TIMEOUT_MS: ${headersTimeoutMs} is longer than ${PREFIX}REQUEST_TIMEOUT_MS (${requestTimeoutMs}), which includes the headers`);
+  }
   if (config.apiKeys.length === 0 && !config.allowInsecure && !isLoopback(config.listen.host)) {
     throw new ConfigError(
       `${PREFIX}LISTEN: ${config.listen.host} is reachable beyond this machine and no API keys are configured; ` +
@@ -146,6 +174,12 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     max_batch_records: config.limits.maxBatchRecords,
     buffer_max_records: config.limits.bufferMaxRecords,
     buffer_max_bytes: config.limits.bufferMaxBytes,
+    max_watch_streams: config.limits.maxWatchStreams,
+    max_watch_streams_per_session: config.limits.maxWatchStreamsPerSession,
+    max_streams_per_connection: config.connections.maxStreams,
+    headers_timeout_ms: config.connections.headersTimeoutMs,
+    request_timeout_ms: config.connections.requestTimeoutMs,
+    idle_timeout_ms: config.connections.idleTimeoutMs,
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,

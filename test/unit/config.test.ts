@@ -22,6 +22,8 @@ describe("configuration", () => {
     expect(config.flush).toEqual({ maxRecords: 1000, intervalMs: 1000 });
     expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
     expect(config.limits.maxBatchRecords).toBe(1000);
+    expect(config.limits).toMatchObject({ maxWatchStreams: 1000, maxWatchStreamsPerSession: 16 });
+    expect(config.connections).toEqual({ maxStreams: 256, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, idleTimeoutMs: 65_000 });
     expect(config.logLevel).toBe("info");
   });
 
@@ -53,9 +55,20 @@ describe("configuration", () => {
     ["PERSISTENCE_FLUSH_INTERVAL_MS", "1.5"],
     ["PERSISTENCE_MAX_REQUEST_BYTES", "ten"],
     ["PERSISTENCE_LOG_LEVEL", "loud"],
+    ["PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION", "0"],
+    ["PERSISTENCE_MAX_STREAMS_PER_CONNECTION", "99"],
+    ["PERSISTENCE_HEADERS_TIMEOUT_MS", "0"],
+    ["PERSISTENCE_IDLE_TIMEOUT_MS", "soon"],
   ])("fails fast naming %s when it is %j", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));
+  });
+
+  it("wants the headers timeout within the request timeout, which 0 turns off", () => {
+    expect(() => loadConfig({ PERSISTENCE_HEADERS_TIMEOUT_MS: "5000", PERSISTENCE_REQUEST_TIMEOUT_MS: "2000" })).toThrow(
+      /^PERSISTENCE_HEADERS_TIMEOUT_MS: 5000 is longer than PERSISTENCE_REQUEST_TIMEOUT_MS \(2000\)/,
+    );
+    expect(loadConfig({ PERSISTENCE_HEADERS_TIMEOUT_MS: "5000", PERSISTENCE_REQUEST_TIMEOUT_MS: "0" }).connections).toMatchObject({ headersTimeoutMs: 5000, requestTimeoutMs: 0 });
   });
 
   it("reads a YAML or JSON file named by PERSISTENCE_CONFIG, with variables taking precedence", () => {
