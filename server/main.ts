@@ -1,5 +1,9 @@
 import { startApp, type App } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import { createLogger, flushLogs } from "./core/logger.js";
+
+/** How long an exit waits for the last log lines to leave stdout. */
+const LOG_FLUSH_TIMEOUT_MS = 2000;
 
 /** The process: configuration from the environment, the app, and a graceful exit on SIGTERM/SIGINT. */
 function main(): void {
@@ -13,10 +17,13 @@ function main(): void {
     }
     throw err;
   }
-  const started: Promise<App> = startApp(config);
+  const logger = createLogger(config.logLevel);
+  const exit = (code: number) => void flushLogs(logger, LOG_FLUSH_TIMEOUT_MS).then(() => process.exit(code));
+
+  const started: Promise<App> = startApp(config, { logger });
   started.catch((err: unknown) => {
     process.stderr.write(`failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    exit(1);
   });
 
   // Handlers go in before the listener opens, so a signal that arrives while starting still stops gracefully.
@@ -30,10 +37,10 @@ function main(): void {
       app.logger.info({ signal }, "shutting down");
       try {
         await app.close();
-        process.exit(0);
+        exit(0);
       } catch (err) {
         app.logger.error({ err }, "shutdown failed");
-        process.exit(1);
+        exit(1);
       }
     });
   };

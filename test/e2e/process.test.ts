@@ -1,4 +1,4 @@
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,6 +9,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { ROOT, startServiceProcess, type ServiceProcess } from "../support/service-process";
 import { createSqlTarget, withMysql } from "../support/sql-targets";
@@ -163,6 +164,72 @@ describe("the service on the embedded default", () => {
     const own = await startServiceProcess();
     expect(await own.stop("SIGTERM")).toBe(0);
     expect(own.logs.map((l) => l.msg)).toEqual(expect.arrayContaining(["shutting down", "stopped"]));
+  });
+});
+
+describe("stopping the service", () => {
+  /** The exit code once `child` exits, or "still running" after `ms`. */
+  function exitWithin(child: ChildProcess, ms: number): Promise<number | null | "still running"> {
+    if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve("still running"), ms);
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
+  it("exits on SIGTERM after whoever read its stdout has gone away, as `| head -3` does", async () => {
+    const own = await startServiceProcess();
+    try {
+      own.child.stdout!.destroy();
+      own.child.kill("SIGTERM");
+      expect(await exitWithin(own.child, 30_000)).toBe(0);
+    } finally {
+      own.child.kill("SIGKILL");
+      await own.stop();
+    }
+  });
+
+  it("exits on SIGTERM while its stdout is full and nobody reads it", async () => {
+    const own = await startServiceProcess();
+    try {
+      own.child.stdout!.pause();
+      // Each call logs an access line: far more than a pipe holds.
+      const info = `${own.url}/persistence.v1.SystemService/GetInfo?encoding=json&message=%7B%7D`;
+      for (let i = 0; i < 1500; i++) expect((await fetch(info)).status).toBe(200);
+      own.child.kill("SIGTERM");
+      expect(await exitWithin(own.child, 30_000)).toBe(0);
+    } finally {
+      own.child.kill("SIGKILL");
+      await own.stop();
+    }
+  });
+
+  it("exits at once on a second signal while the first still waits for a call in flight", async () => {
+    const own = await startServiceProcess({ PERSISTENCE_SHUTDOWN_TIMEOUT_MS: "600000" });
+    const reflection = createClient(ServerReflection, createGrpcTransport({ baseUrl: own.url, idleConnectionTimeoutMs: 100 }));
+    const caller = new AbortController();
+    let release = () => {};
+    async function* requests() {
+      yield { host: "", messageRequest: { case: "listServices", value: "" } } as const;
+      await new Promise<void>((resolve) => (release = resolve)); // keeps the call open
+    }
+    try {
+      const responses = reflection.serverReflectionInfo(requests(), { signal: caller.signal })[Symbol.asyncIterator]();
+      await responses.next();
+      own.child.kill("SIGTERM");
+      while (!own.logs.some((l) => l.msg === "shutting down")) await new Promise((r) => setTimeout(r, 50));
+      expect(await exitWithin(own.child, 1000)).toBe("still running");
+      own.child.kill("SIGTERM");
+      expect(await exitWithin(own.child, 30_000)).toBe(1);
+    } finally {
+      release();
+      caller.abort();
+      own.child.kill("SIGKILL");
+      await own.stop();
+    }
   });
 });
 
