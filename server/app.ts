@@ -13,6 +13,7 @@ import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { openWal } from "./core/wal.js";
 import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
+import { withGrpcMessageEncoding } from "./http/grpc-message.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
 import { buildOpenApi } from "./http/rest/openapi.js";
@@ -182,7 +183,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
+    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}) });
   } catch (err) {
     monitor.stop();
     cleanup?.stop();

@@ -1,21 +1,46 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { createClient } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
+import { BatchUpsertTasksRequestSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
+import { errorOf } from "../support/errors";
 import { ROOT, startServiceProcess, type ServiceProcess } from "../support/service-process";
 import { createSqlTarget, withMysql } from "../support/sql-targets";
 
 const run = promisify(execFile);
 const BUF = path.join(ROOT, "node_modules", ".bin", "buf");
+
+/** The service's protos as @grpc/grpc-js loads them, an independent gRPC implementation. */
+function loadGrpcJs() {
+  const definition = protoLoader.loadSync(["persistence/v1/system.proto", "persistence/v1/translation.proto", "grpc/health/v1/health.proto"], {
+    includeDirs: [path.join(ROOT, "proto")],
+    keepCase: true,
+    defaults: true,
+    enums: String,
+  });
+  return grpc.loadPackageDefinition(definition) as unknown as {
+    persistence: { v1: { SystemService: grpc.ServiceClientConstructor; TranslationService: grpc.ServiceClientConstructor } };
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
+}
+
+/** One unary call through a @grpc/grpc-js client. */
+function call<T>(client: grpc.Client, method: string, request: object): Promise<T> {
+  return new Promise<T>((resolve, reject) =>
+    (client as unknown as Record<string, (r: object, cb: (e: Error | null, v: T) => void) => void>)[method]!(request, (e, v) => (e ? reject(e) : resolve(v))),
+  );
+}
 
 describe("npm start", () => {
   it("is the command these suites run, and serves on the embedded default", async () => {
@@ -120,24 +145,11 @@ describe("the service on the embedded default", () => {
   });
 
   it("interoperates with @grpc/grpc-js loading the same .proto files", async () => {
-    const definition = protoLoader.loadSync(["persistence/v1/system.proto", "persistence/v1/translation.proto", "grpc/health/v1/health.proto"], {
-      includeDirs: [path.join(ROOT, "proto")],
-      keepCase: true,
-      defaults: true,
-      enums: String,
-    });
-    const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-      persistence: { v1: { SystemService: grpc.ServiceClientConstructor; TranslationService: grpc.ServiceClientConstructor } };
-      grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
-    };
+    const loaded = loadGrpcJs();
     const address = service.url.replace(/^http:\/\//, "");
     const system = new loaded.persistence.v1.SystemService(address, grpc.credentials.createInsecure());
     const health = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
     const translation = new loaded.persistence.v1.TranslationService(address, grpc.credentials.createInsecure());
-    const call = <T>(client: grpc.Client, method: string, request: object) =>
-      new Promise<T>((resolve, reject) =>
-        (client as unknown as Record<string, (r: object, cb: (e: Error | null, v: T) => void) => void>)[method]!(request, (e, v) => (e ? reject(e) : resolve(v))),
-      );
     try {
       const info = await call<{ name: string; services: string[] }>(system, "GetInfo", {});
       expect(info.name).toBe("persistence");
@@ -157,6 +169,56 @@ describe("the service on the embedded default", () => {
       system.close();
       health.close();
       translation.close();
+    }
+  });
+
+  it("shows gRPC error messages as plain text to @grpc/grpc-js and the Connect gRPC client, non-ASCII and '%' included", async () => {
+    const invalid = [
+      { request: { session_id: "", task_id: "TASK_0001" }, message: "invalid request: tasks[0].session_id: is required" },
+      {
+        request: { session_id: "grpc-message", task_id: "TASK_0001", clear_fields: ["源文本 100%"] },
+        message: 'invalid request: tasks[0].clear_fields[0]: unknown field "源文本 100%"',
+      },
+    ];
+    const translation = new (loadGrpcJs().persistence.v1.TranslationService)(service.url.replace(/^http:\/\//, ""), grpc.credentials.createInsecure());
+    const connect = createClient(TranslationService, createGrpcTransport({ baseUrl: service.url, idleConnectionTimeoutMs: 100 }));
+    try {
+      for (const { request, message } of invalid) {
+        const seen = (await call(translation, "BatchUpsertTasks", { tasks: [request] }).catch((e: unknown) => e)) as grpc.ServiceError;
+        expect({ code: seen.code, details: seen.details }).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: message });
+        const task = { sessionId: request.session_id, taskId: request.task_id, clearFields: request.clear_fields ?? [] };
+        const error = await errorOf(connect.batchUpsertTasks({ tasks: [task] }));
+        expect({ code: error.code, message: error.rawMessage }).toEqual({ code: Code.InvalidArgument, message });
+      }
+    } finally {
+      translation.close();
+    }
+
+    // On the wire: only '%' and the bytes outside 0x20-0x7E are escaped, in trailers and in a trailers-only reply.
+    const session = http2.connect(service.url);
+    try {
+      const exchange = (path: string, body: Uint8Array) =>
+        new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+          const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+          let headers: http2.IncomingHttpHeaders = {};
+          let trailers: http2.IncomingHttpHeaders = {};
+          stream.on("response", (h) => (headers = h));
+          stream.on("trailers", (t) => (trailers = t));
+          stream.on("end", () => resolve({ headers, trailers }));
+          stream.on("error", reject);
+          stream.resume();
+          const frame = Buffer.alloc(5 + body.length);
+          frame.writeUInt32BE(body.length, 1);
+          frame.set(body, 5);
+          stream.end(frame);
+        });
+      const tasks = [create(TaskSchema, { sessionId: "grpc-message", taskId: "TASK_0001", clearFields: ["源文本 100%"] })];
+      const refused = await exchange("/persistence.v1.TranslationService/BatchUpsertTasks", toBinary(BatchUpsertTasksRequestSchema, create(BatchUpsertTasksRequestSchema, { tasks })));
+      expect(refused.trailers["grpc-message"]).toBe('invalid request: tasks[0].clear_fields[0]: unknown field "%E6%BA%90%E6%96%87%E6%9C%AC 100%25"');
+      const unknown = await exchange("/persistence.v1.TranslationService/NoSuchMethod", new Uint8Array());
+      expect(unknown.headers["grpc-message"]).toBe("unknown method /persistence.v1.TranslationService/NoSuchMethod");
+    } finally {
+      session.close();
     }
   });
 
