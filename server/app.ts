@@ -64,10 +64,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
 
-  const sql = await openSqlBackend(config.sqlUrl);
+  const sql = await openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs });
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
   const backends: Backend[] = redis ? [sql, redis] : [sql];
-  const monitor = createHealthMonitor(backends);
+  const monitor = createHealthMonitor(backends, config.health);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -180,6 +180,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     },
   });
 
+  // The first /health answer comes from a probe, not from the assumption that what just opened is up.
+  await monitor.check();
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;

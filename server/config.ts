@@ -36,6 +36,13 @@ export interface Config {
   readonly cleanupIntervalMs: number;
   /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
   readonly shutdownTimeoutMs: number;
+  /** Background health probes of the backends, which `/health` and gRPC health answer from. */
+  readonly health: {
+    /** Time between probes (`PERSISTENCE_HEALTH_INTERVAL_MS`, default 2000: an outage shows within a few seconds, for one `select 1` per interval). */
+    readonly intervalMs: number;
+    /** How long a backend may take to answer one before it counts as down (`PERSISTENCE_HEALTH_TIMEOUT_MS`, default 2000). */
+    readonly timeoutMs: number;
+  };
   /** pino level (`PERSISTENCE_LOG_LEVEL`, default info). */
   readonly logLevel: LogLevel;
   /**
@@ -113,6 +120,10 @@ export function loadConfig(env: Source = process.env): Config {
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
+    health: {
+      intervalMs: get("health_interval_ms", 2000, integer(10, 3_600_000), "milliseconds from 10 to 3600000"),
+      timeoutMs: get("health_timeout_ms", 2000, integer(10, 600_000), "milliseconds from 10 to 600000"),
+    },
     logLevel: get("log_level", "info" as LogLevel, parseLogLevel, "trace, debug, info, warn, error, fatal or silent"),
     apiKeys: readApiKeys(read),
     openEndpoints: get("open_endpoints", [] as ("health" | "metrics")[], parseOpenEndpoints, "a comma-separated list of health, metrics"),
@@ -149,6 +160,8 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,
+    health_interval_ms: config.health.intervalMs,
+    health_timeout_ms: config.health.timeoutMs,
     log_level: config.logLevel,
     api_keys: config.apiKeys.map((k) => ({ name: k.name, scopes: [...k.scopes] })),
     open_endpoints: config.openEndpoints.join(","),

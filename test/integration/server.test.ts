@@ -13,7 +13,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { errorOf } from "../support/errors";
 import { secret } from "../support/secrets";
-import { describeEachDialect, withMysql } from "../support/sql-targets";
+import { getHealth, healthUntil } from "../support/health";
+import { createSqlTarget, describeEachDialect, MYSQL_SERVER, withMysql } from "../support/sql-targets";
+import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
 const SERVICES = [
@@ -277,7 +279,7 @@ describe("server on MariaDB when the database goes away", () => {
       await conn.query(`create user '${user}'@'%' identified by '${password}'`);
       await conn.query(`grant all on \`${database}\`.* to '${user}'@'%'`);
     });
-    server = await startTestServer({ PERSISTENCE_SQL_URL: `mysql://${user}:${password}@127.0.0.1:3306/${database}` });
+    server = await startTestServer({ PERSISTENCE_SQL_URL: `mysql://${user}:${password}@127.0.0.1:3306/${database}`, PERSISTENCE_HEALTH_INTERVAL_MS: "100" });
   });
   afterAll(async () => {
     await server?.close();
@@ -297,20 +299,18 @@ describe("server on MariaDB when the database goes away", () => {
     });
   }
 
-  it("answers 503 on /health and NOT_SERVING on gRPC health while the database is unreachable, and recovers", async () => {
-    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  it("answers 503 on /health and NOT_SERVING on gRPC health once a probe finds the database unreachable, and recovers", async () => {
+    expect((await getHealth(server.url)).status).toBe(200);
     await cutOff(true);
     try {
-      const down = await fetch(`${server.url}/health`);
-      expect(down.status).toBe(503);
-      expect(await down.json()).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
+      const down = await healthUntil(server.url, (h) => h.status === 503);
+      expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
       expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.NOT_SERVING);
       expect((await server.client(SystemService).getHealth({})).status).toBe("unhealthy");
     } finally {
       await cutOff(false);
     }
-    const up = await fetch(`${server.url}/health`);
-    expect(up.status).toBe(200);
+    await healthUntil(server.url, (h) => h.status === 200);
     expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
   });
 
@@ -319,6 +319,62 @@ describe("server on MariaDB when the database goes away", () => {
     expect(config.config?.sql_url).toBe(`mysql://${user}:[redacted]@127.0.0.1:3306/${database}`);
     expect(JSON.stringify(config)).not.toContain(password);
     expect(JSON.stringify(server.logs)).not.toContain(password);
+  });
+});
+
+describe("health while the database hangs", () => {
+  const target = createSqlTarget("mysql", "hang");
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    proxy = await createTcpProxy(Number(MYSQL_SERVER.port || 3306), MYSQL_SERVER.hostname);
+  });
+  afterAll(async () => {
+    proxy?.thaw();
+    await proxy?.close();
+    await target.drop();
+  });
+
+  /** A service whose database sits behind the proxy. */
+  function startBehindProxy(settings: Record<string, string>): Promise<TestServer> {
+    const url = new URL(target.url);
+    url.port = String(proxy.port);
+    return startTestServer({ PERSISTENCE_SQL_URL: url.toString(), PERSISTENCE_HEALTH_INTERVAL_MS: "100", ...settings });
+  }
+
+  it("answers /health from the last probe, with its age, while a probe waits on a database that does not answer", async () => {
+    // The probe would wait 10 minutes: any answer before then did not wait for it.
+    const server = await startBehindProxy({ PERSISTENCE_HEALTH_TIMEOUT_MS: "600000" });
+    try {
+      expect(await getHealth(server.url)).toMatchObject({ status: 200, body: { backends: { sql: "up" } } });
+      proxy.freeze();
+      while (proxy.heldBytes() === 0) await new Promise((r) => setTimeout(r, 20)); // a probe's ping is stuck
+      const stuckSince = Date.now();
+      await new Promise((r) => setTimeout(r, 200));
+      const asked = Date.now();
+      const during = await getHealth(server.url);
+      expect(during).toMatchObject({ status: 200, body: { status: "healthy", backends: { sql: "up" } } });
+      // The state predates the stuck probe, and says so.
+      expect(during.body.backends_age_ms).toBeGreaterThanOrEqual(asked - stuckSince);
+      expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
+    } finally {
+      proxy.thaw();
+      await server.close();
+    }
+  });
+
+  it("turns /health to 503 once a probe times out, and back to 200 once the database answers", async () => {
+    const server = await startBehindProxy({ PERSISTENCE_HEALTH_TIMEOUT_MS: "300" });
+    try {
+      proxy.freeze();
+      const down = await healthUntil(server.url, (h) => h.status === 503);
+      expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
+      proxy.thaw();
+      const up = await healthUntil(server.url, (h) => h.status === 200);
+      expect(up.body.backends).toEqual({ sql: "up" });
+    } finally {
+      proxy.thaw();
+      await server.close();
+    }
   });
 });
 

@@ -23,6 +23,7 @@ describe("configuration", () => {
     expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
     expect(config.limits.maxBatchRecords).toBe(1000);
     expect(config.logLevel).toBe("info");
+    expect(config.health).toEqual({ intervalMs: 2000, timeoutMs: 2000 });
   });
 
   it("reads PERSISTENCE_* variables", () => {
@@ -53,6 +54,8 @@ describe("configuration", () => {
     ["PERSISTENCE_FLUSH_INTERVAL_MS", "1.5"],
     ["PERSISTENCE_MAX_REQUEST_BYTES", "ten"],
     ["PERSISTENCE_LOG_LEVEL", "loud"],
+    ["PERSISTENCE_HEALTH_INTERVAL_MS", "0"],
+    ["PERSISTENCE_HEALTH_TIMEOUT_MS", "soon"],
   ])("fails fast naming %s when it is %j", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));
