@@ -8,9 +8,11 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
 import { createPatchWriter } from "./backends/sql/patch-writer.js";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
-import type { Config } from "./config.js";
+import { isUnreachable } from "./backends/sql/unreachable.js";
+import { redactUrl, type Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { retryAtStartup } from "./core/startup-retry.js";
 import { openWal } from "./core/wal.js";
 import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
 import { withGrpcMessageEncoding } from "./http/grpc-message.js";
@@ -57,6 +59,8 @@ export interface App {
 export interface AppOptions {
   /** Defaults to a JSON logger on stdout at the configured level. */
   readonly logger?: Logger;
+  /** Abandons the start-up while it waits for an unreachable database (a stop signal arrived). */
+  readonly signal?: AbortSignal;
 }
 
 /** The composition root: opens the backends, wires every service and starts the listener. */
@@ -64,7 +68,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
 
-  const sql = await openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs });
+  const sql = await retryAtStartup(() => openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs }), {
+    what: `PERSISTENCE_SQL_URL=${redactUrl(config.sqlUrl)}`,
+    timeoutMs: config.startupTimeoutMs,
+    retryable: isUnreachable,
+    logger,
+    signal: options.signal,
+  });
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
   const backends: Backend[] = redis ? [sql, redis] : [sql];
   const monitor = createHealthMonitor(backends, config.health);

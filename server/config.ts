@@ -36,6 +36,12 @@ export interface Config {
   readonly cleanupIntervalMs: number;
   /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
   readonly shutdownTimeoutMs: number;
+  /**
+   * How long start-up keeps retrying a database it cannot reach, in ms; 0 tries once (`PERSISTENCE_STARTUP_TIMEOUT_MS`,
+   * default 30000: enough for a MariaDB started alongside, by the same compose file or the same reboot, to
+   * accept connections; short enough that a wrong address still fails within a minute).
+   */
+  readonly startupTimeoutMs: number;
   /** Background health probes of the backends, which `/health` and gRPC health answer from. */
   readonly health: {
     /** Time between probes (`PERSISTENCE_HEALTH_INTERVAL_MS`, default 2000: an outage shows within a few seconds, for one `select 1` per interval). */
@@ -120,6 +126,7 @@ export function loadConfig(env: Source = process.env): Config {
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
+    startupTimeoutMs: get("startup_timeout_ms", 30_000, integer(0, 3_600_000), "milliseconds from 0 (one attempt) to 3600000"),
     health: {
       intervalMs: get("health_interval_ms", 2000, integer(10, 3_600_000), "milliseconds from 10 to 3600000"),
       timeoutMs: get("health_timeout_ms", 2000, integer(10, 600_000), "milliseconds from 10 to 600000"),
@@ -160,6 +167,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,
+    startup_timeout_ms: config.startupTimeoutMs,
     health_interval_ms: config.health.intervalMs,
     health_timeout_ms: config.health.timeoutMs,
     log_level: config.logLevel,

@@ -20,8 +20,14 @@ function main(): void {
   const logger = createLogger(config.logLevel);
   const exit = (code: number) => void flushLogs(logger, LOG_FLUSH_TIMEOUT_MS).then(() => process.exit(code));
 
-  const started: Promise<App> = startApp(config, { logger });
+  const starting = new AbortController();
+  const started: Promise<App> = startApp(config, { logger, signal: starting.signal });
   started.catch((err: unknown) => {
+    if (err instanceof Error && err.name === "AbortError") {
+      logger.info("stopped while waiting for the database at start-up");
+      exit(0);
+      return;
+    }
     process.stderr.write(`failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
     exit(1);
   });
@@ -33,16 +39,21 @@ function main(): void {
       process.stderr.write(`second ${signal}: exiting now\n`);
       process.exit(1);
     }
-    void started.then(async (app) => {
-      app.logger.info({ signal }, "shutting down");
-      try {
-        await app.close();
-        exit(0);
-      } catch (err) {
-        app.logger.error({ err }, "shutdown failed");
-        exit(1);
-      }
-    });
+    logger.info({ signal }, "shutting down");
+    starting.abort();
+    // A start-up that fails or is abandoned exits above.
+    void started.then(
+      async (app) => {
+        try {
+          await app.close();
+          exit(0);
+        } catch (err) {
+          logger.error({ err }, "shutdown failed");
+          exit(1);
+        }
+      },
+      () => {},
+    );
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

@@ -15,8 +15,12 @@ import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertTasksRequestSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { errorOf } from "../support/errors";
+import { getHealth } from "../support/health";
+import { freePort } from "../support/private-mariadb";
+import { secret } from "../support/secrets";
 import { ROOT, startServiceProcess, type ServiceProcess } from "../support/service-process";
-import { createSqlTarget, withMysql } from "../support/sql-targets";
+import { createSqlTarget, MYSQL_SERVER, withMysql } from "../support/sql-targets";
+import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy";
 
 const run = promisify(execFile);
 const BUF = path.join(ROOT, "node_modules", ".bin", "buf");
@@ -312,6 +316,65 @@ describe("the service on MariaDB", () => {
       expect(await service.stop()).toBe(0);
       await target.drop();
     }
+  });
+});
+
+describe("start-up with the database out of reach", () => {
+  const RETRYING = "unreachable at start-up; retrying";
+
+  it("retries, then gives up naming PERSISTENCE_SQL_URL with its password redacted", async () => {
+    const password = secret("Start-up-pw-never-shown-1");
+    const port = await freePort(); // nothing listens there
+    const logs: Record<string, unknown>[] = [];
+    const env = { PERSISTENCE_SQL_URL: `mysql://app:${password}@127.0.0.1:${port}/x`, PERSISTENCE_STARTUP_TIMEOUT_MS: "1500" };
+    const failure = await startServiceProcess(env, 60_000, (entry) => logs.push(entry)).then(
+      async (started) => {
+        await started.stop();
+        return "it started";
+      },
+      (err: Error) => err.message,
+    );
+    expect(failure).toMatch(
+      new RegExp(`exited with 1 .*failed to start: PERSISTENCE_SQL_URL=mysql://app:\\[redacted\\]@127\\.0\\.0\\.1:${port}/x: still unreachable after \\d+ attempts in [\\d.]+ s \\(PERSISTENCE_STARTUP_TIMEOUT_MS\\): connect ECONNREFUSED`, "s"),
+    );
+    expect(logs.filter((l) => l.msg === RETRYING).length).toBeGreaterThanOrEqual(1);
+    expect(failure + JSON.stringify(logs)).not.toContain(password);
+  });
+
+  it("waits for a database that comes up while it starts", async () => {
+    const target = createSqlTarget("mysql", "startup");
+    const port = await freePort();
+    const url = new URL(target.url);
+    url.port = String(port);
+    let proxy: TcpProxy | undefined;
+    let retried = () => {};
+    const retrying = new Promise<void>((resolve) => (retried = resolve));
+    const starting = startServiceProcess({ PERSISTENCE_SQL_URL: url.toString(), PERSISTENCE_STARTUP_TIMEOUT_MS: "600000" }, 120_000, (entry) => {
+      if (entry.msg === RETRYING) retried();
+    });
+    try {
+      await Promise.race([retrying, starting]);
+      proxy = await createTcpProxy(Number(MYSQL_SERVER.port || 3306), MYSQL_SERVER.hostname, port); // the database is up now
+      const service = await starting;
+      expect(await getHealth(service.url)).toMatchObject({ status: 200, body: { backends: { sql: "up" } } });
+      expect(await service.stop()).toBe(0);
+    } finally {
+      await proxy?.close();
+      await target.drop();
+    }
+  }, 120_000);
+
+  it("stops at once on SIGTERM while it waits for the database", async () => {
+    const port = await freePort();
+    let pid: number | undefined;
+    const starting = startServiceProcess({ PERSISTENCE_SQL_URL: `mysql://root@127.0.0.1:${port}/x`, PERSISTENCE_STARTUP_TIMEOUT_MS: "600000" }, 60_000, (entry) => {
+      if (entry.msg === RETRYING && pid === undefined) {
+        pid = Number(entry.pid);
+        process.kill(pid, "SIGTERM");
+      }
+    });
+    await expect(starting).rejects.toThrow(/exited with 0 before listening/);
+    expect(pid).toBeDefined();
   });
 });
 

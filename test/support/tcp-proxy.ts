@@ -16,7 +16,8 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
+/** Listens on `listenPort` (default: a free one) and forwards to `targetHost:targetPort`. */
+export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1", listenPort = 0): Promise<TcpProxy> {
   let frozen = false;
   let held: (() => void)[] = [];
   let heldBytes = 0;
@@ -42,7 +43,7 @@ export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1
     forward(client, upstream);
     forward(upstream, client);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, "127.0.0.1", resolve));
 
   return {
     port: (server.address() as net.AddressInfo).port,

@@ -24,6 +24,7 @@ describe("configuration", () => {
     expect(config.limits.maxBatchRecords).toBe(1000);
     expect(config.logLevel).toBe("info");
     expect(config.health).toEqual({ intervalMs: 2000, timeoutMs: 2000 });
+    expect(config.startupTimeoutMs).toBe(30_000);
   });
 
   it("reads PERSISTENCE_* variables", () => {
@@ -56,6 +57,7 @@ describe("configuration", () => {
     ["PERSISTENCE_LOG_LEVEL", "loud"],
     ["PERSISTENCE_HEALTH_INTERVAL_MS", "0"],
     ["PERSISTENCE_HEALTH_TIMEOUT_MS", "soon"],
+    ["PERSISTENCE_STARTUP_TIMEOUT_MS", "-1"],
   ])("fails fast naming %s when it is %j", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));
