@@ -83,6 +83,14 @@ export class ConfigError extends Error {
 
 type Source = Readonly<Record<string, string | undefined>>;
 
+/** A setting that loadConfig does not know, and so ignores: a `PERSISTENCE_*` variable or a config-file key. */
+export interface UnknownSetting {
+  /** As given: `PERSISTENCE_FLUSH_INTERVAL`, or `flush_intervl in /etc/persistence.yaml`. */
+  readonly setting: string;
+  /** The known setting nearest to it, spelt the same way (a variable for a variable, a key for a key). */
+  readonly closest: string;
+}
+
 const PREFIX = "PERSISTENCE_";
 const MiB = 1024 * 1024;
 
@@ -90,10 +98,14 @@ const MiB = 1024 * 1024;
  * Builds the configuration from `PERSISTENCE_*` variables over an optional YAML or JSON file named by
  * `PERSISTENCE_CONFIG`, whose keys are the variable names without the prefix, in lower case
  * (`sql_url`, `flush_interval_ms`, ...). Variables win over the file. Throws ConfigError on the first bad value.
+ * Variables and keys it does not know are ignored, and reported to `onUnknown` (a typo would otherwise go unseen).
  */
-export function loadConfig(env: Source = process.env): Config {
+export function loadConfig(env: Source = process.env, onUnknown: (unknown: UnknownSetting) => void = () => {}): Config {
   const fileValues = readConfigFile(env[`${PREFIX}CONFIG`]);
+  // Every setting is read below, whatever its value: what was read is what is known.
+  const known = new Set<string>(["config"]);
   const read = (key: string): { value: string | undefined; origin: string } => {
+    known.add(key);
     const variable = PREFIX + key.toUpperCase();
     if (env[variable] !== undefined && env[variable] !== "") return { value: env[variable], origin: variable };
     const fromFile = fileValues[key];
@@ -148,7 +160,43 @@ export function loadConfig(env: Source = process.env): Config {
         `set ${PREFIX}API_KEYS, listen on 127.0.0.1, or set ${PREFIX}ALLOW_INSECURE=1 to accept the risk`,
     );
   }
+  const knownKeys = [...known];
+  const knownVariables = knownKeys.map((key) => PREFIX + key.toUpperCase());
+  for (const variable of Object.keys(env)) {
+    if (variable.startsWith(PREFIX) && !knownVariables.includes(variable)) {
+      onUnknown({ setting: variable, closest: closest(variable, knownVariables) });
+    }
+  }
+  for (const key of Object.keys(fileValues)) {
+    if (!known.has(key)) onUnknown({ setting: `${key} in ${env[`${PREFIX}CONFIG`]}`, closest: closest(key, knownKeys) });
+  }
   return deepFreeze(config);
+}
+
+/** The candidate nearest to `name` by edit distance (Levenshtein, ignoring case); the first of equals. */
+function closest(name: string, candidates: readonly string[]): string {
+  let best = candidates[0] ?? "";
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 /** The configuration as users see it in GetConfig: plain keys, every secret replaced. */

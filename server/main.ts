@@ -1,5 +1,5 @@
 import { startApp, type App } from "./app.js";
-import { ConfigError, loadConfig, type Config } from "./config.js";
+import { ConfigError, loadConfig, type Config, type UnknownSetting } from "./config.js";
 import { createLogger, flushLogs } from "./core/logger.js";
 
 /** How long an exit waits for the last log lines to leave stdout. */
@@ -8,8 +8,9 @@ const LOG_FLUSH_TIMEOUT_MS = 2000;
 /** The process: configuration from the environment, the app, and a graceful exit on SIGTERM/SIGINT. */
 function main(): void {
   let config: Config;
+  const unknown: UnknownSetting[] = [];
   try {
-    config = loadConfig();
+    config = loadConfig(process.env, (setting) => unknown.push(setting));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`configuration error: ${err.message}\n`);
@@ -18,6 +19,7 @@ function main(): void {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  for (const { setting, closest } of unknown) logger.warn({ setting, did_you_mean: closest }, "unknown setting ignored");
   const exit = (code: number) => void flushLogs(logger, LOG_FLUSH_TIMEOUT_MS).then(() => process.exit(code));
 
   const starting = new AbortController();

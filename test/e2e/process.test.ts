@@ -379,6 +379,17 @@ describe("start-up with the database out of reach", () => {
 });
 
 describe("the service with a bad setting", () => {
+  it("warns at start about a setting it does not know, naming the closest known one", async () => {
+    const service = await startServiceProcess({ PERSISTENCE_FLUSH_INTERVAL: "500" });
+    try {
+      expect(service.logs).toContainEqual(
+        expect.objectContaining({ level: 40, msg: "unknown setting ignored", setting: "PERSISTENCE_FLUSH_INTERVAL", did_you_mean: "PERSISTENCE_FLUSH_INTERVAL_MS" }),
+      );
+    } finally {
+      expect(await service.stop()).toBe(0);
+    }
+  });
+
   it("refuses to start and names the variable", async () => {
     await expect(startServiceProcess({ PERSISTENCE_FLUSH_INTERVAL_MS: "soon" }, 30_000)).rejects.toThrow(
       /exited with 2 .*PERSISTENCE_FLUSH_INTERVAL_MS: expected milliseconds/s,
