@@ -5,11 +5,14 @@ import { ConnectError, createContextValues } from "@connectrpc/connect";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
-import type { Config } from "./config.js";
+import { isUnreachable } from "./backends/sql/unreachable.js";
+import { redactUrl, type Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { retryAtStartup } from "./core/startup-retry.js";
 import { createStreamSlots } from "./core/stream-slots.js";
 import type { BatcherStatus } from "./core/write-batcher.js";
+import { withGrpcMessageEncoding } from "./http/grpc-message.js";
 import { openWritePath } from "./platform/write-path.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
@@ -64,6 +67,8 @@ export interface App {
 export interface AppOptions {
   /** Defaults to a JSON logger on stdout at the configured level. */
   readonly logger?: Logger;
+  /** Abandons the start-up while it waits for an unreachable database (a stop signal arrived). */
+  readonly signal?: AbortSignal;
 }
 
 /** The composition root: opens the backends, wires every service and starts the listener. */
@@ -71,10 +76,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
 
-  const sql = await openSqlBackend(config.sqlUrl);
+  const sql = await retryAtStartup(() => openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs }), {
+    what: `PERSISTENCE_SQL_URL=${redactUrl(config.sqlUrl)}`,
+    timeoutMs: config.startupTimeoutMs,
+    retryable: isUnreachable,
+    logger,
+    signal: options.signal,
+  });
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
   const backends: Backend[] = redis ? [sql, redis] : [sql];
-  const monitor = createHealthMonitor(backends);
+  const monitor = createHealthMonitor(backends, config.health);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -199,10 +210,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     },
   });
 
+  // The first /health answer comes from a probe, not from the assumption that what just opened is up.
+  await monitor.check();
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
+    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
   } catch (err) {
     monitor.stop();
     await cleanup?.stop();
