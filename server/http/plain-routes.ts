@@ -1,7 +1,7 @@
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Registry } from "prom-client";
-import { requestIdOf } from "../rpc/interceptors/request-id.js";
+import { requestIdOf } from "../rpc/context.js";
 import { createDocsPage } from "./docs-page.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
