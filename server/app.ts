@@ -32,6 +32,7 @@ import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
 import { createMemoryBuckets, createRateLimitInterceptor, createRedisBuckets } from "./security/rate-limit.js";
+import { registerSystemMetrics } from "./system/system.metrics.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
@@ -85,11 +86,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
   const backends: Backend[] = redis ? [sql, redis] : [sql];
-  const monitor = createHealthMonitor(backends, config.health);
+  // Redis backs only the shared rate limits (which fall back to per-instance buckets): without it the instance still serves.
+  const monitor = createHealthMonitor(backends, { ...config.health, required: ["sql"] });
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const rpcMetrics = createRpcMetrics(registry);
+  registerSystemMetrics(registry, monitor, version);
 
   // The write path: replay what an earlier run left in the log before taking new writes.
   const translationPath = await openWritePath({
@@ -166,6 +169,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const plainRoutes = createPlainRoutes({
     registry,
     authenticator,
+    monitor,
     openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version, access, openEndpoints: config.openEndpoints }),
   });
   const handler = createRpcHandler({

@@ -66,6 +66,17 @@ describeEachDialect("server", (target, dialect) => {
     expect(await rest.json()).toEqual({ payload: Buffer.from("hello").toString("base64") });
   });
 
+  it("serves /livez and /readyz for load balancers, and its build and backends on /metrics", async () => {
+    const live = await fetch(`${server.url}/livez`);
+    expect([live.status, await live.json()]).toEqual([200, { status: "live" }]);
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: "ready", backends: { sql: "up" } });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('persistence_backend_up{backend="sql"} 1');
+    expect(metrics).toMatch(/persistence_build_info\{version="\d+\.\d+\.\d+",node="\d+\.\d+\.\d+"\} 1/);
+  });
+
   it("serves GET /health and GET /metrics over plain HTTP/1.1", async () => {
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
@@ -306,12 +317,22 @@ describe("server on MariaDB when the database goes away", () => {
       const down = await healthUntil(server.url, (h) => h.status === 503);
       expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
       expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.NOT_SERVING);
+      // Only the services that need the database go: SystemService (health, metrics, info) still serves.
+      expect((await server.client(Health, "grpc").check({ service: "persistence.v1.TranslationService" })).status).toBe(Serving.NOT_SERVING);
+      expect((await server.client(Health, "grpc").check({ service: "persistence.v1.SystemService" })).status).toBe(Serving.SERVING);
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: "not_ready", backends: { sql: "down" } });
+      expect((await fetch(`${server.url}/livez`)).status).toBe(200);
+      expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('persistence_backend_up{backend="sql"} 0');
       expect((await server.client(SystemService).getHealth({})).status).toBe("unhealthy");
     } finally {
       await cutOff(false);
     }
     await healthUntil(server.url, (h) => h.status === 200);
     expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('persistence_backend_up{backend="sql"} 1');
   });
 
   it("never shows the database password in GetConfig or the logs", async () => {
