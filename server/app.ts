@@ -13,6 +13,7 @@ import { retryAtStartup } from "./core/startup-retry.js";
 import { createStreamSlots } from "./core/stream-slots.js";
 import type { BatcherStatus } from "./core/write-batcher.js";
 import { withGrpcMessageEncoding } from "./http/grpc-message.js";
+import { createClosers, type Closers } from "./platform/closers.js";
 import { openWritePath } from "./platform/write-path.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
@@ -72,8 +73,21 @@ export interface AppOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The composition root: opens the backends, wires every service and starts the listener. */
+/**
+ * The composition root: opens the backends, wires every service and starts the listener. If any step
+ * fails, whatever was opened before it is closed again before the error is thrown.
+ */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const opened = createClosers();
+  try {
+    return await assemble(config, options, opened);
+  } catch (err) {
+    await opened.closeAll();
+    throw err;
+  }
+}
+
+async function assemble(config: Config, options: AppOptions, opened: Closers): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
 
@@ -84,10 +98,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     logger,
     signal: options.signal,
   });
+  opened.add(() => sql.close());
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
+  if (redis) opened.add(() => redis.close());
   const backends: Backend[] = redis ? [sql, redis] : [sql];
   // Redis backs only the shared rate limits (which fall back to per-instance buckets): without it the instance still serves.
   const monitor = createHealthMonitor(backends, { ...config.health, required: ["sql"] });
+  opened.add(() => monitor.stop());
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -114,11 +131,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     registry,
   });
   const { batcher } = translationPath;
+  opened.add(() => batcher.close(0));
   const translationDb = sql.db.withTables<TranslationTables>();
   const cleanup =
     config.cleanupIntervalMs > 0
       ? scheduleCleanup(translationDb, config.cleanupIntervalMs, `${hostname()}:${process.pid}:${randomUUID()}`, logger)
       : undefined;
+  if (cleanup) opened.add(() => cleanup.stop());
   const events = createSessionEvents();
   batcher.onCommit((patches) => events.committed(patches));
   const stopping = new AbortController();
@@ -216,18 +235,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   // The first /health answer comes from a probe, not from the assumption that what just opened is up.
   await monitor.check();
-  let listener: Listener;
-  try {
-    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
-  } catch (err) {
-    monitor.stop();
-    await cleanup?.stop();
-    await batcher.close(0);
-    await sql.close();
-    await redis?.close();
-    throw err;
-  }
+  const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+  const listener: Listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
   logger.info({ url, sql: sql.kind, version }, "listening");
 

@@ -1,6 +1,12 @@
 import http from "node:http";
 import http2 from "node:http2";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { startApp } from "../../server/app";
+import { loadConfig } from "../../server/config";
+import { createLogger } from "../../server/core/logger";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
@@ -275,6 +281,24 @@ describeEachDialect("server", (target, dialect) => {
     expect((await client.getInfo({})).name).toBe("persistence");
     await own.close();
     expect((await errorOf(client.getInfo({}))).message).toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe("a start-up that fails part-way", () => {
+  it("closes the database connections it had opened before failing (and the Redis client, the timers, the log)", async () => {
+    const target = createSqlTarget("mysql", "failedstart");
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "persistence-failed-start-"));
+    // The write-ahead log cannot be created: its directory's name is taken by a file.
+    writeFileSync(path.join(dataDir, "wal"), "not a directory");
+    try {
+      const config = loadConfig({ PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_SQL_URL: target.url, PERSISTENCE_REDIS_URL: "redis://127.0.0.1:6379" });
+      await expect(startApp(config, { logger: createLogger("silent") })).rejects.toThrow();
+      const [rows] = (await withMysql((conn) => conn.query("select count(*) as n from information_schema.processlist where db = ?", [target.database]))) as [{ n: number }[], unknown];
+      expect(Number(rows[0]!.n)).toBe(0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      await target.drop();
+    }
   });
 });
 
