@@ -219,7 +219,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
+    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections, logger, registry });
   } catch (err) {
     monitor.stop();
     await cleanup?.stop();
