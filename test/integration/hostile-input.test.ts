@@ -222,6 +222,15 @@ describeEachDialect("hostile input", (target) => {
     }
   });
 
+  it("answers HTTP/1.0 requests without a Host header, on RPC and REST paths, and keeps serving", async () => {
+    for (const path of ["/persistence.v1.SystemService/GetInfo", "/api/v1/translation/sessions/batch"]) {
+      const raw = rawConnection(server.url);
+      raw.socket.write(`POST ${path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+      await within(raw.closed, "answered");
+      expect({ path, reply: raw.received().split("\r\n")[0] }).toEqual({ path, reply: expect.stringMatching(/^HTTP\/1\.1 [24]\d\d /) });
+    }
+  });
+
   it("answers unknown RPCs and protocols with clear errors", async () => {
     expect((await grpcRaw(server.url, "/persistence.v1.TranslationService/DropEverything", frame(new Uint8Array()))).status).toBe("12");
     const connect = await fetch(`${server.url}/persistence.v1.TranslationService/DropEverything`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
