@@ -236,7 +236,13 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   // The first /health answer comes from a probe, not from the assumption that what just opened is up.
   await monitor.check();
   const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-  const listener: Listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
+  const listener: Listener = await listen(withGrpcMessageEncoding(handler), {
+    ...config.listen,
+    ...(tls ? { tls } : {}),
+    connections: config.connections,
+    logger,
+    registry,
+  });
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
   logger.info({ url, sql: sql.kind, version }, "listening");
 
