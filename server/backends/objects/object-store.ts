@@ -71,7 +71,8 @@ export interface ObjectStore extends Backend {
   /**
    * Joins the named parts, in ascending part number, into the object at `key`. FAILED_PRECONDITION
    * when a part is missing, its etag differs, the order is wrong or a part but the last is too small;
-   * NOT_FOUND when the upload is unknown (never started, completed or aborted).
+   * NOT_FOUND when the upload is unknown (never started, or aborted). Completing a completed upload
+   * again is NOT_FOUND on some stores and answers the same object on others (Swift's s3api).
    */
   completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPart[]): Promise<ObjectInfo>;
 
