@@ -43,7 +43,7 @@ export function checkObjectKey(key: unknown, field = "key"): string {
   return key;
 }
 
-/** Refuses a prefix that no valid key could start with for the wrong reasons (control characters, a leading "/"). */
+/** Refuses a prefix no valid key could start with (a control character, a leading "/", over 1024 bytes). */
 export function checkPrefix(prefix: string | undefined): string {
   if (prefix === undefined || prefix === "") return "";
   if (Buffer.byteLength(prefix) > MAX_KEY_BYTES || CONTROL.test(prefix) || prefix.startsWith("/")) {
@@ -108,7 +108,7 @@ export function checkPresignGet(options: PresignGetOptions = {}): { seconds: num
   };
 }
 
-/** A byte range checked (whole numbers, end not before start), then clamped to an object of `size` bytes; OUT_OF_RANGE when it starts past the end. */
+/** A byte range checked: whole numbers from 0, the end (when given) not before the start. */
 export function checkRange(range: ByteRange): ByteRange {
   if (!Number.isSafeInteger(range.start) || range.start < 0) refuse("range.start", "must be a byte offset from 0");
   if (range.end !== undefined && !(Number.isSafeInteger(range.end) && range.end >= range.start)) {
@@ -153,7 +153,7 @@ export function checkCompletedParts(parts: readonly CompletedPart[]): CompletedP
   });
 }
 
-export function unquoteEtag(etag: string): string {
+function unquoteEtag(etag: string): string {
   return etag.replace(/^(W\/)?"/, "").replace(/"$/, "");
 }
 

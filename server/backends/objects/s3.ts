@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
+import { ConnectError } from "@connectrpc/connect";
 import { Client, CopyDestinationOptions, CopySourceOptions } from "minio";
 import { failedPrecondition, notFound, outOfRange, unavailable } from "../../core/errors.js";
 import {
@@ -290,8 +291,8 @@ export async function openS3ObjectStore(target: S3Target, options: S3StoreOption
       for (;;) {
         // The client's listIncompleteUploads always sends `delimiter=`, which Swift's s3api reads as a
         // delimiter matching everywhere (it answers one empty common prefix): ask without one.
-        const query = [`prefix=${encodeURIComponent(prefix)}`, "max-uploads=1000"];
-        if (marker) query.push(`key-marker=${encodeURIComponent(marker.key)}`, `upload-id-marker=${encodeURIComponent(marker.uploadId)}`);
+        const query = [`prefix=${sigV4Escape(prefix)}`, "max-uploads=1000"];
+        if (marker) query.push(`key-marker=${sigV4Escape(marker.key)}`, `upload-id-marker=${sigV4Escape(marker.uploadId)}`);
         const res = await client.makeRequestAsync({ method: "GET", bucketName: bucket, query: ["uploads", ...query.sort()].join("&") }, "", [200]).catch((err: unknown) => fail(err));
         let xml = "";
         res.setEncoding("utf8");
@@ -385,6 +386,11 @@ function unescapeXml(text: string): string {
   });
 }
 
+/** A query value as SigV4 canonicalises it (RFC 3986: encodeURIComponent leaves !'()* alone). */
+function sigV4Escape(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 function s3Code(err: unknown): string | undefined {
   return typeof err === "object" && err !== null ? ((err as { code?: unknown }).code as string | undefined) : undefined;
 }
@@ -393,6 +399,7 @@ const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE",
 
 /** A store failure as the service's error: what the caller can act on gets its code, the rest passes on as is. */
 function translate(err: unknown, subject: { key?: string; uploadId?: string }): unknown {
+  if (err instanceof ConnectError) return err; // already ours (a refused body)
   const code = s3Code(err);
   const message = err instanceof Error ? err.message : String(err);
   if (code === "NoSuchKey" || code === "NotFound") return notFound("object", subject.key ?? "");

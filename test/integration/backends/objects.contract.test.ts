@@ -361,18 +361,18 @@ describeEachBackend("objects", [localCase(), s3Case()], (store) => {
 
   it("lets a presigned PUT upload and a presigned GET download, with the signed Content-Disposition and Range", async () => {
     const data = randomBytes(300_000);
-    const put = await store().presignPut("presigned/report.xlsx", { expiresInSeconds: 600 });
+    const put = await store().presignPut("presigned/报告 (1).xlsx", { expiresInSeconds: 600 });
     expect(put.method).toBe("PUT");
     expect(put.expiresAt.getTime() - Date.now()).toBeGreaterThan(590_000);
     expect(put.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(601_000);
     const uploaded = await fetch(put.url, { method: "PUT", body: data, headers: { "content-type": "application/vnd.ms-excel" } });
     expect(uploaded.status).toBe(200);
     expect(uploaded.headers.get("etag")).toMatch(/^"[^"]+"$/);
-    const info = await store().stat("presigned/report.xlsx");
+    const info = await store().stat("presigned/报告 (1).xlsx");
     expect(info).toMatchObject({ size: data.length, contentType: "application/vnd.ms-excel", etag: uploaded.headers.get("etag")!.replace(/"/g, "") });
 
     const disposition = "attachment; filename=\"report.xlsx\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A.xlsx";
-    const get = await store().presignGet("presigned/report.xlsx", { contentDisposition: disposition });
+    const get = await store().presignGet("presigned/报告 (1).xlsx", { contentDisposition: disposition });
     expect(get.method).toBe("GET");
     const downloaded = await fetch(get.url);
     expect(downloaded.status).toBe(200);
@@ -492,27 +492,27 @@ describeEachBackend("objects", [localCase(), s3Case()], (store) => {
     await expectCode(store().completeMultipartUpload(key, unknown, [{ partNumber: 1, etag: big }]), Code.NotFound);
   });
 
-  it("aborts uploads idempotently and lists only the incomplete ones under a prefix", async () => {
-    const a = await store().createMultipartUpload("abort/one/a.bin");
-    const b = await store().createMultipartUpload("abort/two");
+  it("aborts uploads idempotently and lists only the incomplete ones under a prefix (spaces and parentheses included)", async () => {
+    const a = await store().createMultipartUpload("abort (1)/one/a.bin");
+    const b = await store().createMultipartUpload("abort (1)/two");
     const elsewhere = await store().createMultipartUpload("kept/elsewhere");
-    const res = await fetch((await store().presignUploadPart("abort/one/a.bin", a, 1)).url, { method: "PUT", body: randomBytes(2048) });
+    const res = await fetch((await store().presignUploadPart("abort (1)/one/a.bin", a, 1)).url, { method: "PUT", body: randomBytes(2048) });
     await res.arrayBuffer();
     expect(res.status).toBe(200);
 
-    const listed = await store().listMultipartUploads({ prefix: "abort/" });
+    const listed = await store().listMultipartUploads({ prefix: "abort (1)/" });
     expect(listed.map((u) => u.uploadId).sort()).toEqual([a, b].sort());
-    expect(listed.map((u) => u.key)).toEqual(["abort/one/a.bin", "abort/two"]);
+    expect(listed.map((u) => u.key)).toEqual(["abort (1)/one/a.bin", "abort (1)/two"]);
     for (const u of listed) expect(Date.now() - u.initiated.getTime()).toBeLessThan(120_000);
 
-    await store().abortMultipartUpload("abort/one/a.bin", a);
-    await store().abortMultipartUpload("abort/one/a.bin", a);
-    expect((await store().listMultipartUploads({ prefix: "abort/" })).map((u) => u.uploadId)).toEqual([b]);
-    await expectCode(store().completeMultipartUpload("abort/one/a.bin", a, [{ partNumber: 1, etag: "x" }]), Code.NotFound);
-    await expectCode(store().stat("abort/one/a.bin"), Code.NotFound);
+    await store().abortMultipartUpload("abort (1)/one/a.bin", a);
+    await store().abortMultipartUpload("abort (1)/one/a.bin", a);
+    expect((await store().listMultipartUploads({ prefix: "abort (1)/" })).map((u) => u.uploadId)).toEqual([b]);
+    await expectCode(store().completeMultipartUpload("abort (1)/one/a.bin", a, [{ partNumber: 1, etag: "x" }]), Code.NotFound);
+    await expectCode(store().stat("abort (1)/one/a.bin"), Code.NotFound);
 
-    await store().abortMultipartUpload("abort/two", b);
-    expect(await store().listMultipartUploads({ prefix: "abort/" })).toEqual([]);
+    await store().abortMultipartUpload("abort (1)/two", b);
+    expect(await store().listMultipartUploads({ prefix: "abort (1)/" })).toEqual([]);
     expect((await store().listMultipartUploads()).map((u) => u.uploadId)).toContain(elsewhere);
     await store().abortMultipartUpload("kept/elsewhere", elsewhere);
   });
