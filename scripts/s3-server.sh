@@ -10,8 +10,8 @@
 # Only the URL goes to stdout, so `export TEST_S3_URL=$(scripts/s3-server.sh start)` works; progress goes
 # to stderr. Everything lives under S3_SERVER_DIR (default /tmp/persistence-s3): its own swift_dir, rings,
 # device folder, logs and pid files; /etc/swift is never touched.
-# Ports: S3_SERVER_PORT (proxy, default 8080); the object, container and account servers use the next
-# three ports above S3_SERVER_BACKEND_PORT (default 6200); memcached S3_SERVER_MEMCACHED_PORT (11311).
+# Ports: S3_SERVER_PORT (proxy, default 8080); the object, container and account servers take
+# S3_SERVER_BACKEND_PORT (default 6200) and the two after it; memcached S3_SERVER_MEMCACHED_PORT (11311).
 set -euo pipefail
 
 dir=${S3_SERVER_DIR:-/tmp/persistence-s3}
@@ -38,13 +38,21 @@ url() {
   printf 'http://%s:%s@127.0.0.1:%s/%s?region=us-east-1\n' "${access_key//:/%3A}" "$secret_key" "$port" "$bucket"
 }
 
-alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+# A server of ours is alive when its pid file names a live process whose command line is the one this
+# script gave it (its config file, or memcached's port): a recycled pid is never taken for ours.
+alive() {
+  local pid mark
+  pid=$(cat "$run/$1.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  if [ "$1" = memcached ]; then mark="$memcached_port"; else mark="$conf/$1-server.conf"; fi
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 answers() {
   [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$port/healthcheck" 2>/dev/null)" = "OK" ] || return 1
-  # s3api in the pipeline: an unsigned request is refused with S3's XML, not Swift's HTML
+  # s3api in the pipeline: a request with a bogus S3 signature gets S3's XML error, not Swift's reply
   curl -sS --max-time 2 -H "Authorization: AWS probe:probe" "http://127.0.0.1:$port/" 2>/dev/null | grep -q "<Error><Code>"
 }
 
@@ -207,10 +215,10 @@ start() {
     url
     return 0
   fi
+  local ours=""
+  for s in "${servers[@]}" memcached; do alive "$s" && ours=yes; done
   for p in "$port" "$object_port" "$container_port" "$account_port" "$memcached_port"; do
-    local owner=""
-    for s in "${servers[@]}" memcached; do alive "$s" && owner=yes; done
-    if [ -z "$owner" ] && port_open "$p"; then
+    if [ -z "$ours" ] && port_open "$p"; then
       say "port $p is taken by another process; choose other ports (S3_SERVER_PORT, S3_SERVER_BACKEND_PORT, S3_SERVER_MEMCACHED_PORT)"
       exit 1
     fi
