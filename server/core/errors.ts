@@ -62,6 +62,21 @@ export function unavailable(message: string, retryAfterMs: number): ConnectError
   return withRetry(message, Code.Unavailable, retryAfterMs);
 }
 
+/** PERMISSION_DENIED: the caller is known but may not do this (e.g. a tampered or expired signed URL). */
+export function permissionDenied(message: string): ConnectError {
+  return new ConnectError(message, Code.PermissionDenied);
+}
+
+/** OUT_OF_RANGE: a position past the end of something, e.g. a byte range that starts beyond an object. */
+export function outOfRange(message: string): ConnectError {
+  return new ConnectError(message, Code.OutOfRange);
+}
+
+/** RESOURCE_EXHAUSTED for a payload over a fixed limit: retrying the same payload cannot help, so no retry delay. */
+export function tooLarge(message: string): ConnectError {
+  return new ConnectError(message, Code.ResourceExhausted);
+}
+
 /** INTERNAL for anything unexpected: carries the request id so operators can find the log line, and nothing else. */
 export function internal(requestId: string): ConnectError {
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
