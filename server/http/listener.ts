@@ -175,8 +175,8 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
   let lastWarned = -Infinity;
   let unlogged = 0;
   const limit = (reason: string, message: string) => ({ reason, message, turnAway: createRefusal(message) });
-  const tooMany = limit("total", `more than ${limits.maxConnections} connections are open`);
-  const tooManyFrom = limit("per_address", `more than ${limits.maxConnectionsPerAddress} connections are open from this address`);
+  const tooMany = limit("total", `${limits.maxConnections} connections are open, the most this service allows`);
+  const tooManyFrom = limit("per_address", `${limits.maxConnectionsPerAddress} connections are open from this address, the most it allows`);
   /** Why a new connection from `address` is turned away, if it is. */
   const overLimit = (address: string) => {
     if (open >= limits.maxConnections) return tooMany;

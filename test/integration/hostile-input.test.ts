@@ -421,8 +421,8 @@ describe("connection floods", () => {
     startTestServer({ PERSISTENCE_HEADERS_TIMEOUT_MS: "60000", ...env });
 
   it.each([
-    ["from one address", { PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "3" }, "per_address", "more than 3 connections are open from this address; retry later\n"],
-    ["in all", { PERSISTENCE_MAX_CONNECTIONS: "3", PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "0" }, "total", "more than 3 connections are open; retry later\n"],
+    ["from one address", { PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "3" }, "per_address", "3 connections are open from this address, the most it allows; retry later\n"],
+    ["in all", { PERSISTENCE_MAX_CONNECTIONS: "3", PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "0" }, "total", "3 connections are open, the most this service allows; retry later\n"],
   ])("turns away connections past the limit %s with 503, over HTTP/1.1 and HTTP/2", async (_, env, reason, body) => {
     const server = await limited(env);
     const held = await hold(server.url, 3);
