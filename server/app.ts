@@ -24,11 +24,12 @@ import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
 import type { Backend } from "./backends/backend.js";
+import { createRedisKvStore } from "./backends/kv/redis.js";
 import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
 import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
-import { createMemoryBuckets, createRateLimitInterceptor, createRedisBuckets } from "./security/rate-limit.js";
+import { createKvBuckets, createMemoryBuckets, createRateLimitInterceptor } from "./security/rate-limit.js";
 import { RPC_SCOPES } from "./security/scopes.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
@@ -171,7 +172,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       authenticator.interceptor,
       createRateLimitInterceptor(
         config.rateLimits,
-        redis ? createRedisBuckets(redis.client, logger) : createMemoryBuckets(),
+        redis ? createKvBuckets(createRedisKvStore(redis.client), logger) : createMemoryBuckets(),
         (rpcPath) => RPC_SCOPES[rpcPath]?.openWith === "health",
       ),
       createErrorMappingInterceptor(logger),
