@@ -114,8 +114,13 @@ export async function openNatsEventBus(url: string, options: NatsEventBusOptions
   nc.subscribe(subject.instances, {
     callback: (err, msg) => {
       if (err) return;
-      const beat = busEvent(subject.instances, "", msg.data).json<Heartbeat>();
-      if (beat.id === instanceId) return;
+      let beat: Heartbeat;
+      try {
+        beat = busEvent(subject.instances, "", msg.data).json<Heartbeat>();
+      } catch {
+        return; // not one of ours
+      }
+      if (typeof beat?.id !== "string" || beat.id === instanceId) return;
       if (beat.kind === "bye") peers.delete(beat.id);
       else peers.set(beat.id, { startedAt: beat.startedAt, lastSeenAt: Date.now() });
       if (beat.kind === "hello") announce("beat");
