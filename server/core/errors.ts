@@ -67,6 +67,16 @@ export function internal(requestId: string): ConnectError {
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
 }
 
+/**
+ * What a call ends with when its caller went away (a cancel, a dropped connection) or its deadline
+ * passed, given the call signal's abort reason: DEADLINE_EXCEEDED for a deadline, CANCELLED otherwise.
+ */
+export function cancelled(reason: unknown): ConnectError {
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) return reason;
+  const how = reason instanceof ConnectError ? ` (${reason.rawMessage})` : "";
+  return new ConnectError(`the call was cancelled${how}`, Code.Canceled);
+}
+
 /** The retry delay carried by an error, in milliseconds, if it has one. */
 export function retryDelayMs(err: ConnectError): number | undefined {
   const info = err.findDetails(RetryInfoSchema)[0];
@@ -77,4 +87,9 @@ function withRetry(message: string, code: Code, retryAfterMs: number): ConnectEr
   return new ConnectError(message, code, undefined, [
     { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
   ]);
+}
+
+/** snake_case name of a code, as the Connect protocol spells it ("invalid_argument"). */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

@@ -1,8 +1,19 @@
 import net from "node:net";
 
-/** A loopback TCP proxy in front of a shared server, so a test can cut its own connections without touching the server. */
+/**
+ * A TCP proxy on loopback in front of a server (a shared MariaDB, say), that can make the server
+ * look hung to the proxy's clients without touching the server: while frozen, connections stay open
+ * and every byte either way is held back, until thawed. It can also cut its connections, and refuse
+ * new ones, so the server looks gone.
+ */
 export interface TcpProxy {
   readonly port: number;
+  /** Stops forwarding: bytes from now on are held (new connections are accepted and held too). */
+  freeze(): void;
+  /** Forwards what was held, in order, and forwards again. */
+  thaw(): void;
+  /** Bytes that arrived while frozen, either way. */
+  heldBytes(): number;
   /** Destroys every connection through the proxy (both sides). */
   dropConnections(): void;
   /** While refusing, new connections are closed at once (the server looks down). */
@@ -10,39 +21,57 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
-  const sockets = new Set<net.Socket>();
+/** Listens on `listenPort` (default: a free one) and forwards to `targetHost:targetPort`. */
+export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1", listenPort = 0): Promise<TcpProxy> {
+  let frozen = false;
+  let held: (() => void)[] = [];
+  let heldBytes = 0;
   let refusing = false;
-  const track = (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
-  };
+  const sockets = new Set<net.Socket>();
+
   const server = net.createServer((client) => {
-    track(client);
-    if (refusing) return client.destroy();
+    if (refusing) return void client.destroy();
     const upstream = net.connect(targetPort, targetHost);
-    track(upstream);
-    client.pipe(upstream).pipe(client);
-    const both = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("close", both);
-    upstream.on("close", both);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.once("close", () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    const forward = (from: net.Socket, to: net.Socket) =>
+      from.on("data", (chunk: Buffer) => {
+        if (!frozen) return void to.write(chunk);
+        heldBytes += chunk.length;
+        held.push(() => to.write(chunk));
+      });
+    forward(client, upstream);
+    forward(upstream, client);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const dropConnections = () => {
-    for (const s of sockets) s.destroy();
-  };
+  await new Promise<void>((resolve) => server.listen(listenPort, "127.0.0.1", resolve));
+
   return {
     port: (server.address() as net.AddressInfo).port,
-    dropConnections,
-    refuse: (on) => {
+    freeze() {
+      frozen = true;
+    },
+    thaw() {
+      const release = held;
+      held = [];
+      frozen = false;
+      for (const write of release) write();
+    },
+    heldBytes: () => heldBytes,
+    dropConnections() {
+      for (const socket of sockets) socket.destroy();
+    },
+    refuse(on) {
       refusing = on;
     },
-    close: async () => {
-      dropConnections();
+    async close() {
+      for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
   };
