@@ -6,6 +6,7 @@ import { failedPrecondition, unavailable } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { acquireLease } from "../sql/leases.js";
 import type { SqlBackend } from "../sql/sql-backend.js";
+import { isUnreachable } from "../sql/unreachable.js";
 import type { ConsumeResult, KvStore, TakeResult } from "./kv-store.js";
 import { createKvView, type KvOperations } from "./kv-view.js";
 
@@ -347,19 +348,8 @@ function* chunks<T>(items: readonly T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += KEYS_PER_STATEMENT) yield items.slice(i, i + KEYS_PER_STATEMENT);
 }
 
-/** Driver failures that mean the database cannot serve now (rather than a wrong statement). */
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "PROTOCOL_CONNECTION_LOST",
-  "ER_CON_COUNT_ERROR",
-  "ER_LOCK_WAIT_TIMEOUT",
-  "ER_LOCK_DEADLOCK",
-  "SQLITE_BUSY",
-  "SQLITE_LOCKED",
-]);
+/** Besides an unreachable database: it is too busy to serve now (a lock not granted in time, a busy file). */
+const BUSY = new Set(["ER_LOCK_WAIT_TIMEOUT", "ER_LOCK_DEADLOCK", "SQLITE_BUSY", "SQLITE_LOCKED"]);
 
 async function call<T>(kind: string, work: () => Promise<T>): Promise<T> {
   try {
@@ -367,7 +357,7 @@ async function call<T>(kind: string, work: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ConnectError) throw err;
     const e = err as { code?: unknown; fatal?: unknown; message?: unknown };
-    if (UNREACHABLE.has(String(e.code)) || e.fatal === true || /pool is closed|driver has already been destroyed/i.test(String(e.message))) {
+    if (isUnreachable(err) || BUSY.has(String(e.code)) || e.fatal === true || /pool is closed|driver has already been destroyed/i.test(String(e.message))) {
       throw unavailable(`kv store (${kind}) unreachable: ${String(e.message)}`, 1000);
     }
     throw err;

@@ -407,6 +407,19 @@ describeEachDialect("kv sweeping", (target, dialect) => {
   });
 });
 
+describeEachDialect("kv on a database that cannot serve", (target) => {
+  it("answers UNAVAILABLE rather than an internal error", async () => {
+    const store = await openSqlBackend(target().url);
+    const kv = createSqlKvStore(store, { sweepIntervalMs: 0 });
+    await kv.set("k", "v");
+    await store.close();
+    for (const call of [kv.get("k"), kv.consume("q", 1, 5), kv.take("b", 1, 1), kv.setMembers("s")]) {
+      expect((await errorOf(call)).code).toBe(Code.Unavailable);
+    }
+    await kv.close();
+  });
+});
+
 describe("Redis kv store", () => {
   it("reads redis://, rediss:// and redis+cluster:// URLs", () => {
     expect(parseRedisKvUrl("redis://127.0.0.1:6379/2")).toEqual({ mode: "standalone", url: "redis://127.0.0.1:6379/2" });
