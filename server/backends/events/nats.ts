@@ -105,6 +105,12 @@ export async function openNatsEventBus(url: string, options: NatsEventBusOptions
     });
     return within(flush, timeoutMs, unreachable(what));
   };
+  /** Refuses what the server would not take (its max_payload, 1 MiB by default), headers aside. */
+  const fitting = (data: Uint8Array) => {
+    const max = nc.info?.max_payload ?? 1024 * 1024;
+    if (data.length > max - 1024) throw invalidArgument([{ field: "payload", description: `must be under ${max - 1024} bytes on this bus` }]);
+    return data;
+  };
   const from = (msg: Msg) => msg.headers?.get("from") ?? "";
   const announce = (kind: Heartbeat["kind"]) => {
     if (nc.isClosed()) return;
@@ -199,7 +205,7 @@ export async function openNatsEventBus(url: string, options: NatsEventBusOptions
       ensureOpen();
       const h = headers();
       h.set("from", instanceId);
-      const data = encodePayload(payload);
+      const data = fitting(encodePayload(payload));
       nc.publish(subject.event(checkTopic(topic)), data, { headers: h });
       await flushed("a publish");
     },
@@ -233,7 +239,7 @@ export async function openNatsEventBus(url: string, options: NatsEventBusOptions
       ensureOpen();
       checkTopic(topic);
       checkTimeout(timeout);
-      const data = encodePayload(payload);
+      const data = fitting(encodePayload(payload));
       const expected = liveInstances().map((i) => i.id);
       // Just after joining, the peers' answers to this instance's hello may still be on their way.
       const collector = createGatherCollector(expected, timeout, startedAt + Math.min(heartbeatMs, timeout));

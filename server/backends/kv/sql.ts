@@ -21,7 +21,8 @@ export interface SqlKvOptions {
 
 type Micros = number;
 type KvTables = {
-  kv_entries: { k: string; v: string; expires_at: Micros | null };
+  // MySQL hands VARBINARY columns back as bytes.
+  kv_entries: { k: string | Buffer; v: string; expires_at: Micros | null };
   kv_members: { k: string | Buffer; member: string | Buffer; expires_at: Micros | null };
 };
 type Db = Kysely<KvTables>;
@@ -122,7 +123,7 @@ export function createSqlKvStore(store: SqlBackend, options: SqlKvOptions = {}):
   const sweeps = scheduleSweeps(store, options);
   return createKvView(ops, {
     kind,
-    ping: () => store.ping(),
+    ping: () => run(() => store.ping()),
     close: async () => sweeps?.stop(),
   });
 }

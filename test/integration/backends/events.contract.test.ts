@@ -230,6 +230,7 @@ describeEachBackend("events", CASES, (buses) => {
       expect((await errorOf(a().subscribe(bad, () => {}))).code).toBe(Code.InvalidArgument);
     }
     expect((await errorOf(a().gather("ok", 1, 0))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(a().publish("ok", () => 1))).code).toBe(Code.InvalidArgument);
     expect(a().name).toBe("events");
     await a().ping();
   });
@@ -286,6 +287,18 @@ describe("NATS event bus when its connection drops", () => {
   it("fails to open, with UNAVAILABLE, when no server answers", async () => {
     const port = await freePort();
     expect((await errorOf(openNatsEventBus(`nats://127.0.0.1:${port}`, { timeoutMs: 500 }))).code).toBe(Code.Unavailable);
+  });
+});
+
+describe("NATS event bus payloads", () => {
+  it("refuses a payload larger than the server takes (INVALID_ARGUMENT) instead of losing the connection", async () => {
+    const bus = await openNatsEventBus(NATS_URL, { prefix: natsPrefix() });
+    try {
+      expect((await errorOf(bus.publish("big", new Uint8Array(2 * 1024 * 1024)))).code).toBe(Code.InvalidArgument);
+      await bus.publish("fine", new Uint8Array(512 * 1024));
+    } finally {
+      await bus.close();
+    }
   });
 });
 
