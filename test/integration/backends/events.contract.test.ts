@@ -168,7 +168,7 @@ describeEachBackend("events", CASES, (buses) => {
       const topic = topicOf("slow");
       let release: () => void = () => {};
       const stops = [await a().respond(topic, () => "quick"), await b().respond(topic, () => new Promise<string>((r) => (release = () => r("late"))))];
-      const result = await a().gather(topic, {}, 500);
+      const result = await a().gather(topic, {}, 2000);
       expect(result.replies.map((r) => r.instance)).toEqual([a().instanceId]);
       expect(result.missing).toEqual([b().instanceId]);
       release();
@@ -266,7 +266,7 @@ describe("NATS event bus when its connection drops", () => {
     const proxy = await createTcpProxy(NATS_PORT);
     const prefix = natsPrefix();
     const direct = await openNatsEventBus(NATS_URL, { prefix, heartbeatMs: 200 });
-    const proxied = await openNatsEventBus(`nats://127.0.0.1:${proxy.port}`, { prefix, heartbeatMs: 200, timeoutMs: 300 });
+    const proxied = await openNatsEventBus(`nats://127.0.0.1:${proxy.port}`, { prefix, heartbeatMs: 200, timeoutMs: 1000 });
     try {
       await eventually(async () => (await direct.instances()).some((i) => i.id === proxied.instanceId), "the proxied instance is known");
       proxy.refuse(true);
