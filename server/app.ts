@@ -28,11 +28,12 @@ import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createRoutes, SERVED_SERVICES, servedAccess } from "./rpc/routes.js";
 import type { Backend } from "./backends/backend.js";
+import { createRedisKvStore } from "./backends/kv/redis.js";
 import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
 import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
-import { createMemoryBuckets, createRateLimitInterceptor, createRedisBuckets } from "./security/rate-limit.js";
+import { createKvBuckets, createMemoryBuckets, createRateLimitInterceptor } from "./security/rate-limit.js";
 import { registerSystemMetrics } from "./system/system.metrics.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
@@ -218,7 +219,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
       authenticator.interceptor,
       createRateLimitInterceptor(
         config.rateLimits,
-        redis ? createRedisBuckets(redis.client, logger) : createMemoryBuckets(),
+        redis ? createKvBuckets(createRedisKvStore(redis.client), logger) : createMemoryBuckets(),
         (rpcPath) => access.get(rpcPath)?.openWith === "health",
       ),
       createErrorMappingInterceptor(logger),

@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import type { Interceptor } from "@connectrpc/connect";
+import type { KvStore } from "../backends/kv/kv-store.js";
 import { resourceExhausted } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { clientAddressKey, principalKey } from "../rpc/context.js";
@@ -44,43 +44,23 @@ export function createMemoryBuckets(maxBuckets = 100_000): Buckets {
 }
 
 /**
- * Buckets in Redis, shared by every instance: one atomic script per call, using the server's clock.
- * Returns 1 when allowed, else the milliseconds until a token is there.
+ * Buckets in the kv store (`take`), shared by every instance that uses the same store; while it cannot
+ * be reached, this process's own buckets take over (logged once per outage). Bucket keys live under
+ * `prefix` in the store.
  */
-const TAKE = `
-local key = KEYS[1]
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', key, 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
-local ttl = math.ceil(burst / rate * 1000) + 1000
-if tokens >= 1 then
-  redis.call('HSET', key, 'tokens', tokens - 1, 'at', now)
-  redis.call('PEXPIRE', key, ttl)
-  return -1
-end
-redis.call('HSET', key, 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', key, ttl)
-return math.ceil((1 - tokens) / rate * 1000)
-`;
-
-/** Redis buckets; while Redis cannot be reached, this process's own buckets take over (logged once per outage). */
-export function createRedisBuckets(redis: Redis, logger: Logger, prefix = "persistence:ratelimit:"): Buckets {
+export function createKvBuckets(kv: KvStore, logger: Logger, prefix = "ratelimit:"): Buckets {
+  const shared = kv.scoped(prefix);
   const local = createMemoryBuckets();
   let degraded = false;
   return {
     async take(bucket, limit) {
       try {
-        const result = Number(await redis.eval(TAKE, 1, `${prefix}${bucket}`, limit.ratePerSecond, limit.burst));
-        if (degraded) logger.info("rate limits shared through Redis again");
+        const result = await shared.take(bucket, limit.ratePerSecond, limit.burst);
+        if (degraded) logger.info({ kv: kv.kind }, "rate limits shared through the kv store again");
         degraded = false;
-        return result < 0 ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: result };
+        return result;
       } catch (err) {
-        if (!degraded) logger.warn({ err: (err as Error).message }, "Redis unreachable: rate limits are per instance until it is back");
+        if (!degraded) logger.warn({ kv: kv.kind, err: (err as Error).message }, "kv store unreachable: rate limits are per instance until it is back");
         degraded = true;
         return local.take(bucket, limit);
       }

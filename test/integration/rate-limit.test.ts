@@ -4,7 +4,11 @@ import { Code } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
-import { createMemoryBuckets } from "../../server/security/rate-limit";
+import { createSqlKvStore } from "../../server/backends/kv/sql";
+import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { createLogger } from "../../server/core/logger";
+import { createKvBuckets, createMemoryBuckets } from "../../server/security/rate-limit";
+import { createSqlTarget } from "../support/sql-targets";
 import { errorOf } from "../support/errors";
 import { secret } from "../support/secrets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
@@ -29,6 +33,23 @@ describe("token buckets in memory", () => {
     expect((await buckets.take("b", limit)).allowed).toBe(true);
     await new Promise((r) => setTimeout(r, denied.retryAfterMs + 20));
     expect((await buckets.take("a", limit)).allowed).toBe(true);
+  });
+});
+
+describe("token buckets in the kv store", () => {
+  it("are shared by every instance on the same store (here the embedded SQL one)", async () => {
+    const target = createSqlTarget("sqlite", "buckets");
+    const stores = [await openSqlBackend(target.url), await openSqlBackend(target.url)];
+    const logger = createLogger("silent");
+    try {
+      const [a, b] = stores.map((s) => createKvBuckets(createSqlKvStore(s, { sweepIntervalMs: 0 }), logger));
+      const limit = { ratePerSecond: 0.01, burst: 4 };
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a! : b!).take("key:shared", limit)));
+      expect(results.filter((r) => r.allowed)).toHaveLength(4);
+    } finally {
+      for (const s of stores) await s.close();
+      await target.drop();
+    }
   });
 });
 

@@ -3,7 +3,8 @@ import net from "node:net";
 /**
  * A TCP proxy on loopback in front of a server (a shared MariaDB, say), that can make the server
  * look hung to the proxy's clients without touching the server: while frozen, connections stay open
- * and every byte either way is held back, until thawed.
+ * and every byte either way is held back, until thawed. It can also cut its connections, and refuse
+ * new ones, so the server looks gone.
  */
 export interface TcpProxy {
   readonly port: number;
@@ -13,6 +14,10 @@ export interface TcpProxy {
   thaw(): void;
   /** Bytes that arrived while frozen, either way. */
   heldBytes(): number;
+  /** Destroys every connection through the proxy (both sides). */
+  dropConnections(): void;
+  /** While refusing, new connections are closed at once (the server looks down). */
+  refuse(refusing: boolean): void;
   close(): Promise<void>;
 }
 
@@ -21,9 +26,11 @@ export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1
   let frozen = false;
   let held: (() => void)[] = [];
   let heldBytes = 0;
+  let refusing = false;
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((client) => {
+    if (refusing) return void client.destroy();
     const upstream = net.connect(targetPort, targetHost);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -57,6 +64,12 @@ export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1
       for (const write of release) write();
     },
     heldBytes: () => heldBytes,
+    dropConnections() {
+      for (const socket of sockets) socket.destroy();
+    },
+    refuse(on) {
+      refusing = on;
+    },
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
