@@ -144,6 +144,7 @@ export function searchBody(schema: Schema, plan: SearchPlan, limit: number): Jso
   const byTime = [{ [schema.time]: { order: "desc" as const } }, { id: { order: "desc" as const } }];
   return {
     query: matchQuery(plan),
+    _source: { excludes: [TOKENS] },
     sort: plan.sort === "relevance" ? [{ _score: { order: "desc" } }, ...byTime] : byTime,
     size: limit,
     // One more than the limit, to tell "exactly the limit" from "more".
