@@ -62,9 +62,34 @@ export function unavailable(message: string, retryAfterMs: number): ConnectError
   return withRetry(message, Code.Unavailable, retryAfterMs);
 }
 
+/** PERMISSION_DENIED: the caller is known but may not do this (e.g. a tampered or expired signed URL). */
+export function permissionDenied(message: string): ConnectError {
+  return new ConnectError(message, Code.PermissionDenied);
+}
+
+/** OUT_OF_RANGE: a position past the end of something, e.g. a byte range that starts beyond an object. */
+export function outOfRange(message: string): ConnectError {
+  return new ConnectError(message, Code.OutOfRange);
+}
+
+/** RESOURCE_EXHAUSTED for a payload over a fixed limit: retrying the same payload cannot help, so no retry delay. */
+export function tooLarge(message: string): ConnectError {
+  return new ConnectError(message, Code.ResourceExhausted);
+}
+
 /** INTERNAL for anything unexpected: carries the request id so operators can find the log line, and nothing else. */
 export function internal(requestId: string): ConnectError {
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
+}
+
+/**
+ * What a call ends with when its caller went away (a cancel, a dropped connection) or its deadline
+ * passed, given the call signal's abort reason: DEADLINE_EXCEEDED for a deadline, CANCELLED otherwise.
+ */
+export function cancelled(reason: unknown): ConnectError {
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) return reason;
+  const how = reason instanceof ConnectError ? ` (${reason.rawMessage})` : "";
+  return new ConnectError(`the call was cancelled${how}`, Code.Canceled);
 }
 
 /** The retry delay carried by an error, in milliseconds, if it has one. */
@@ -77,4 +102,9 @@ function withRetry(message: string, code: Code, retryAfterMs: number): ConnectEr
   return new ConnectError(message, code, undefined, [
     { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
   ]);
+}
+
+/** snake_case name of a code, as the Connect protocol spells it ("invalid_argument"). */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

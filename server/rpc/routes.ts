@@ -15,19 +15,36 @@ import type { Durability } from "../core/write-batcher.js";
 import { createTranslationHandler } from "../translation/translation.handler.js";
 import type { TranslationReads } from "../translation/translation.reads.js";
 import type { TranslationService as Translation } from "../translation/translation.service.js";
+import { readAccessTable, type AccessTable } from "../security/access.js";
+import { HEALTH_REQUIREMENT } from "../security/scopes.js";
 import { registerHealth } from "./health.js";
 import { createReflectionIndex, registerReflection } from "./reflection.js";
 
-/** The product's own services, whose health is reported per service. */
-export const PRODUCT_SERVICES = [TranslationService.typeName, SystemService.typeName] as const;
+/** The product's own services, whose health is reported per service, with the backends each needs to serve. */
+export const PRODUCT_SERVICES: ReadonlyMap<string, readonly string[]> = new Map([
+  [TranslationService.typeName, ["sql"]],
+  [SystemService.typeName, []],
+]);
 
 /** Every service the listener serves, as reflection lists them. */
 export const SERVED_SERVICES = [
-  ...PRODUCT_SERVICES,
+  ...PRODUCT_SERVICES.keys(),
   Health.typeName,
   ServerReflection.typeName,
   ServerReflectionV1alpha.typeName,
 ] as const;
+
+/**
+ * Who may call each served RPC: the product's RPCs declare it in the contract; the vendored health and
+ * reflection protos stay as published, so theirs is declared here.
+ */
+export function servedAccess(): AccessTable {
+  return readAccessTable([TranslationService, SystemService], [
+    { service: Health, requirement: HEALTH_REQUIREMENT },
+    { service: ServerReflection, requirement: { scope: "system:read" } },
+    { service: ServerReflectionV1alpha, requirement: { scope: "system:read" } },
+  ]);
+}
 
 const DESCRIPTOR_FILES: readonly DescFile[] = [
   file_persistence_v1_translation,
@@ -50,7 +67,6 @@ export interface RoutesDeps {
 export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionIndex(DESCRIPTOR_FILES, SERVED_SERVICES);
   return (router) => {
-    // RPCs not implemented yet answer UNIMPLEMENTED; all are registered and reflected.
     router.service(TranslationService, createTranslationHandler(deps.translation, deps.translationReads, deps.defaultDurability));
     router.service(SystemService, createSystemHandler(deps.system));
     registerHealth(router, deps.monitor, PRODUCT_SERVICES);

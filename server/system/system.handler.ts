@@ -13,8 +13,8 @@ export function bufferHealth(b: BufferFigures) {
 /** persistence.v1.SystemService: maps the system service's answers onto the contract. */
 export function createSystemHandler(system: SystemService): ServiceImpl<typeof SystemServiceDesc> {
   return {
-    async getHealth(_req, ctx) {
-      const health = await system.health();
+    getHealth(_req, ctx) {
+      const health = system.health();
       // Load balancers and probes read the HTTP status of GET /health.
       if (!health.healthy) ctx.values.get(httpStatusKey)?.(503);
       return {
@@ -22,6 +22,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
         version: health.version,
         uptimeSeconds: health.uptimeSeconds,
         backends: health.backends,
+        backendsAgeMs: BigInt(Math.round(health.backendsAgeMs)),
         buffer: bufferHealth(health.buffer),
       };
     },
@@ -49,6 +50,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
         },
         buffer: bufferHealth(m.buffer),
         writePath: writePathStats(m.writePath),
+        writePaths: m.writePaths.map(writePathStats),
       };
     },
     getConfig() {

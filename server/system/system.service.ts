@@ -17,7 +17,10 @@ export interface Health {
   healthy: boolean;
   version: string;
   uptimeSeconds: number;
+  /** As the health monitor's last probe saw them. */
   backends: Record<string, BackendState>;
+  /** How old `backends` is, in ms. */
+  backendsAgeMs: number;
   buffer: BufferFigures;
 }
 
@@ -28,6 +31,7 @@ export interface MetricsSummary {
   process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number; eventLoopLagP99Ms: number };
   buffer: BufferFigures;
   writePath: BatcherStatus;
+  writePaths: BatcherStatus[];
 }
 
 export interface Info {
@@ -48,14 +52,16 @@ export interface SystemServiceDeps {
   readonly registry: Registry;
   /** Fully qualified names of every service the listener serves. */
   readonly services: readonly string[];
-  /** The write buffer's state. */
+  /** The translation write path's state (what `buffer` and `write_path` report). */
   readonly writePath: () => BatcherStatus;
+  /** Every write path's state. */
+  readonly writePaths: () => BatcherStatus[];
 }
 
 /** The service's view of itself: health, figures, configuration and identity. */
 export interface SystemService {
-  /** Pings every backend now. Unhealthy when one is down or the service is shutting down. */
-  health(): Promise<Health>;
+  /** From the health monitor's last probe, without waiting for one. Unhealthy when a backend is down or the service is shutting down. */
+  health(): Health;
   metrics(): Promise<MetricsSummary>;
   config(): Record<string, unknown>;
   info(): Info;
@@ -74,9 +80,9 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
     };
   };
   return {
-    async health() {
-      const backends = await deps.monitor.check();
-      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends, buffer: buffer() };
+    health() {
+      const { backends, ageMs } = deps.monitor.current();
+      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends, backendsAgeMs: ageMs, buffer: buffer() };
     },
     async metrics() {
       const memory = process.memoryUsage();
@@ -85,7 +91,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
       return {
         uptimeSeconds: uptimeSeconds(),
         rpcs: await deps.rpcMetrics.summary(),
-        backends: deps.monitor.current(),
+        backends: deps.monitor.current().backends,
         process: {
           rssBytes: memory.rss,
           heapUsedBytes: memory.heapUsed,
@@ -94,6 +100,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         },
         buffer: buffer(),
         writePath: deps.writePath(),
+        writePaths: deps.writePaths(),
       };
     },
     config: () => redactedConfig(deps.config),

@@ -318,6 +318,7 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ status: "healthy", backends: { sql: "up" }, buffer: { records: expect.any(Number), utilization: expect.any(Number) } });
     expect(health.json.uptime_seconds).toEqual(expect.any(Number));
+    expect(health.json.backends_age_ms).toEqual(expect.any(Number));
 
     const metrics = await call("GET", "/api/v1/system/metrics");
     const upserts = metrics.json.rpcs.find((r: Json) => r.method === "BatchUpsertTasks");

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import http2 from "node:http2";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
@@ -9,6 +10,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { startTestServer, type TestServer } from "../support/test-server";
+import { eventually, within } from "../support/wait";
 
 describe("TLS on the one port", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "persistence-tls-"));
@@ -88,5 +90,67 @@ describe("TLS on the one port", () => {
   it("refuses plaintext on the TLS port", async () => {
     const plain = server.url.replace("https://", "http://");
     await expect(fetch(`${plain}/health`)).rejects.toThrow();
+  });
+
+  it("closes TLS connections past the connection limit before their handshake", async () => {
+    const limited = await startTestServer({ PERSISTENCE_TLS_CERT: certFile, PERSISTENCE_TLS_KEY: keyFile, PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "1" });
+    const port = Number(new URL(limited.url).port);
+    const held = net.connect(port, "127.0.0.1");
+    try {
+      await new Promise((resolve) => held.once("connect", resolve));
+      const handshake = (): Promise<string> =>
+        new Promise((resolve) => {
+          const socket = tls.connect({ host: "127.0.0.1", port, ca }, () => {
+            socket.end();
+            resolve("secure");
+          });
+          socket.on("error", () => resolve("closed"));
+          socket.on("close", () => resolve("closed"));
+        });
+      expect(await handshake()).toBe("closed");
+      held.destroy();
+      // Once the held connection is gone there is room again (the server may take a moment to see it go).
+      await eventually(async () => (await handshake()) === "secure");
+    } finally {
+      held.destroy();
+      await limited.close();
+    }
+  });
+
+  describe("with slow clients", () => {
+    let slow: TestServer;
+    beforeAll(async () => {
+      slow = await startTestServer({ PERSISTENCE_TLS_CERT: certFile, PERSISTENCE_TLS_KEY: keyFile, PERSISTENCE_HEADERS_TIMEOUT_MS: "1000", PERSISTENCE_IDLE_TIMEOUT_MS: "1500" });
+    });
+    afterAll(async () => {
+      await slow?.close();
+    });
+
+    const closed = (socket: net.Socket) => within(new Promise((resolve) => socket.once("close", resolve)), "closed");
+
+    it("closes a connection that never completes its TLS handshake", async () => {
+      const socket = net.connect(Number(new URL(slow.url).port), "127.0.0.1");
+      socket.on("error", () => {});
+      await closed(socket);
+    });
+
+    it("answers 408 to an HTTP/1.1 request whose headers trickle in, and closes an idle one", async () => {
+      const open = (onReady: (socket: tls.TLSSocket) => void) => {
+        const socket = tls.connect({ host: "127.0.0.1", port: Number(new URL(slow.url).port), ca, ALPNProtocols: ["http/1.1"] }, () => onReady(socket));
+        let received = "";
+        socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+        socket.on("error", () => {});
+        return { socket, received: () => received };
+      };
+      const trickling = open((socket) => {
+        const text = `GET /health HTTP/1.1\r\nHost: x\r\n${"X-Slow: 1\r\n".repeat(1000)}\r\n`;
+        let i = 0;
+        const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(text[i++]!)), 200);
+      });
+      const idle = open((socket) => socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+      await Promise.all([closed(trickling.socket), closed(idle.socket)]);
+      expect(trickling.received()).toMatch(/^HTTP\/1\.1 408 /);
+      expect(idle.received()).toMatch(/^HTTP\/1\.1 200 /);
+    });
   });
 });

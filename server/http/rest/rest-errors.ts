@@ -2,7 +2,7 @@ import { create, createRegistry, fromBinary, toJson, type DescMessage, type Json
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { file_google_rpc_error_details } from "../../../gen/google/rpc/error_details_pb.js";
 import { retryDelayMs } from "../../core/errors.js";
-import { codeName } from "../../rpc/interceptors/access-log.js";
+import { codeName } from "../../core/errors.js";
 
 /** HTTP status of each code on the REST paths (SPEC §2; the rest as google.rpc.Code documents them). */
 const STATUS: Record<Code, number> = {
