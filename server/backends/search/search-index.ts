@@ -12,8 +12,8 @@ export interface SearchIndex extends Backend {
   readonly kind: string;
   /**
    * Creates the logical index (tables, or an index template) if missing and returns its handle.
-   * Declaring it again with the same schema is a no-op; with another schema it fails with
-   * FAILED_PRECONDITION (the stored documents were indexed under the first one).
+   * Declaring it again with the same schema is a no-op; with another one (other fields, or the
+   * same in another order) it fails with FAILED_PRECONDITION: the stored documents follow the first.
    */
   declareIndex<const S extends IndexSchema>(name: string, schema: S): Promise<DeclaredIndex<S>>;
 }

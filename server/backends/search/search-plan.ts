@@ -67,7 +67,7 @@ export interface EngineHit {
 /** Storage operations of one logical index, behind the checks of `createDeclaredIndex`. */
 export interface IndexEngine {
   index(documents: readonly StoredDocument[]): Promise<void>;
-  /** Up to `limit` hits after `plan.after`, and the total bounded by `plan.totalLimit`. */
+  /** Up to `limit` hits after `plan.after`, and the total counted up to `plan.totalLimit + 1` (more than the limit: a lower bound). */
   search(plan: SearchPlan, limit: number): Promise<{ hits: readonly EngineHit[]; total: number }>;
   aggregate(plan: AggregatePlan): Promise<{
     total: number;
