@@ -75,7 +75,8 @@ export function createOpenSearchIndex(options: OpenSearchOptions): SearchIndex {
           description: `declared ${definition}, stored ${String(stored)}`,
         });
       }
-      if (stored === undefined) await call(() => client.indices.putIndexTemplate({ name: base, body: indexTemplate(base, schema, definition) as API.Indices_PutIndexTemplate_RequestBody }));
+      // Put again even when present, so that days created from now on get this release's mappings.
+      await call(() => client.indices.putIndexTemplate({ name: base, body: indexTemplate(base, schema, definition) as API.Indices_PutIndexTemplate_RequestBody }));
       return createDeclaredIndex(name, declared, schema, openSearchEngine(client, base, schema));
     },
   };

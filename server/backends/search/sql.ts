@@ -187,7 +187,9 @@ function partitionedEngine(
       const byDay = new Map<string, StoredDocument[]>();
       for (const d of documents) {
         const day = dayOf(d.time);
-        byDay.set(day, [...(byDay.get(day) ?? []), d]);
+        const docs = byDay.get(day);
+        if (docs) docs.push(d);
+        else byDay.set(day, [d]);
       }
       const write = async () => {
         // Tables first: MariaDB commits before DDL, so none may run inside the write.
@@ -244,7 +246,7 @@ function partitionedEngine(
       return acrossDays(plan.filters, async (days) => {
         const parts = days.map((day) => {
           const s = tablesOf(day).source(plan);
-          return { s, filtered: sql`from ${s.from} ${where([...s.where, ...plan.filters.map(filterCondition)])}` };
+          return { filtered: sql`from ${s.from} ${where([...s.where, ...plan.filters.map(filterCondition)])}` };
         });
         if (parts.length === 0) return { total: 0, counts: plan.counts.map((c) => ({ field: c.field, buckets: [], otherCount: 0 })), ...(plan.intervalMs ? { histogram: [] } : {}) };
         const present = plan.counts.map((c, i) => sql`count(${col("m", c.field)}) as ${ref(`c${i}`)}`);
