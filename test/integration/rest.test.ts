@@ -452,6 +452,75 @@ describeEachDialect("REST query parameters on body routes", (target) => {
   });
 });
 
+describeEachDialect("REST routes that take no body", (target) => {
+  let server: TestServer;
+  let base: string;
+  const call = async (method: string, path: string, body?: string, headers: Record<string, string> = { "content-type": "application/json" }) => {
+    const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? {} : headers, body });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
+  };
+  const seed = async (id: string) => {
+    await call("POST", "/api/v1/translation/sessions/batch", JSON.stringify({ sessions: [sessionRecord(id)], durability: "committed" }));
+    await call("POST", "/api/v1/translation/tasks/batch", JSON.stringify({ tasks: [taskRecord(id, 1)], durability: "committed" }));
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("refuses DELETE of a session with {\"soft\": true} in the body, naming soft, and deletes nothing", async () => {
+    await seed("nobody-soft");
+    const res = await call("DELETE", "/api/v1/translation/sessions/nobody-soft", JSON.stringify({ soft: true }));
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual([
+      { field: "soft", description: "DELETE /api/v1/translation/sessions/{session_id} takes no body; send soft in the query (?soft=...)" },
+    ]);
+    expect((await call("GET", "/api/v1/translation/sessions/nobody-soft")).status).toBe(200);
+    expect((await call("GET", "/api/v1/translation/sessions/nobody-soft/tasks")).json.total).toBe(1);
+    // The query is where it goes: a soft delete hides the session and keeps its rows for cleanup.
+    const soft = await call("DELETE", "/api/v1/translation/sessions/nobody-soft?soft=true");
+    expect(soft.json).toEqual({ status: "deleted", session_id: "nobody-soft", deleted_tasks: 1 });
+  });
+
+  it.each([
+    ["an unknown key", JSON.stringify({ force: true }), [{ field: "force", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body, and force is no field of it" }]],
+    ["the path field", JSON.stringify({ session_id: "other" }), [{ field: "session_id", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body; session_id is set by the path" }]],
+    ["an array", "[1]", [{ field: "body", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body" }]],
+    ["text that is not JSON", "soft=true", [{ field: "body", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body" }]],
+  ])("refuses a restore with %s in the body", async (_name, body, violations) => {
+    await seed("nobody-restore");
+    const res = await call("POST", "/api/v1/translation/recovery/restore/nobody-restore", body);
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual(violations);
+  });
+
+  it.each([
+    ["no body", undefined],
+    ["an empty body", ""],
+    ["blank space", "  \n"],
+    ["the empty object", "{}"],
+    ["the empty object, gzipped", gzipSync("{}")],
+  ])("serves a restore and a DELETE sent with %s", async (name, body) => {
+    const id = `nobody-ok-${name.replace(/\W+/g, "-")}`;
+    await seed(id);
+    const headers: Record<string, string> = Buffer.isBuffer(body) ? { "content-type": "application/json", "content-encoding": "gzip" } : { "content-type": "application/json" };
+    const send = (method: string, path: string) =>
+      fetch(`${base}${path}`, { method, headers: body === undefined ? {} : headers, body }).then(async (r) => ({ status: r.status, json: (await r.json()) as Json }));
+    const restored = await send("POST", `/api/v1/translation/recovery/restore/${id}`);
+    expect(restored.status).toBe(200);
+    expect(restored.json.tasks_count).toBe(1);
+    const deleted = await send("DELETE", `/api/v1/translation/sessions/${id}`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.json.deleted_tasks).toBe(1);
+    expect((await call("GET", `/api/v1/translation/sessions/${id}`)).status).toBe(404);
+  });
+});
+
 describe("REST HTTP semantics", () => {
   let server: TestServer;
   let base: string;
