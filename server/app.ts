@@ -73,7 +73,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const rpcMetrics = createRpcMetrics(registry);
 
   // The write path: replay what an earlier run left in the log before taking new writes.
-  const writer = await createPatchWriter(sql, TRANSLATION_PATCH_TABLES, { prepare: createTombstoneGuard(sql.dialect) });
+  const writer = await createPatchWriter(sql, TRANSLATION_PATCH_TABLES, {
+    prepare: createTombstoneGuard(sql.dialect),
+    overflowDir: path.join(config.dataDir, "dead-letters"),
+  });
   const log = await openWal(path.join(config.dataDir, "wal"));
   const batcher = createWriteBatcher({
     name: "translation",

@@ -44,8 +44,11 @@ export interface WriteBatcherOptions {
   readonly registry: Registry;
 }
 
-/** Records written by flushes, per table. */
-export type FlushCounts = Record<string, number>;
+/** Records a Flush saw committed, and moved to the dead letters, per table. */
+export interface FlushCounts {
+  readonly written: Record<string, number>;
+  readonly deadLettered: Record<string, number>;
+}
 
 export interface BatcherStatus {
   bufferRecords: number;
@@ -73,7 +76,7 @@ export interface WriteBatcher {
    * buffer is full (nothing is taken then) and UNAVAILABLE once closing.
    */
   accept(patches: readonly Patch[], durability: Durability, signal?: AbortSignal): Promise<Durability>;
-  /** Makes everything accepted so far committed; UNAVAILABLE if that takes longer than `timeoutMs`. */
+  /** Makes everything accepted so far committed (or dead-lettered); UNAVAILABLE if that takes longer than `timeoutMs`. */
   flush(timeoutMs: number): Promise<{ empty: boolean; counts: FlushCounts }>;
   /** The buffered (not yet committed) state of one row, for read-your-writes. */
   pending(table: string, key: readonly string[]): Patch | undefined;
@@ -81,7 +84,7 @@ export interface WriteBatcher {
   pendingIn(group?: string): number;
   /** Forgets the buffered (not yet being written) records of a group; returns how many rows they were. */
   discard(group: string): number;
-  /** Calls `listener` with the patches of every flush that commits; returns the unsubscribe function. */
+  /** Calls `listener` with the patches every flush commits (not those it dead-letters); returns the unsubscribe function. */
   onCommit(listener: (patches: readonly Patch[]) => void): () => void;
   /** Loads patches read back from the log at start-up. */
   restore(patches: readonly Patch[]): void;
@@ -127,11 +130,13 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   /** Log appends failed in a row (a full or failing disk). */
   let walFailures = 0;
   let closing = false;
-  const commitListeners = new Set<(patches: readonly Patch[]) => void>();
-  const onCommit = (listener: (patches: readonly Patch[]) => void) => {
-    commitListeners.add(listener);
-    return () => void commitListeners.delete(listener);
+  /** Called after each flush with what it committed and what it moved to the dead letters. */
+  const flushListeners = new Set<(committed: readonly Patch[], deadLettered: readonly Patch[]) => void>();
+  const onFlushed = (listener: (committed: readonly Patch[], deadLettered: readonly Patch[]) => void) => {
+    flushListeners.add(listener);
+    return () => void flushListeners.delete(listener);
   };
+  const onCommit = (listener: (patches: readonly Patch[]) => void) => onFlushed((committed) => listener(committed));
   /** Unflushed entries (buffered or being written) per group. */
   const groupCounts = new Map<string, number>();
   const countGroup = (patch: Patch, delta: number) => {
@@ -218,30 +223,32 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
 
     const started = performance.now();
     let statements: number;
+    let deadLettered: readonly Patch[];
     try {
-      statements = await writeOrBisect(groups);
+      ({ statements, deadLettered } = await writeOrBisect(groups));
     } catch (err) {
       rebuffer(err);
       return;
     }
+    const refused = new Set(deadLettered);
+    const committed = [...inflight.values()].filter((p) => !refused.has(p));
     reachable = true;
     failures = 0;
     totals.flushes++;
-    totals.recordsWritten += inflight.size;
+    totals.recordsWritten += committed.length;
     totals.statements += statements;
     lastFlushAt = Date.now();
-    metrics.flushSeconds.observe((performance.now() - started) / 1000);
+    metrics.flushSeconds.observe({ batcher: options.name }, (performance.now() - started) / 1000);
     metrics.flushes.inc({ batcher: options.name, result: "ok" });
-    for (const g of groups) metrics.records.inc({ batcher: options.name, table: g.table }, g.patches.length);
-    if (statements > 0) metrics.rowsPerStatement.observe(inflight.size / statements);
+    for (const patch of committed) metrics.records.inc({ batcher: options.name, table: patch.table });
+    if (statements > 0) metrics.rowsPerStatement.observe({ batcher: options.name }, committed.length / statements);
     metrics.statements.inc({ batcher: options.name }, statements);
     for (const patch of inflight.values()) countGroup(patch, -1);
-    const committed = [...inflight.values()];
     inflight = new Map();
     inflightBytes = 0;
     inflightOldest = undefined;
     settleWaiters(seqAtStart);
-    for (const listener of commitListeners) listener(committed);
+    for (const listener of flushListeners) listener(committed, deadLettered);
     await wal.truncateBefore(boundary).catch((err: unknown) => logger.error({ err }, "write-ahead log truncation failed"));
   }
 
@@ -277,10 +284,13 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     }, delay);
   }
 
-  /** Writes the groups; when the database refuses them but answers pings, bisects down to the bad rows. */
-  async function writeOrBisect(groups: { table: string; patches: Patch[] }[]): Promise<number> {
+  /**
+   * Writes the groups; when the database refuses them but answers pings, bisects down to the bad rows
+   * and moves those to the dead letters. Returns the statements run and the rows dead-lettered.
+   */
+  async function writeOrBisect(groups: { table: string; patches: Patch[] }[]): Promise<{ statements: number; deadLettered: Patch[] }> {
     try {
-      return await sink.write(groups);
+      return { statements: await sink.write(groups), deadLettered: [] };
     } catch (err) {
       if (!(await answers())) throw err;
       logger.warn({ batcher: options.name, err: (err as Error).message }, "flush refused; isolating the rows at fault");
@@ -308,7 +318,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       metrics.deadLetters.inc({ batcher: options.name, table: patch.table });
       logger.error({ batcher: options.name, table: patch.table, key: patch.key, reason }, "record moved to dead letters");
     }
-    return statements;
+    return { statements, deadLettered: rejected.map((r) => r.patch) };
   }
 
   async function answers(): Promise<boolean> {
@@ -399,10 +409,11 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     },
 
     async flush(timeoutMs) {
-      if (buffer.size === 0 && inflight.size === 0) return { empty: true, counts: {} };
-      const counts: FlushCounts = {};
-      const stopCounting = onCommit((patches) => {
-        for (const patch of patches) counts[patch.table] = (counts[patch.table] ?? 0) + 1;
+      const counts: FlushCounts = { written: {}, deadLettered: {} };
+      if (buffer.size === 0 && inflight.size === 0) return { empty: true, counts };
+      const stopCounting = onFlushed((committed, deadLettered) => {
+        for (const patch of committed) counts.written[patch.table] = (counts.written[patch.table] ?? 0) + 1;
+        for (const patch of deadLettered) counts.deadLettered[patch.table] = (counts.deadLettered[patch.table] ?? 0) + 1;
       });
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -572,19 +583,21 @@ function createMetrics(options: WriteBatcherOptions, state: () => { records: num
     registers,
   });
   dataLoss.inc({ batcher }, 0);
-  return {
+  const metrics = {
     flushes: new Counter({ name: "persistence_flushes_total", help: "Flush attempts by result.", labelNames: ["batcher", "result"], registers }),
     records: new Counter({ name: "persistence_flushed_records_total", help: "Records committed, per table.", labelNames: ["batcher", "table"], registers }),
     statements: new Counter({ name: "persistence_flush_statements_total", help: "SQL statements run by flushes.", labelNames: ["batcher"], registers }),
     flushSeconds: new Histogram({
       name: "persistence_flush_seconds",
       help: "Time to write one flush.",
+      labelNames: ["batcher"],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     rowsPerStatement: new Histogram({
       name: "persistence_rows_per_statement",
       help: "Records per SQL statement in a flush.",
+      labelNames: ["batcher"],
       buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000],
       registers,
     }),
@@ -594,4 +607,14 @@ function createMetrics(options: WriteBatcherOptions, state: () => { records: num
     walFailures: new Counter({ name: "persistence_wal_append_failures_total", help: "Write-ahead log appends that failed (full or failing disk); their writers got UNAVAILABLE.", labelNames: ["batcher"], registers }),
     dataLoss,
   };
+  // Every series an alert may watch exists from the start, at 0: `increase()` and `absent()` need a first sample.
+  for (const result of ["ok", "retry"]) metrics.flushes.inc({ batcher, result }, 0);
+  for (const counter of [metrics.statements, metrics.retries, metrics.rejections, metrics.walFailures]) counter.inc({ batcher }, 0);
+  for (const table of options.tables) {
+    metrics.records.inc({ batcher, table }, 0);
+    metrics.deadLetters.inc({ batcher, table }, 0);
+  }
+  metrics.flushSeconds.zero({ batcher });
+  metrics.rowsPerStatement.zero({ batcher });
+  return metrics;
 }

@@ -59,6 +59,8 @@ export function createTranslationHandler(
         status: result.empty ? "empty" : "flushed",
         sessionsWritten: result.sessions,
         tasksWritten: result.tasks,
+        sessionsDeadLettered: result.sessionsDeadLettered,
+        tasksDeadLettered: result.tasksDeadLettered,
         durationMs: Math.round(performance.now() - started),
       };
     },

@@ -43,6 +43,15 @@ export interface TranslationServiceDeps {
   readonly countDeadLetters: () => Promise<number>;
 }
 
+/** What one Flush did: records committed, and records the database refused (moved to the dead letters), per entity. */
+export interface FlushResult {
+  readonly empty: boolean;
+  readonly sessions: number;
+  readonly tasks: number;
+  readonly sessionsDeadLettered: number;
+  readonly tasksDeadLettered: number;
+}
+
 /** Remembered session ids known to exist, so updates need no lookup; bounded, oldest forgotten first. */
 const KNOWN_SESSIONS_MAX = 100_000;
 
@@ -50,8 +59,8 @@ const KNOWN_SESSIONS_MAX = 100_000;
 export interface TranslationService {
   upsertSessions(records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
   upsertTasks(records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
-  /** Commits everything this instance accepted (at most `timeoutMs`); counts of records written per entity. */
-  flush(timeoutMs: number): Promise<{ empty: boolean; sessions: number; tasks: number }>;
+  /** Commits everything this instance accepted (at most `timeoutMs`); records written and dead-lettered per entity. */
+  flush(timeoutMs: number): Promise<FlushResult>;
   recoveryStatus(): Promise<RecoveryStatus>;
   /**
    * Deletes a session and its tasks (hides it with `soft`), this instance's buffered records of it
@@ -155,7 +164,14 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
     upsertTasks: (records, durability, signal) => upsert(TASK, records, durability, signal),
     async flush(timeoutMs) {
       const { empty, counts } = await batcher.flush(timeoutMs);
-      return { empty, sessions: counts[SESSION.table] ?? 0, tasks: counts[TASK.table] ?? 0 };
+      const { written, deadLettered } = counts;
+      return {
+        empty,
+        sessions: written[SESSION.table] ?? 0,
+        tasks: written[TASK.table] ?? 0,
+        sessionsDeadLettered: deadLettered[SESSION.table] ?? 0,
+        tasksDeadLettered: deadLettered[TASK.table] ?? 0,
+      };
     },
     async recoveryStatus() {
       const s = batcher.status();

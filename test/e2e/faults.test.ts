@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
@@ -141,6 +141,55 @@ describeEachDialect("faults", (target) => {
     } finally {
       spawnSync("umount", [mountPoint]);
       rmSync(mountPoint, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe("faults on a MariaDB whose max_allowed_packet is smaller than a row", () => {
+  let mariadb: PrivateMariadb;
+  beforeAll(async () => {
+    mariadb = await createPrivateMariadb(["--max-allowed-packet=64K"]);
+  });
+  afterAll(async () => {
+    await mariadb?.destroy();
+  });
+
+  it("moves the row it cannot send to the dead letters, keeping it whole, and goes on writing the rest", async () => {
+    const sqlUrl = mariadb.url("packet");
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "persistence-packet-"));
+    const service = await startServiceProcess({ PERSISTENCE_SQL_URL: sqlUrl, PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+    const sessionId = `packet-${process.pid}`;
+    try {
+      const client = createClient(TranslationService, createConnectTransport({ baseUrl: service.url, httpVersion: "1.1" }));
+      // Two writes within every limit merge into one row of about 120 KB: more than the server takes in a packet.
+      await client.batchUpsertTasks({ tasks: [{ sessionId, taskId: "BIG", sourceText: "a".repeat(60_000), status: TaskStatus.PENDING }] });
+      await client.batchUpsertTasks({ tasks: [{ sessionId, taskId: "BIG", targetText: "b".repeat(60_000) }] });
+      await client.batchUpsertTasks({ tasks: [{ sessionId, taskId: "SMALL", sourceText: "fits" }] });
+      const flushed = await client.flush({}, { timeoutMs: 30_000 });
+      expect(flushed).toMatchObject({ tasksWritten: 1, tasksDeadLettered: 1 });
+      expect(Number((await client.getRecoveryStatus({})).deadLetters)).toBe(1);
+
+      // Later writes are not held up behind it.
+      await client.batchUpsertTasks({ tasks: [{ sessionId, taskId: "LATER", sourceText: "still flows" }], durability: Durability.COMMITTED }, { timeoutMs: 30_000 });
+      const store = await openSqlBackend(sqlUrl);
+      try {
+        const { rows } = await sql<{ task_id: string }>`select task_id from translation_tasks where session_id = ${sessionId} order by task_id`.execute(store.db);
+        expect(rows.map((r) => r.task_id)).toEqual(["LATER", "SMALL"]);
+        const dead = await sql<{ reason: string; payload: string }>`select reason, payload from dead_letters`.execute(store.db);
+        expect(dead.rows).toHaveLength(1);
+        expect(dead.rows[0]!.reason).toMatch(/max_allowed_packet/);
+        const stub = JSON.parse(dead.rows[0]!.payload) as { truncated: boolean; file: string };
+        expect(stub.truncated).toBe(true);
+        const whole = JSON.parse(readFileSync(path.join(dataDir, "dead-letters", stub.file), "utf8")) as { key: string[]; fields: Record<string, [string, number]> };
+        expect(whole.key).toEqual([sessionId, "BIG"]);
+        expect(whole.fields.source_text![0]).toBe("a".repeat(60_000));
+        expect(whole.fields.target_text![0]).toBe("b".repeat(60_000));
+      } finally {
+        await store.close();
+      }
+    } finally {
+      expect(await service.stop()).toBe(0);
+      rmSync(dataDir, { recursive: true, force: true });
     }
   }, 120_000);
 });

@@ -202,7 +202,14 @@ describeEachDialect("REST paths", (target, dialect) => {
     await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-c", 1)], durability: "accepted" });
     const flushed = await call("POST", "/api/v1/translation/flush");
     expect(flushed.status).toBe(200);
-    expect(flushed.json).toEqual({ status: "flushed", sessions_written: 0, tasks_written: 1, duration_ms: expect.any(Number) });
+    expect(flushed.json).toEqual({
+      status: "flushed",
+      sessions_written: 0,
+      tasks_written: 1,
+      sessions_dead_lettered: 0,
+      tasks_dead_lettered: 0,
+      duration_ms: expect.any(Number),
+    });
     const empty = await call("POST", "/api/v1/translation/flush", {});
     expect(empty.json).toMatchObject({ status: "empty", sessions_written: 0, tasks_written: 0 });
   });

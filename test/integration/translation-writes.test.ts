@@ -346,6 +346,52 @@ describeEachDialect("translation-writes under pressure", (target) => {
     }
   });
 
+  it("reports the rows a Flush moved to the dead letters apart from the rows it wrote", async () => {
+    const store = await openSqlBackend(target().url);
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
+    const s = newSession();
+    try {
+      if (store.dialect === "mysql") {
+        await sql.raw(`create trigger poison_flush before insert on translation_tasks for each row
+          if new.task_id = 'TASK_0003' and new.session_id = '${s}' then signal sqlstate '45000' set message_text = 'poisoned row'; end if`).execute(store.db);
+      } else {
+        await sql.raw(`create trigger poison_flush before insert on translation_tasks
+          when new.task_id = 'TASK_0003' and new.session_id = '${s}' begin select raise(abort, 'poisoned row'); end`).execute(store.db);
+      }
+      const client = server.client(TranslationService);
+      await client.batchUpsertTasks({ tasks: Array.from({ length: 10 }, (_, i) => newTask(s, i)), durability: Durability.ACCEPTED });
+      const flushed = await client.flush({});
+      expect(flushed).toMatchObject({ tasksWritten: 9, tasksDeadLettered: 1, sessionsWritten: 0, sessionsDeadLettered: 0 });
+    } finally {
+      await sql`drop trigger if exists poison_flush`.execute(store.db);
+      // The suite's other dead-letter case counts the whole table.
+      await sql`delete from dead_letters where record_key = ${JSON.stringify([s, "TASK_0003"])}`.execute(store.db);
+      await server.close();
+      await store.close();
+    }
+  });
+
+  it("shows every write-path counter an alert watches from the start, at 0, labelled by write path", async () => {
+    const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    try {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      for (const series of [
+        'persistence_flush_retries_total{batcher="translation"} 0',
+        'persistence_dead_letters_total{batcher="translation",table="translation_sessions"} 0',
+        'persistence_dead_letters_total{batcher="translation",table="translation_tasks"} 0',
+        'persistence_buffer_full_total{batcher="translation"} 0',
+        'persistence_wal_append_failures_total{batcher="translation"} 0',
+        'persistence_data_loss_total{batcher="translation"} 0',
+        'persistence_flush_seconds_count{batcher="translation"} 0',
+        'persistence_rows_per_statement_count{batcher="translation"} 0',
+      ]) {
+        expect(metrics).toContain(series);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   it("moves the one row the database refuses to the dead letters and stores the other 999", async () => {
     const store = await openSqlBackend(target().url);
     const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });

@@ -25,7 +25,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function createPrivateMariadb(): Promise<PrivateMariadb> {
+/** Starts one; `args` are extra server options (e.g. `--max-allowed-packet=64K`). */
+export async function createPrivateMariadb(args: readonly string[] = []): Promise<PrivateMariadb> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "persistence-mariadb-"));
   const install = spawnSync(
     "mariadb-install-db",
@@ -50,6 +51,7 @@ export async function createPrivateMariadb(): Promise<PrivateMariadb> {
         "--user=root",
         "--skip-log-bin",
         "--innodb-buffer-pool-size=64M",
+        ...args,
       ],
       { stdio: "ignore" },
     );

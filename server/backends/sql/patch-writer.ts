@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { FieldValue, Patch } from "../../core/patch.js";
 import type { SqlBackend } from "./sql-backend.js";
@@ -65,8 +67,16 @@ const MAX_PARAMS = { mysql: 65_535, sqlite: 32_766 } as const;
 export type PatchGroups = readonly { table: string; patches: readonly Patch[] }[];
 
 export interface PatchWriterOptions {
-  /** Largest statement sent to MySQL, in bytes (default: half of the server's max_allowed_packet, read at start). */
+  /**
+   * Largest statement sent to MySQL, in bytes (default: half of the server's max_allowed_packet, read
+   * at start and again whenever the server refuses a packet as too large).
+   */
   readonly maxStatementBytes?: number;
+  /**
+   * Where a dead letter too large for one statement keeps its whole record, as a JSON file named in
+   * its `payload` (default: none; the stored payload is then cut to fit).
+   */
+  readonly overflowDir?: string;
   /**
    * Runs inside each write's transaction before the upserts and returns what to write instead (the
    * translation domain drops records of deleted sessions here). Default: write everything.
@@ -100,7 +110,12 @@ export async function createPatchWriter(
 ): Promise<PatchWriter> {
   const db = backend.db as Kysely<unknown>;
   const byName = new Map(tables.map((t) => [t.name, t]));
-  const maxBytes = options.maxStatementBytes ?? (await defaultStatementBytes(backend));
+  let maxBytes = options.maxStatementBytes ?? (await defaultStatementBytes(backend));
+  /** After the server refused a packet as too large: its limit may have changed since it was read. */
+  const relearnLimit = async (err: unknown) => {
+    if (options.maxStatementBytes !== undefined || !isPacketTooLarge(err)) return;
+    maxBytes = await defaultStatementBytes(backend).catch(() => maxBytes);
+  };
   const maxParams = MAX_PARAMS[backend.dialect];
   const shapes = new Map<string, Shape>();
 
@@ -131,6 +146,8 @@ export async function createPatchWriter(
     for (const patch of patches) {
       const row = rowValues(table, written, insertOnly, patch);
       const rowBytes = row.reduce<number>((n, v) => n + (typeof v === "string" ? Buffer.byteLength(v) + 4 : 12), 0);
+      // Sent, it would make MySQL drop the connection; refused here, the batcher moves it to the dead letters.
+      if (rowBytes > 2 * maxBytes) throw new Error(`row of about ${rowBytes} bytes does not fit in the server's max_allowed_packet (${2 * maxBytes} bytes)`);
       if (rows > 0 && (rows >= maxRows || bytes + rowBytes > maxBytes)) emit();
       params.push(...row);
       rows++;
@@ -155,35 +172,60 @@ export async function createPatchWriter(
       return statements.length;
     });
 
+  const write = async (groups: PatchGroups): Promise<number> => {
+    const total = groups.reduce((n, g) => n + g.patches.length, 0);
+    if (total === 0) return 0;
+    const parts = Math.min(parallelism, Math.floor(total / MIN_ROWS_PER_PART));
+    if (parts <= 1) return writeOne(groups);
+    // Every part runs to its end before the write reports; any failure fails the whole write, and
+    // the batcher writes it all again (parts that had committed rewrite the same values).
+    const results = await Promise.allSettled(splitByKeyRange(groups, parts).map(writeOne));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return results.reduce((n, r) => n + (r as PromiseFulfilledResult<number>).value, 0);
+  };
+
+  /** A dead letter's row; a record too large for a statement is kept whole in a file instead, named in its payload. */
+  const deadLetterRow = async ({ patch, reason }: RejectedPatch, now: number, n: number): Promise<DeadLetterRow> => {
+    const record = JSON.stringify(Object.fromEntries(patch.fields));
+    const row = { table_name: patch.table, record_key: JSON.stringify(patch.key), payload: record, reason: reason.slice(0, 2000), failed_at: now };
+    // Escaping can double the text in the statement.
+    if (2 * Buffer.byteLength(record) + 4096 <= maxBytes) return row;
+    const overflow: Record<string, unknown> = { truncated: true, bytes: Buffer.byteLength(record), fields: [...patch.fields.keys()] };
+    if (options.overflowDir) {
+      const file = `${patch.table}-${now}-${n}.json`;
+      await mkdir(options.overflowDir, { recursive: true });
+      await writeFile(path.join(options.overflowDir, file), JSON.stringify({ table: patch.table, key: patch.key, fields: Object.fromEntries(patch.fields), reason }));
+      overflow.file = file;
+    }
+    return { ...row, payload: JSON.stringify(overflow) };
+  };
+
   return {
-    async write(groups) {
-      const total = groups.reduce((n, g) => n + g.patches.length, 0);
-      if (total === 0) return 0;
-      const parts = Math.min(parallelism, Math.floor(total / MIN_ROWS_PER_PART));
-      if (parts <= 1) return writeOne(groups);
-      // Every part runs to its end before the write reports; any failure fails the whole write, and
-      // the batcher writes it all again (parts that had committed rewrite the same values).
-      const results = await Promise.allSettled(splitByKeyRange(groups, parts).map(writeOne));
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failed) throw failed.reason;
-      return results.reduce((n, r) => n + (r as PromiseFulfilledResult<number>).value, 0);
-    },
+    write: (groups) =>
+      write(groups).catch(async (err: unknown) => {
+        await relearnLimit(err);
+        throw err;
+      }),
     async deadLetter(rejected) {
       if (rejected.length === 0) return;
       const now = Date.now() * 1000;
-      await db
-        .withTables<{ dead_letters: DeadLetterRow }>()
-        .insertInto("dead_letters")
-        .values(
-          rejected.map(({ patch, reason }) => ({
-            table_name: patch.table,
-            record_key: JSON.stringify(patch.key),
-            payload: JSON.stringify(Object.fromEntries(patch.fields)),
-            reason: reason.slice(0, 2000),
-            failed_at: now,
-          })),
-        )
-        .execute();
+      const rows = await Promise.all(rejected.map((r, n) => deadLetterRow(r, now, n)));
+      // In statements that fit the server's packet limit, like the upserts.
+      const insert = (chunk: DeadLetterRow[]) => db.withTables<{ dead_letters: DeadLetterRow }>().insertInto("dead_letters").values(chunk).execute();
+      let chunk: DeadLetterRow[] = [];
+      let bytes = 0;
+      for (const row of rows) {
+        const rowBytes = 2 * Buffer.byteLength(row.payload) + 4096;
+        if (chunk.length > 0 && bytes + rowBytes > maxBytes) {
+          await insert(chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(row);
+        bytes += rowBytes;
+      }
+      if (chunk.length > 0) await insert(chunk);
     },
     async countDeadLetters() {
       const { rows } = await sql<{ n: number | string }>`select count(*) as n from dead_letters`.execute(db);
@@ -241,6 +283,12 @@ function upsertShape(table: PatchTable, written: readonly string[], insertOnly: 
     tail = `on conflict (${table.keyColumns.join(",")}) do update set ${sets.join(", ")}`;
   }
   return { head, tail, rowSql, perRow: columns.length };
+}
+
+/** MySQL's "Got a packet bigger than 'max_allowed_packet' bytes" (ER_NET_PACKET_TOO_LARGE). */
+function isPacketTooLarge(err: unknown): boolean {
+  const e = err as { errno?: number; message?: string };
+  return e?.errno === 1153 || /max_allowed_packet/.test(String(e?.message));
 }
 
 async function defaultStatementBytes(backend: SqlBackend): Promise<number> {

@@ -35,12 +35,16 @@ export async function openSqlBackend(url: string, options: SqlBackendOptions = {
     throw err;
   }
   const pingTimeoutMs = options.pingTimeoutMs ?? 2000;
+  const pooled = () => sql`select 1`.execute(db).then(() => undefined);
+  // A pooled connection can be one the server just dropped (after refusing a statement, say): before
+  // calling the database down, ask once more over a connection of its own.
+  const fresh = sqlite ? pooled : () => pingNewConnection(target as MysqlTarget);
   return {
     name: "sql",
     kind: target.dialect,
     dialect: target.dialect,
     db,
-    ping: () => withTimeout(sql`select 1`.execute(db).then(() => undefined), pingTimeoutMs, "sql ping"),
+    ping: () => withTimeout(pooled().catch(fresh), pingTimeoutMs, "sql ping"),
     close: () => db.destroy(),
   };
 }
@@ -60,8 +64,8 @@ function openSqliteFile(file: string): Database.Database {
   return database;
 }
 
-async function openMysql(target: MysqlTarget): Promise<Kysely<unknown>> {
-  const connection = {
+function connectionOptions(target: MysqlTarget) {
+  return {
     host: target.host,
     port: target.port,
     user: target.user,
@@ -69,6 +73,19 @@ async function openMysql(target: MysqlTarget): Promise<Kysely<unknown>> {
     charset: "utf8mb4",
     connectTimeout: 5000,
   };
+}
+
+async function pingNewConnection(target: MysqlTarget): Promise<void> {
+  const conn = await createConnection({ ...connectionOptions(target), database: target.database });
+  try {
+    await conn.query("select 1");
+  } finally {
+    conn.destroy();
+  }
+}
+
+async function openMysql(target: MysqlTarget): Promise<Kysely<unknown>> {
+  const connection = connectionOptions(target);
   await ensureDatabase(connection, target.database);
   const pool = createPool({
     ...connection,
