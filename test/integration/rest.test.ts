@@ -459,6 +459,81 @@ describeEachDialect("REST query parameters on body routes", (target) => {
   });
 });
 
+describeEachDialect("REST writes with JSON null", (target) => {
+  let server: TestServer;
+  let base: string;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
+  };
+  const writeTasks = (tasks: Json[]) => call("POST", "/api/v1/translation/tasks/batch", { tasks, durability: "committed" });
+  const writeSessions = (sessions: Json[]) => call("POST", "/api/v1/translation/sessions/batch", { sessions, durability: "committed" });
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("a task re-queued with \"error_message\": null loses its old error; omitted fields keep theirs", async () => {
+    expect((await writeSessions([sessionRecord("null-task")])).status).toBe(200);
+    const failed = taskRecord("null-task", 1, {
+      status: "failed",
+      error_message: "LLM timeout",
+      target_text: "draft",
+      confidence: 0.4,
+      retry_count: 2,
+      start_time: "2025-09-30T10:00:00Z",
+      duration_ms: 2000,
+    });
+    expect((await writeTasks([failed])).status).toBe(200);
+    const requeued = await writeTasks([
+      { task_id: "TASK_0001", session_id: "null-task", status: "pending", error_message: null, target_text: null, confidence: null, duration_ms: null },
+    ]);
+    expect(requeued.status).toBe(200);
+    const task = (await call("GET", "/api/v1/translation/tasks/TASK_0001?session_id=null-task")).json;
+    expect(task.status).toBe("pending");
+    for (const cleared of ["error_message", "target_text", "confidence", "duration_ms"]) expect(task[cleared] ?? null).toBeNull();
+    expect(task).toMatchObject({ retry_count: 2, start_time: "2025-09-30T10:00:00Z", source_text: "Hello, adventurer #1!", sheet_name: "Dialogue", row_index: 11 });
+  });
+
+  it("a session written with null metadata and file_path loses them; game_info, left out, stays", async () => {
+    expect((await writeSessions([sessionRecord("null-session")])).status).toBe(200);
+    expect((await writeSessions([{ session_id: "null-session", metadata: null, file_path: null, status: "completed" }])).status).toBe(200);
+    const session = (await call("GET", "/api/v1/translation/sessions/null-session")).json;
+    expect(session.metadata ?? null).toBeNull();
+    expect(session.file_path ?? null).toBeNull();
+    expect(session).toMatchObject({ status: "completed", filename: "null-session.xlsx", game_info: { game_name: "Dragon Quest" } });
+  });
+
+  it("null on a key, the status, the stamps or a derived field changes nothing of them", async () => {
+    expect((await writeSessions([sessionRecord("null-keep", { created_at: "2025-09-30T10:00:00Z" })])).status).toBe(200);
+    const before = (await call("GET", "/api/v1/translation/sessions/null-keep")).json;
+    const res = await writeSessions([
+      { session_id: "null-keep", status: null, created_at: null, updated_at: null, pending_tasks: null, progress: null, estimated_completion: null, llm_provider: "qwen" },
+    ]);
+    expect(res.status).toBe(200);
+    const after = (await call("GET", "/api/v1/translation/sessions/null-keep")).json;
+    expect(after).toMatchObject({ status: before.status, created_at: "2025-09-30T10:00:00Z", llm_provider: "qwen" });
+    const noKey = await writeSessions([{ session_id: null, filename: "x.xlsx" }]);
+    expect(noKey.status).toBe(400);
+    expect(noKey.json.details[0].field_violations).toEqual([{ field: "sessions[0].session_id", description: "is required" }]);
+  });
+
+  it("a null on a field the first write needs leaves the session without it: 400", async () => {
+    const res = await writeSessions([{ session_id: "null-new", filename: null }]);
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual([{ field: "sessions[0].filename", description: "is required on the first write of a session" }]);
+  });
+});
+
 describeEachDialect("REST routes that take no body", (target) => {
   let server: TestServer;
   let base: string;

@@ -1,4 +1,4 @@
-import { DeleteSessionRequestSchema, GetStatsResponseSchema, ListSessionsRequestSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
+import { DeleteSessionRequestSchema, GetStatsResponseSchema, ListSessionsRequestSchema, SessionSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { GetHealthResponseSchema, SystemService } from "../../gen/persistence/v1/system_pb";
 import { BoolValueSchema, BytesValueSchema, DurationSchema, FieldMaskSchema, Int64ValueSchema, StructSchema } from "@bufbuild/protobuf/wkt";
 import type { FieldViolation } from "../../server/core/errors";
@@ -176,6 +176,32 @@ describe("REST JSON", () => {
       { field: 'backends["sql"]', description: "expected a string" },
       { field: "buffer.utilization", description: "expected a number" },
     ]);
+  });
+
+  it("reads a JSON null in a record as emptying its field, and elsewhere as not set", () => {
+    const out: FieldViolation[] = [];
+    const json = fromRestJson(
+      TaskSchema,
+      {
+        task_id: "T1",
+        session_id: null,
+        status: null,
+        error_message: null,
+        targetText: null,
+        start_time: null,
+        confidence: 0.5,
+        clear_fields: ["context", "target_text"],
+      },
+      out,
+      STRICT,
+    );
+    expect(out).toEqual([]);
+    // The keys and the status have no "empty": null there is "not set", as in proto3 JSON.
+    expect(json).toEqual({ task_id: "T1", session_id: null, status: null, confidence: 0.5, clear_fields: ["context", "target_text", "error_message", "start_time"] });
+    // Output-only fields are ignored, null or not; a request without clear_fields keeps proto3's null.
+    expect(fromRestJson(SessionSchema, { session_id: "s", estimated_completion: null, pending_tasks: null }, out, STRICT)).toEqual({ session_id: "s", estimated_completion: null, pending_tasks: null });
+    expect(fromRestJson(ListSessionsRequestSchema, { llm_provider: null }, out, STRICT)).toEqual({ llm_provider: null });
+    expect(out).toEqual([]);
   });
 
   it("drops unknown fields when told to", () => {

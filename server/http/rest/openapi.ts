@@ -2,7 +2,8 @@ import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonO
 import { Code } from "@connectrpc/connect";
 import { codeName } from "../../rpc/interceptors/access-log.js";
 import type { RestRoute } from "./http-rules.js";
-import { isWellKnown, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
+import { FieldBehavior } from "../../../gen/google/api/field_behavior_pb.js";
+import { hasBehavior, isWellKnown, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
 
 export interface OpenApiInfo {
   readonly title: string;
@@ -31,7 +32,12 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     if (!schemas[desc.typeName]) {
       const properties: JsonObject = {};
       schemas[desc.typeName] = { type: "object", properties, additionalProperties: false };
-      for (const field of desc.fields) properties[field.name] = fieldSchema(field);
+      for (const field of desc.fields) {
+        const schema = fieldSchema(field);
+        if (hasBehavior(field, FieldBehavior.OUTPUT_ONLY)) schema.readOnly = true;
+        if (hasBehavior(field, FieldBehavior.INPUT_ONLY)) schema.writeOnly = true;
+        properties[field.name] = schema;
+      }
     }
     return ref(desc.typeName);
   };

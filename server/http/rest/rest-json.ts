@@ -1,4 +1,6 @@
-import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { getOption, hasOption, ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
+import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
 import type { FieldViolation } from "../../core/errors.js";
 
 /**
@@ -9,7 +11,8 @@ import type { FieldViolation } from "../../core/errors.js";
  * Input is converted to canonical proto3 JSON (which `fromJson` then reads) and checked on the way:
  * every problem is reported with its field path (`tasks[3].status`), all of them at once. Input is
  * lenient where the original callers were: lowerCamel names, full enum names or numbers, times with
- * an offset, without a zone (UTC) or as a bare date.
+ * an offset, without a zone (UTC) or as a bare date. In a record that has `clear_fields` a JSON null
+ * empties its field, as the original's upsert did (JSON Merge Patch); an omitted field keeps its value.
  */
 
 export interface RestJsonOptions {
@@ -99,6 +102,8 @@ function messageIn(desc: DescMessage, value: unknown, path: string, out: FieldVi
   if (wrapped) return scalarIn(wrapped.scalar, value, path, out);
   if (!isObject(value)) return violation(out, path, "expected an object");
   const result: JsonObject = {};
+  const clears = clearFieldsOf(desc);
+  const cleared: string[] = [];
   for (const [key, item] of Object.entries(value)) {
     const field = findField(desc, key);
     const at = path === "" ? key : `${path}.${key}`;
@@ -106,9 +111,40 @@ function messageIn(desc: DescMessage, value: unknown, path: string, out: FieldVi
       if (!options.ignoreUnknownFields) violation(out, at, "unknown field");
       continue;
     }
+    if (item === null && clears && field !== clears && nullClears(field)) {
+      cleared.push(field.name);
+      continue;
+    }
     result[field.name] = fieldIn(field, item, path === "" ? field.name : `${path}.${field.name}`, out, options);
   }
+  if (clears && cleared.length > 0) {
+    const listed = Array.isArray(result[clears.name]) ? (result[clears.name] as JsonValue[]) : [];
+    result[clears.name] = [...new Set([...listed, ...cleared])];
+  }
   return result;
+}
+
+/**
+ * The `repeated string clear_fields` of a record message: the fields a patch empties. In such a
+ * message a JSON null empties its field (JSON Merge Patch, RFC 7396) instead of meaning "not set".
+ */
+function clearFieldsOf(desc: DescMessage): DescField | undefined {
+  const field = desc.fields.find((f) => f.name === "clear_fields");
+  return field?.fieldKind === "list" && field.listKind === "scalar" && field.scalar === ScalarType.STRING ? field : undefined;
+}
+
+/**
+ * Whether a null empties the field: only one that can be absent (an `optional` scalar, a message)
+ * and that a caller may write. A null on a plain scalar or enum (a key, a status) keeps its proto3
+ * meaning, "not set", and one on an output-only field is ignored like any value there.
+ */
+function nullClears(field: DescField): boolean {
+  return field.presence === FeatureSet_FieldPresence.EXPLICIT && field.fieldKind !== "list" && field.fieldKind !== "map" && !hasBehavior(field, FieldBehavior.OUTPUT_ONLY);
+}
+
+/** Whether a field carries a `google.api.field_behavior`. */
+export function hasBehavior(field: DescField, behavior: FieldBehavior): boolean {
+  return hasOption(field, field_behavior) && getOption(field, field_behavior).includes(behavior);
 }
 
 function fieldIn(field: DescField, value: unknown, path: string, out: FieldViolation[], options: RestJsonOptions): JsonValue {
