@@ -145,7 +145,8 @@ describeEachDialect("REST paths", (target, dialect) => {
 
     const missing = await call("GET", "/api/v1/translation/sessions/no-such-session/tasks");
     expect(missing.status).toBe(404);
-    expect(missing.json).toMatchObject({ code: "not_found", message: 'session "no-such-session" not found' });
+    expect(missing.json).toMatchObject({ code: "not_found", message: 'session "no-such-session" not found', detail: 'session "no-such-session" not found' });
+    expect(missing.json).not.toHaveProperty("errors");
   });
 
   it("GET /api/v1/translation/sessions lists with filters, sorting and both kinds of paging", async () => {
@@ -635,6 +636,14 @@ describe("REST HTTP semantics", () => {
           { field: "tasks[1].extra", description: "unknown field" },
         ],
       },
+    ]);
+    // The original design's shape beside it: FastAPI's detail, and errors [{field, message}].
+    expect(body.detail).toBe(body.message);
+    expect(body.errors).toEqual([
+      { field: "tasks[0].status", message: "must be one of pending, processing, completed, failed, cancelled" },
+      { field: "tasks[1].row_index", message: "expected an integer" },
+      { field: "tasks[1].start_time", message: "expected an RFC 3339 time such as 2025-09-30T10:00:00Z" },
+      { field: "tasks[1].extra", message: "unknown field" },
     ]);
     const after = (await (await fetch(`${base}/api/v1/translation/recovery/status`)).json()) as Json;
     expect(after.buffer_records).toBe(0);

@@ -65,12 +65,18 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
 
   schemas.Error = {
     type: "object",
-    required: ["code", "message", "request_id"],
+    required: ["code", "message", "request_id", "detail"],
     properties: {
       code: { type: "string", enum: Object.values(Code).filter((c): c is Code => typeof c === "number").map(codeName) },
       message: { type: "string" },
       details: { type: "array", items: { type: "object", properties: { "@type": { type: "string" } } } },
       request_id: { type: "string" },
+      detail: { type: "string", description: "The message again, under the original design's name." },
+      errors: {
+        type: "array",
+        description: "Invalid input only: one entry per field violation, as the original design listed them.",
+        items: { type: "object", required: ["field", "message"], properties: { field: { type: "string" }, message: { type: "string" } } },
+      },
     },
   };
 
