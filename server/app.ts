@@ -22,14 +22,13 @@ import { createErrorMappingInterceptor } from "./rpc/interceptors/error-mapping.
 import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
 import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
-import { createRoutes, SERVED_SERVICES } from "./rpc/routes.js";
+import { createRoutes, SERVED_SERVICES, servedAccess } from "./rpc/routes.js";
 import type { Backend } from "./backends/backend.js";
 import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
 import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
 import { createMemoryBuckets, createRateLimitInterceptor, createRedisBuckets } from "./security/rate-limit.js";
-import { RPC_SCOPES } from "./security/scopes.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
@@ -46,6 +45,8 @@ export interface App {
   readonly logger: Logger;
   /** The write path's state: buffer, flushes, log. */
   status(): BatcherStatus;
+  /** Every RPC the router serves, by `/<service>/<method>` path. */
+  readonly rpcs: readonly string[];
   /**
    * Graceful stop: stop accepting, report NOT_SERVING, let in-flight calls finish within the shutdown
    * timeout (then cancel them), and close the backends. Safe to call more than once.
@@ -142,16 +143,22 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const routes = createRoutes({ system, translation, translationReads, monitor, defaultDurability: config.wal ? "logged" : "accepted" });
   // The REST paths call the very handlers (and interceptors) the router builds for the RPC protocols.
   let transcoder: Transcoder | undefined;
-  const authenticator = createAuthenticator(config);
+  let rpcs: string[] = [];
+  const access = servedAccess();
+  const authenticator = createAuthenticator({ ...config, access });
   if (!authenticator.enabled) logger.warn({ listen: `${config.listen.host}:${config.listen.port}` }, "no API keys configured: every caller that can reach the listener has full access");
   const plainRoutes = createPlainRoutes({
     registry,
     authenticator,
-    openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version }),
+    openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version, access, openEndpoints: config.openEndpoints }),
   });
   const handler = connectNodeAdapter({
     routes: (router) => {
       routes(router);
+      // Whatever gets registered, nothing is served that declares no access.
+      const undeclared = router.handlers.map((h) => h.requestPath).filter((rpc) => !access.has(rpc));
+      if (undeclared.length > 0) throw new Error(`no declared access for ${undeclared.join(", ")}`);
+      rpcs = router.handlers.map((h) => h.requestPath);
       transcoder = createTranscoder({
         handlers: router.handlers,
         maxRequestBytes: config.limits.maxRequestBytes,
@@ -172,7 +179,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       createRateLimitInterceptor(
         config.rateLimits,
         redis ? createRedisBuckets(redis.client, logger) : createMemoryBuckets(),
-        (rpcPath) => RPC_SCOPES[rpcPath]?.openWith === "health",
+        (rpcPath) => access.get(rpcPath)?.openWith === "health",
       ),
       createErrorMappingInterceptor(logger),
     ],
@@ -229,6 +236,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     url,
     logger,
     status: () => batcher.status(),
+    rpcs,
     close: () => (closing ??= close()),
   };
 }

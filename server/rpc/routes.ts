@@ -15,6 +15,8 @@ import type { Durability } from "../core/write-batcher.js";
 import { createTranslationHandler } from "../translation/translation.handler.js";
 import type { TranslationReads } from "../translation/translation.reads.js";
 import type { TranslationService as Translation } from "../translation/translation.service.js";
+import { readAccessTable, type AccessTable } from "../security/access.js";
+import { HEALTH_REQUIREMENT } from "../security/scopes.js";
 import { registerHealth } from "./health.js";
 import { createReflectionIndex, registerReflection } from "./reflection.js";
 
@@ -28,6 +30,18 @@ export const SERVED_SERVICES = [
   ServerReflection.typeName,
   ServerReflectionV1alpha.typeName,
 ] as const;
+
+/**
+ * Who may call each served RPC: the product's RPCs declare it in the contract; the vendored health and
+ * reflection protos stay as published, so theirs is declared here.
+ */
+export function servedAccess(): AccessTable {
+  return readAccessTable([TranslationService, SystemService], [
+    { service: Health, requirement: HEALTH_REQUIREMENT },
+    { service: ServerReflection, requirement: { scope: "system:read" } },
+    { service: ServerReflectionV1alpha, requirement: { scope: "system:read" } },
+  ]);
+}
 
 const DESCRIPTOR_FILES: readonly DescFile[] = [
   file_persistence_v1_translation,

@@ -1,7 +1,8 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { principalKey } from "../rpc/context.js";
 import { createKeyring, presentedKey, type ApiKey, type Principal } from "./api-keys.js";
-import { grants, RPC_SCOPES, type Requirement } from "./scopes.js";
+import type { AccessTable } from "./access.js";
+import { grants, type Requirement } from "./scopes.js";
 
 export type HeaderReader = (name: string) => string | null | undefined;
 
@@ -19,6 +20,8 @@ export interface Authenticator {
 export interface AuthOptions {
   readonly apiKeys: readonly ApiKey[];
   readonly openEndpoints: readonly ("health" | "metrics")[];
+  /** What each RPC needs, read from the contract (see access.ts). */
+  readonly access: AccessTable;
 }
 
 /** API-key authentication and scope checks for every protocol (REST included: it calls the same handlers). */
@@ -38,7 +41,7 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     }
     return principal;
   };
-  const checkRpc = (path: string, header: HeaderReader) => check(RPC_SCOPES[path], header);
+  const checkRpc = (path: string, header: HeaderReader) => check(options.access.get(path), header);
   return {
     enabled: keyring.enabled,
     check,

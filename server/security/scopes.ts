@@ -1,7 +1,7 @@
 /**
- * Who may call what. A key carries scopes; every RPC needs one, declared in RPC_SCOPES below (a test
- * fails when a served RPC has none). Scopes nest: `<area>:admin` grants `<area>:write`, which grants
- * `<area>:read`; `admin` grants everything.
+ * Who may call what. A key carries scopes; every RPC needs one, declared in the contract with the
+ * `(persistence.v1.access)` method option (see access.ts: a served RPC without one stops the start-up).
+ * Scopes nest: `<area>:admin` grants `<area>:write`, which grants `<area>:read`; `admin` grants everything.
  */
 
 export const AREAS = ["translation", "system", "files", "users", "audit"] as const;
@@ -35,41 +35,8 @@ export interface Requirement {
   readonly openWith?: "health" | "metrics";
 }
 
-const read = (area: Area): Requirement => ({ scope: `${area}:read` });
-const write = (area: Area): Requirement => ({ scope: `${area}:write` });
-const admin = (area: Area): Requirement => ({ scope: `${area}:admin` });
-const HEALTH: Requirement = { scope: "system:read", openWith: "health" };
-
-/** The one declaration of the scope each RPC needs, by `/<service>/<method>` path. */
-export const RPC_SCOPES: Readonly<Record<string, Requirement>> = {
-  "/persistence.v1.TranslationService/BatchUpsertSessions": write("translation"),
-  "/persistence.v1.TranslationService/BatchUpsertTasks": write("translation"),
-  "/persistence.v1.TranslationService/Flush": write("translation"),
-  "/persistence.v1.TranslationService/GetSession": read("translation"),
-  "/persistence.v1.TranslationService/ListSessions": read("translation"),
-  "/persistence.v1.TranslationService/ListSessionTasks": read("translation"),
-  "/persistence.v1.TranslationService/GetTask": read("translation"),
-  "/persistence.v1.TranslationService/ListTasks": read("translation"),
-  "/persistence.v1.TranslationService/DeleteSession": admin("translation"),
-  "/persistence.v1.TranslationService/UpdateSessionStatus": admin("translation"),
-  "/persistence.v1.TranslationService/CleanupSessions": admin("translation"),
-  "/persistence.v1.TranslationService/GetStats": read("translation"),
-  "/persistence.v1.TranslationService/ListIncompleteSessions": read("translation"),
-  "/persistence.v1.TranslationService/RestoreSession": read("translation"),
-  "/persistence.v1.TranslationService/StreamRestoreSession": read("translation"),
-  "/persistence.v1.TranslationService/GetRecoveryStatus": read("translation"),
-  "/persistence.v1.TranslationService/WatchSession": read("translation"),
-  "/persistence.v1.SystemService/GetHealth": HEALTH,
-  "/persistence.v1.SystemService/GetMetrics": read("system"),
-  "/persistence.v1.SystemService/GetConfig": { scope: "admin" },
-  "/persistence.v1.SystemService/GetInfo": read("system"),
-  "/persistence.v1.SystemService/Echo": read("system"),
-  "/grpc.health.v1.Health/Check": HEALTH,
-  "/grpc.health.v1.Health/Watch": HEALTH,
-  "/grpc.health.v1.Health/List": HEALTH,
-  "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": read("system"),
-  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": read("system"),
-};
+/** The health RPCs, open to callers without a key when PERSISTENCE_OPEN_ENDPOINTS says `health`. */
+export const HEALTH_REQUIREMENT: Requirement = { scope: "system:read", openWith: "health" };
 
 /** `GET /metrics` (Prometheus text) is not an RPC; it needs this. */
 export const METRICS_REQUIREMENT: Requirement = { scope: "system:read", openWith: "metrics" };

@@ -2,11 +2,13 @@ import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb";
-import { ServerReflection as ServerReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb";
 import { toJsonString } from "@bufbuild/protobuf";
 import { GetMetricsResponseSchema, SystemService } from "../../gen/persistence/v1/system_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
-import { grants, RPC_SCOPES } from "../../server/security/scopes";
+import { readAccessTable } from "../../server/security/access";
+import { createAuthenticator } from "../../server/security/auth";
+import { grants } from "../../server/security/scopes";
+import { servedAccess } from "../../server/rpc/routes";
 import { errorOf } from "../support/errors";
 import { secret } from "../support/secrets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
@@ -32,11 +34,41 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
 const bearer = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 
 describe("scope declarations", () => {
-  it("declare a scope for every RPC the service serves, and nothing else", () => {
-    const served = [TranslationService, SystemService, Health, ServerReflection, ServerReflectionV1alpha].flatMap((s) =>
-      s.methods.map((m) => `/${s.typeName}/${m.name}`),
-    );
-    expect(Object.keys(RPC_SCOPES).sort()).toEqual(served.sort());
+  it("come from the contract for every RPC the router really serves, and every one of them refuses a caller without a key", async () => {
+    const server = await startTestServer({ PERSISTENCE_API_KEYS: API_KEYS });
+    try {
+      const access = servedAccess();
+      const authenticator = createAuthenticator({ apiKeys: server.app.config.apiKeys, openEndpoints: [], access });
+      expect(server.app.rpcs.length).toBeGreaterThan(20);
+      for (const rpc of server.app.rpcs) {
+        expect([rpc, access.get(rpc)?.scope]).toEqual([rpc, expect.any(String)]);
+        const refusal = authenticator.checkRpc(rpc, () => undefined);
+        expect([rpc, refusal instanceof ConnectError ? refusal.code : refusal]).toEqual([rpc, Code.Unauthenticated]);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("stop the start-up when a served RPC declares no access, naming it", () => {
+    expect(() => readAccessTable([TranslationService, Health])).toThrow("grpc.health.v1.Health.Check declares no (persistence.v1.access) option");
+  });
+
+  it("reach the OpenAPI document: both key schemes, and each operation's security and scope", async () => {
+    const server = await startTestServer({ PERSISTENCE_API_KEYS: API_KEYS, PERSISTENCE_OPEN_ENDPOINTS: "health" });
+    try {
+      const doc = (await (await fetch(`${server.url}/openapi.json`, bearer(KEYS.admin))).json()) as {
+        components: { securitySchemes: Record<string, { type: string; name?: string; scheme?: string }> };
+        paths: Record<string, Record<string, { security: object[]; description: string }>>;
+      };
+      expect(doc.components.securitySchemes).toMatchObject({ bearer: { type: "http", scheme: "bearer" }, apiKey: { type: "apiKey", name: "x-api-key" } });
+      const upsert = doc.paths["/api/v1/translation/tasks/batch"]!.post!;
+      expect(upsert.security).toEqual([{ bearer: [] }, { apiKey: [] }]);
+      expect(upsert.description).toContain("`translation:write`");
+      expect(doc.paths["/health"]!.get!.security).toEqual([{ bearer: [] }, { apiKey: [] }, {}]);
+    } finally {
+      await server.close();
+    }
   });
 
   it("nest: admin grants all, an area's admin grants its write and read, nothing crosses areas", () => {

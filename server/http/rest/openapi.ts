@@ -1,6 +1,8 @@
 import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { codeName } from "../../rpc/interceptors/access-log.js";
+import type { AccessTable } from "../../security/access.js";
+import { METRICS_REQUIREMENT, type Requirement } from "../../security/scopes.js";
 import type { RestRoute } from "./http-rules.js";
 import { FieldBehavior } from "../../../gen/google/api/field_behavior_pb.js";
 import { hasBehavior, isWellKnown, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
@@ -9,7 +11,17 @@ export interface OpenApiInfo {
   readonly title: string;
   readonly version: string;
   readonly description?: string;
+  /** What each RPC needs (from the contract): each operation's `security` and the scope it names. */
+  readonly access?: AccessTable;
+  /** Endpoint groups open without a key (PERSISTENCE_OPEN_ENDPOINTS): their operations say a key is optional. */
+  readonly openEndpoints?: readonly string[];
 }
+
+/** Both ways of presenting an API key: `Authorization: Bearer <key>` and `x-api-key: <key>`. */
+const SECURITY_SCHEMES: JsonObject = {
+  bearer: { type: "http", scheme: "bearer", description: "An API key as a bearer token: `Authorization: Bearer <key>`." },
+  apiKey: { type: "apiKey", in: "header", name: "x-api-key", description: "An API key in the `x-api-key` header." },
+};
 
 /** Query parameters are offered for nested message fields down to this depth. */
 const MAX_QUERY_DEPTH = 3;
@@ -80,6 +92,16 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     },
   };
 
+  /** An operation's `security` (either scheme; none needed when its group is open) and the scope it needs, for its description. */
+  const securityOf = (requirement: Requirement | undefined): { security: JsonObject[]; note: string } => {
+    if (!requirement) return { security: [{ bearer: [] }, { apiKey: [] }], note: "" };
+    const open = requirement.openWith !== undefined && (info.openEndpoints ?? []).includes(requirement.openWith);
+    return {
+      security: [{ bearer: [] }, { apiKey: [] }, ...(open ? [{}] : [])],
+      note: ` Needs an API key with the scope \`${requirement.scope}\`${open ? " (open without a key here)" : ""}.`,
+    };
+  };
+
   const paths: Record<string, JsonObject> = {};
   const operationIds = new Set<string>();
   for (const route of routes) {
@@ -101,11 +123,13 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     for (let n = 2; operationIds.has(operationId); n++) operationId = `${method.parent.name}_${method.name}_${n}`;
     operationIds.add(operationId);
     const reply = route.responseBody ? fieldSchema(route.responseBody) : messageSchema(method.output);
+    const { security, note } = securityOf(info.access?.get(`/${method.parent.typeName}/${method.name}`));
     const operation: JsonObject = {
       operationId,
       tags: [method.parent.name],
       summary: `${method.parent.name}.${method.name}`,
-      description: `RPC \`${method.parent.typeName}/${method.name}\`${method.methodKind === "server_streaming" ? " (server stream)" : ""}.`,
+      description: `RPC \`${method.parent.typeName}/${method.name}\`${method.methodKind === "server_streaming" ? " (server stream)" : ""}.${note}`,
+      security,
       parameters,
       responses: {
         "200": {
@@ -125,11 +149,14 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     const path = (paths[route.template.openApiPath] ??= {});
     path[route.verb.toLowerCase()] = operation;
   }
+  const metricsAccess = securityOf(METRICS_REQUIREMENT);
   paths["/metrics"] = {
     get: {
       operationId: "Metrics",
       tags: ["System"],
       summary: "Prometheus metrics",
+      description: `Prometheus text exposition format.${metricsAccess.note}`,
+      security: metricsAccess.security,
       responses: { "200": { description: "Prometheus text exposition format.", content: { "text/plain": { schema: { type: "string" } } } } },
     },
   };
@@ -139,7 +166,7 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     info: { title: info.title, version: info.version, ...(info.description ? { description: info.description } : {}) },
     servers: [{ url: "/" }],
     paths,
-    components: { schemas },
+    components: { schemas, securitySchemes: SECURITY_SCHEMES },
   };
 }
 

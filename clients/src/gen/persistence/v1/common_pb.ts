@@ -2,14 +2,71 @@
 // @generated from file persistence/v1/common.proto (package persistence.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file persistence/v1/common.proto.
  */
 export const file_persistence_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACYgZwcm90bzM");
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIsQBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAypyCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABIXChNEVVJBQklMSVRZX0FDQ0VQVEVEEAESFQoRRFVSQUJJTElUWV9MT0dHRUQQAhIYChREVVJBQklMSVRZX0NPTU1JVFRFRBADKlAKCVNvcnRPcmRlchIaChZTT1JUX09SREVSX1VOU1BFQ0lGSUVEEAASEgoOU09SVF9PUkRFUl9BU0MQARITCg9TT1JUX09SREVSX0RFU0MQAmIGcHJvdG8z");
+
+/**
+ * The state of this instance's write buffer.
+ *
+ * @generated from message persistence.v1.WritePathStats
+ */
+export type WritePathStats = Message<"persistence.v1.WritePathStats"> & {
+  /**
+   * @generated from field: int64 buffer_records = 1;
+   */
+  bufferRecords: bigint;
+
+  /**
+   * @generated from field: int64 buffer_bytes = 2;
+   */
+  bufferBytes: bigint;
+
+  /**
+   * @generated from field: int64 oldest_unflushed_age_ms = 3;
+   */
+  oldestUnflushedAgeMs: bigint;
+
+  /**
+   * @generated from field: int64 flushes = 4;
+   */
+  flushes: bigint;
+
+  /**
+   * @generated from field: int64 records_written = 5;
+   */
+  recordsWritten: bigint;
+
+  /**
+   * @generated from field: int64 dead_letters = 6;
+   */
+  deadLetters: bigint;
+
+  /**
+   * @generated from field: int64 retries = 7;
+   */
+  retries: bigint;
+
+  /**
+   * SQL statements run by flushes.
+   *
+   * @generated from field: int64 statements = 8;
+   */
+  statements: bigint;
+};
+
+/**
+ * Describes the message persistence.v1.WritePathStats.
+ * Use `create(WritePathStatsSchema)` to create a new message.
+ */
+export const WritePathStatsSchema: GenMessage<WritePathStats> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_common, 0);
 
 /**
  * How far a write must have travelled before the service acknowledges it.
