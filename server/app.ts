@@ -137,6 +137,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     registry,
     services: SERVED_SERVICES,
     writePath: () => batcher.status(),
+    bufferedByTable: () => batcher.pendingByTable(),
   });
 
   const shutdown = new AbortController();

@@ -5,7 +5,8 @@ import { SessionSortField, TranslationService as TranslationServiceDesc, WatchEv
 import { invalidArgument } from "../core/errors.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
-import { SESSION_STATUS_NAMES, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
+import { SESSION, SESSION_STATUS_NAMES, TASK, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
+import { statusCountsMessage } from "./translation.mapping.js";
 import type { TranslationReads } from "./translation.reads.js";
 import type { TranslationService } from "./translation.service.js";
 
@@ -80,7 +81,7 @@ export function createTranslationHandler(
       });
     },
     async listSessionTasks(req) {
-      return reads.listSessionTasks({
+      const listed = await reads.listSessionTasks({
         sessionId: req.sessionId,
         statuses: statusNames(req.status, TASK_STATUS_NAMES),
         sheetName: req.sheetName || undefined,
@@ -88,6 +89,7 @@ export function createTranslationHandler(
         pageSize: req.pageSize,
         pageToken: req.pageToken,
       });
+      return { ...listed, sessionId: req.sessionId };
     },
     async getTask(req) {
       return { task: await reads.getTask(req.taskId, req.sessionId || undefined) };
@@ -130,16 +132,24 @@ export function createTranslationHandler(
         averageConfidence: s.averageConfidence,
         storage: s.storage.map((t) => ({ table: t.table, rows: BigInt(t.rows), dataBytes: BigInt(t.dataBytes), indexBytes: BigInt(t.indexBytes) })),
         writePath: writePathStats(s.writePath),
+        sessions: statusCountsMessage(s.sessionsByStatus),
+        tasks: statusCountsMessage(s.tasksByStatus),
+        performance: { averageSessionTime: s.averageSessionSeconds, averageTaskTime: s.averageTaskMs / 1000, successRate: s.successRate * 100 },
+        storageTotals: {
+          databaseSizeMb: s.storage.reduce((sum, t) => sum + t.dataBytes + t.indexBytes, 0) / 2 ** 20,
+          sessionsTableRows: BigInt(s.storage.find((t) => t.table === SESSION.table)?.rows ?? 0),
+          tasksTableRows: BigInt(s.storage.find((t) => t.table === TASK.table)?.rows ?? 0),
+        },
       };
     },
     async cleanupSessions(req) {
       const started = performance.now();
       const result = await translation.cleanup(req);
-      return { ...result, durationMs: Math.round(performance.now() - started) };
+      return { ...result, durationMs: Math.round(performance.now() - started), status: "completed", timestamp: timestampNow() };
     },
     async deleteSession(req) {
       const { deletedTasks } = await translation.deleteSession(req.sessionId, req.soft);
-      return { status: "deleted", sessionId: req.sessionId, deletedTasks };
+      return { status: "deleted", sessionId: req.sessionId, deletedTasks, timestamp: timestampNow() };
     },
     async updateSessionStatus(req) {
       await translation.updateSessionStatus(req.sessionId, req.status, req.reason);

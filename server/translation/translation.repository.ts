@@ -8,8 +8,18 @@ import type { SessionRow, TaskRow, TranslationTables } from "./translation.table
 type Db = Kysely<TranslationTables>;
 type SortKey<Row> = { readonly column: keyof Row & string; readonly desc: boolean };
 
-/** Stored columns of each entity (never the `_stamp` companions). */
-const SESSION_COLUMNS = ["session_id", ...SESSION.fields.map((f) => f.name), "updated_at", "deleted_at"] as (keyof SessionRow & string)[];
+/**
+ * Stored columns of each entity, and of the `_stamp` companions only the session counters': a counter
+ * the client declared is shown as declared, one it never wrote by the count of stored tasks.
+ */
+export const SESSION_COUNTERS = ["total_tasks", "completed_tasks", "failed_tasks", "processing_tasks"] as const;
+const SESSION_COLUMNS = [
+  "session_id",
+  ...SESSION.fields.map((f) => f.name),
+  ...SESSION_COUNTERS.map((c) => `${c}_stamp`),
+  "updated_at",
+  "deleted_at",
+] as (keyof SessionRow & string)[];
 const TASK_COLUMNS = ["session_id", "task_id", ...TASK.fields.map((f) => f.name), "updated_at"] as (keyof TaskRow & string)[];
 
 /** Tasks in their spreadsheet order: sheet, row, column (task id breaks ties). */

@@ -114,6 +114,48 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(json.progress).toBeCloseTo(100 / 3, 5);
     expect(json.created_at).toBe("2025-09-30T10:00:00Z");
     expect(json.updated_at).toMatch(RFC3339_UTC);
+    expect(json.stored_tasks).toEqual({ total: 3, pending: 2, processing: 0, completed: 1, failed: 0, cancelled: 0 });
+    // Every field is there, null when empty; the write-side clear_fields is not.
+    expect(json).toHaveProperty("estimated_completion");
+    expect(json).not.toHaveProperty("clear_fields");
+  });
+
+  it("views carry every stored field, null for the empty ones", async () => {
+    await call("POST", "/api/v1/translation/sessions/batch", { sessions: [{ session_id: "rest-bare", filename: "bare.xlsx" }], durability: "committed" });
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [{ session_id: "rest-bare", task_id: "T1" }], durability: "committed" });
+    const session = (await call("GET", "/api/v1/translation/sessions/rest-bare")).json;
+    expect(session).toMatchObject({ session_id: "rest-bare", filename: "bare.xlsx", file_path: null, game_info: null, llm_provider: null, metadata: null });
+    expect(session.estimated_completion).toBeNull();
+    const task = (await call("GET", "/api/v1/translation/tasks/T1?session_id=rest-bare")).json;
+    for (const empty of ["batch_id", "source_text", "target_text", "context", "confidence", "error_message", "start_time", "end_time", "duration_ms"]) {
+      expect(task).toHaveProperty(empty, null);
+    }
+    expect(task).toMatchObject({ task_id: "T1", status: "pending", retry_count: 0, row_index: 0 });
+    expect(task).not.toHaveProperty("clear_fields");
+    const listed = (await call("GET", "/api/v1/translation/sessions/rest-bare/tasks")).json;
+    expect(listed.session_id).toBe("rest-bare");
+    expect(listed.items[0]).toHaveProperty("target_text", null);
+    expect((await call("DELETE", "/api/v1/translation/sessions/rest-bare")).status).toBe(200);
+  });
+
+  it("shows counters as the client declared them, the stored counts beside them, progress against the declared total", async () => {
+    const id = "rest-declared";
+    await call("POST", "/api/v1/translation/sessions/batch", { sessions: [sessionRecord(id, { total_tasks: 1000 })], durability: "committed" });
+    // The first of ten batches: 100 tasks, 35 of them completed and 5 failed.
+    const tasks = Array.from({ length: 100 }, (_, i) => taskRecord(id, i + 1, { status: i < 35 ? "completed" : i < 40 ? "failed" : "pending" }));
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks, durability: "committed" });
+    const session = (await call("GET", `/api/v1/translation/sessions/${id}`)).json;
+    expect(session).toMatchObject({ total_tasks: 1000, completed_tasks: 35, failed_tasks: 5, processing_tasks: 0, pending_tasks: 960 });
+    expect(session.progress).toBeCloseTo(3.5, 9);
+    expect(session.stored_tasks).toEqual({ total: 100, pending: 60, processing: 0, completed: 35, failed: 5, cancelled: 0 });
+    // Declared counters win over the stored counts, a declared 0 included.
+    await call("POST", "/api/v1/translation/sessions/batch", { sessions: [{ session_id: id, completed_tasks: 350, failed_tasks: 0 }], durability: "committed" });
+    const declared = (await call("GET", `/api/v1/translation/sessions/${id}`)).json;
+    expect(declared).toMatchObject({ total_tasks: 1000, completed_tasks: 350, failed_tasks: 0, pending_tasks: 650, progress: 35 });
+    expect(declared.stored_tasks.completed).toBe(35);
+    const incomplete = (await call("GET", "/api/v1/translation/recovery/incomplete-sessions")).json;
+    expect(incomplete.sessions.find((s: Json) => s.session_id === id)).toMatchObject({ total_tasks: 1000, completed_tasks: 350 });
+    expect((await call("DELETE", `/api/v1/translation/sessions/${id}`)).json.deleted_tasks).toBe(100);
   });
 
   it("GET /api/v1/translation/sessions/{session_id}/tasks filters, orders and pages", async () => {
@@ -293,19 +335,32 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(json.tasks_by_status).toMatchObject({ pending: 2, completed: 2, failed: 1 });
     expect(json.storage.map((t: Json) => t.table)).toEqual(expect.arrayContaining(["translation_sessions", "translation_tasks"]));
     expect(json.write_path).toMatchObject({ dead_letters: 0 });
+    // The original design's blocks beside them.
+    expect(json.sessions).toEqual({ total: 3, pending: 0, processing: 1, completed: 1, failed: 0, cancelled: 1 });
+    expect(json.tasks).toMatchObject({ total: 5, pending: 2, processing: 0, completed: 2, failed: 1 });
+    expect(json.performance.success_rate).toBeCloseTo((2 / 3) * 100, 9);
+    expect(json.performance).toEqual({ average_session_time: expect.any(Number), average_task_time: expect.any(Number), success_rate: expect.any(Number) });
+    const rows = (table: string) => json.storage.find((t: Json) => t.table === table).rows;
+    expect(json.storage_totals).toEqual({
+      database_size_mb: expect.any(Number),
+      sessions_table_rows: rows("translation_sessions"),
+      tasks_table_rows: rows("translation_tasks"),
+    });
+    expect(json.storage_totals.database_size_mb).toBeGreaterThan(0);
   });
 
   it("POST /api/v1/translation/sessions/cleanup and DELETE /api/v1/translation/sessions/{session_id}", async () => {
     const dry = await call("POST", "/api/v1/translation/sessions/cleanup", { completed_days: 1, failed_days: 30, cancelled_days: 30, dry_run: true });
     expect(dry.status).toBe(200);
-    expect(dry.json).toMatchObject({ dry_run: true, deleted_sessions: 1, sessions_by_status: { completed: 1, failed: 0, cancelled: 0 } });
+    expect(dry.json).toMatchObject({ status: "completed", dry_run: true, deleted_sessions: 1, sessions_by_status: { completed: 1, failed: 0, cancelled: 0 } });
+    expect(dry.json.timestamp).toMatch(RFC3339_UTC);
     expect((await call("GET", "/api/v1/translation/sessions/rest-b")).status).toBe(200);
 
     const soft = await call("DELETE", "/api/v1/translation/sessions/rest-c?soft=true");
-    expect(soft.json).toEqual({ status: "deleted", session_id: "rest-c", deleted_tasks: 1 });
+    expect(soft.json).toEqual({ status: "deleted", session_id: "rest-c", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("GET", "/api/v1/translation/sessions/rest-c")).status).toBe(404);
     const hard = await call("DELETE", "/api/v1/translation/sessions/rest-b");
-    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1 });
+    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("DELETE", "/api/v1/translation/sessions/rest-b")).status).toBe(404);
   });
 
@@ -313,12 +368,21 @@ describeEachDialect("REST paths", (target, dialect) => {
     const info = await call("GET", "/");
     expect(info.json).toMatchObject({ name: "persistence", backends: { sql: dialect === "mysql" ? "mysql" : "sqlite" } });
     expect(info.json.services).toContain("persistence.v1.TranslationService");
-    expect(info.json.links).toMatchObject({ health: "/health", openapi: "/openapi.json", docs: "/docs" });
+    expect(info.json.links).toMatchObject({ health: "/health", openapi: "/openapi.json", docs: "/docs", redoc: "/redoc" });
+    expect(info.json).toMatchObject({ service: "Persistence Service", version: expect.any(String), status: "running", docs: "/docs", redoc: "/redoc", health: "/health" });
 
     const health = await call("GET", "/health");
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ status: "healthy", backends: { sql: "up" }, buffer: { records: expect.any(Number), utilization: expect.any(Number) } });
     expect(health.json.uptime_seconds).toEqual(expect.any(Number));
+    expect(health.json.database).toBe("healthy");
+    // The original's buffer figures: one task record waits (the flush interval is a minute).
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-a", 9)], durability: "accepted" });
+    const buffered = (await call("GET", "/health")).json.buffer;
+    expect(buffered).toMatchObject({ sessions_count: 0, tasks_count: 1, total_count: 1, total_buffered: 1, capacity: expect.any(Number) });
+    expect(buffered.usage_percent).toBeCloseTo((100 * 1) / buffered.capacity, 2);
+    expect(buffered.last_flush).toMatch(RFC3339_UTC);
+    expect(buffered.last_flush_time).toBe(buffered.last_flush);
 
     const metrics = await call("GET", "/api/v1/system/metrics");
     const upserts = metrics.json.rpcs.find((r: Json) => r.method === "BatchUpsertTasks");
@@ -567,7 +631,7 @@ describeEachDialect("REST routes that take no body", (target) => {
     expect((await call("GET", "/api/v1/translation/sessions/nobody-soft/tasks")).json.total).toBe(1);
     // The query is where it goes: a soft delete hides the session and keeps its rows for cleanup.
     const soft = await call("DELETE", "/api/v1/translation/sessions/nobody-soft?soft=true");
-    expect(soft.json).toEqual({ status: "deleted", session_id: "nobody-soft", deleted_tasks: 1 });
+    expect(soft.json).toEqual({ status: "deleted", session_id: "nobody-soft", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
   });
 
   it.each([

@@ -211,12 +211,20 @@ describe("REST JSON", () => {
   });
 
   it("writes short lowercase enum names and exact 64-bit integers as numbers", () => {
-    expect(toRestJson(TaskSchema, { status: "TASK_STATUS_COMPLETED", row_index: 3 })).toEqual({ status: "completed", row_index: 3 });
-    expect(toRestJson(GetStatsResponseSchema, { total_tasks: "12", sessions_by_status: { completed: "2" }, total_sessions: "9007199254740993" })).toEqual({
+    expect(toRestJson(TaskSchema, { status: "TASK_STATUS_COMPLETED", row_index: 3 })).toMatchObject({ status: "completed", row_index: 3 });
+    expect(toRestJson(GetStatsResponseSchema, { total_tasks: "12", sessions_by_status: { completed: "2" }, total_sessions: "9007199254740993" })).toMatchObject({
       total_tasks: 12,
       sessions_by_status: { completed: 2 },
       total_sessions: "9007199254740993",
     });
+  });
+
+  it("writes every field of a reply, null when it is not set, but not the input-only clear_fields", () => {
+    const json = toRestJson(SessionSchema, { session_id: "s", filename: "f.xlsx", clear_fields: [], pending_tasks: 0 }) as Record<string, unknown>;
+    const names = SessionSchema.fields.map((f) => f.name).filter((n) => n !== "clear_fields");
+    expect(Object.keys(json).sort()).toEqual(names.sort());
+    expect(json).toMatchObject({ session_id: "s", filename: "f.xlsx", pending_tasks: 0, file_path: null, estimated_completion: null, metadata: null });
+    expect(json).not.toHaveProperty("clear_fields");
   });
 
   it.each([

@@ -285,7 +285,11 @@ export function normalizeTime(text: string): string | undefined {
 
 // --- output -------------------------------------------------------------------------------------
 
-/** Proto3 JSON (with proto field names) of `desc` → REST JSON: short enum names, exact 64-bit integers as numbers. */
+/**
+ * Proto3 JSON (with proto field names) of `desc` → REST JSON: short enum names, exact 64-bit integers
+ * as numbers, and every field there, `null` when it is not set (the original returned every column,
+ * and its callers index `item["target_text"]`), save input-only ones (`clear_fields`).
+ */
 export function toRestJson(desc: DescMessage, json: JsonValue): JsonValue {
   if (isWellKnown(desc)) {
     const wrapped = wrappedField(desc);
@@ -293,9 +297,10 @@ export function toRestJson(desc: DescMessage, json: JsonValue): JsonValue {
   }
   if (!isObject(json)) return json;
   const result: JsonObject = {};
-  for (const [key, value] of Object.entries(json)) {
-    const field = findField(desc, key);
-    result[key] = field && value !== null ? fieldOut(field, value) : value;
+  for (const field of desc.fields) {
+    if (hasBehavior(field, FieldBehavior.INPUT_ONLY)) continue;
+    const value = json[field.name];
+    result[field.name] = value === undefined || value === null ? null : fieldOut(field, value);
   }
   return result;
 }
