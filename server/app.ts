@@ -1,18 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import path from "node:path";
 import { ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
-import { createPatchWriter } from "./backends/sql/patch-writer.js";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
 import type { Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
-import { openWal } from "./core/wal.js";
-import { createWriteBatcher, deserializePatches, type BatcherStatus } from "./core/write-batcher.js";
+import type { BatcherStatus } from "./core/write-batcher.js";
+import { openWritePath } from "./platform/write-path.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
 import { buildOpenApi } from "./http/rest/openapi.js";
@@ -74,34 +72,25 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const rpcMetrics = createRpcMetrics(registry);
 
   // The write path: replay what an earlier run left in the log before taking new writes.
-  const writer = await createPatchWriter(sql, TRANSLATION_PATCH_TABLES, {
-    prepare: createTombstoneGuard(sql.dialect),
-    overflowDir: path.join(config.dataDir, "dead-letters"),
-  });
-  const log = await openWal(path.join(config.dataDir, "wal"));
-  const batcher = createWriteBatcher({
+  const translationPath = await openWritePath({
     name: "translation",
-    sink: { write: writer.write, deadLetter: writer.deadLetter, ping: sql.ping },
-    tables: TRANSLATION_PATCH_TABLES.map((t) => t.name),
-    groupOf: (patch) => patch.key[0] ?? "",
-    wal: log.wal,
+    tables: TRANSLATION_PATCH_TABLES,
+    mode: "lww",
+    sql,
+    dataDir: config.dataDir,
     logWrites: config.wal,
-    flushMaxRecords: config.flush.maxRecords,
-    flushIntervalMs: config.flush.intervalMs,
-    maxRecords: config.limits.bufferMaxRecords,
-    maxBytes: config.limits.bufferMaxBytes,
+    limits: {
+      flushMaxRecords: config.flush.maxRecords,
+      flushIntervalMs: config.flush.intervalMs,
+      maxRecords: config.limits.bufferMaxRecords,
+      maxBytes: config.limits.bufferMaxBytes,
+    },
+    prepare: createTombstoneGuard(sql.dialect),
+    groupOf: (patch) => patch.key[0] ?? "",
     logger,
     registry,
   });
-  const replayed = log.replayed.flatMap(deserializePatches);
-  log.countReplayed(replayed.length);
-  batcher.restore(replayed);
-  if (replayed.length > 0 || log.discardedBytes > 0) {
-    const entry = { records: replayed.length, discarded_bytes: log.discardedBytes, resynced_frames: log.resyncedFrames };
-    // Frames after a damaged stretch mean the log was harmed mid-file, not just cut short by a crash.
-    if (log.resyncedFrames > 0) logger.warn(entry, "write-ahead log replayed");
-    else logger.info(entry, "write-ahead log replayed");
-  }
+  const { batcher } = translationPath;
   const translationDb = sql.db.withTables<TranslationTables>();
   const cleanup =
     config.cleanupIntervalMs > 0
@@ -116,7 +105,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     stopping: stopping.signal,
     dialect: sql.dialect,
     batcher,
-    countDeadLetters: writer.countDeadLetters,
+    countDeadLetters: translationPath.countDeadLetters,
   });
   const translation = createTranslationService({
     db: translationDb,
@@ -124,7 +113,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     dialect: sql.dialect,
     batcher,
     maxBatchRecords: config.limits.maxBatchRecords,
-    countDeadLetters: writer.countDeadLetters,
+    countDeadLetters: translationPath.countDeadLetters,
   });
   const inFlight = createInFlightTracker();
   const system = createSystemService({
@@ -138,6 +127,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     services: SERVED_SERVICES,
     writePath: () => batcher.status(),
     bufferedByTable: () => batcher.pendingByTable(),
+    writePaths: () => [batcher.status()],
   });
 
   const shutdown = new AbortController();
@@ -199,7 +189,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
   } catch (err) {
     monitor.stop();
-    cleanup?.stop();
+    await cleanup?.stop();
     await batcher.close(0);
     await sql.close();
     await redis?.close();
@@ -223,7 +213,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const grace = setTimeout(() => listener.destroyConnections(), drained ? 1000 : 0);
     await listener.closed();
     clearTimeout(grace);
-    cleanup?.stop();
+    await cleanup?.stop();
     // What cannot be flushed in time stays in the write-ahead log for the next start.
     await batcher.close(Math.max(0, deadline - Date.now()));
     monitor.stop();

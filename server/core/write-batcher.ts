@@ -51,6 +51,8 @@ export interface FlushCounts {
 }
 
 export interface BatcherStatus {
+  /** The write path's name. */
+  name: string;
   bufferRecords: number;
   bufferBytes: number;
   oldestAgeMs: number;
@@ -240,11 +242,11 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     totals.recordsWritten += committed.length;
     totals.statements += statements;
     lastFlushAt = Date.now();
-    metrics.flushSeconds.observe({ batcher: options.name }, (performance.now() - started) / 1000);
-    metrics.flushes.inc({ batcher: options.name, result: "ok" });
-    for (const patch of committed) metrics.records.inc({ batcher: options.name, table: patch.table });
-    if (statements > 0) metrics.rowsPerStatement.observe({ batcher: options.name }, committed.length / statements);
-    metrics.statements.inc({ batcher: options.name }, statements);
+    metrics.flushSeconds.observe({ write_path: options.name }, (performance.now() - started) / 1000);
+    metrics.flushes.inc({ write_path: options.name, result: "ok" });
+    for (const patch of committed) metrics.records.inc({ write_path: options.name, table: patch.table });
+    if (statements > 0) metrics.rowsPerStatement.observe({ write_path: options.name }, committed.length / statements);
+    metrics.statements.inc({ write_path: options.name }, statements);
     for (const patch of inflight.values()) countGroup(patch, -1);
     inflight = new Map();
     inflightBytes = 0;
@@ -259,8 +261,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     reachable = false;
     failures++;
     totals.retries++;
-    metrics.flushes.inc({ batcher: options.name, result: "retry" });
-    metrics.retries.inc({ batcher: options.name });
+    metrics.flushes.inc({ write_path: options.name, result: "retry" });
+    metrics.retries.inc({ write_path: options.name });
     const batch = inflight;
     const batchOldest = inflightOldest;
     inflight = new Map();
@@ -279,7 +281,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     const oldest = Math.min(oldestAcceptedAt ?? Infinity, batchOldest ?? Infinity);
     oldestAcceptedAt = oldest === Infinity ? undefined : oldest;
     const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16)) * (0.5 + Math.random() / 2);
-    logger.warn({ batcher: options.name, err: String((err as Error).message ?? err), records: buffer.size, retry_in_ms: Math.round(delay) }, "flush failed; retrying");
+    logger.warn({ write_path: options.name, err: String((err as Error).message ?? err), records: buffer.size, retry_in_ms: Math.round(delay) }, "flush failed; retrying");
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       void requestFlush();
@@ -295,7 +297,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       return { statements: await sink.write(groups), deadLettered: [] };
     } catch (err) {
       if (!(await answers())) throw err;
-      logger.warn({ batcher: options.name, err: (err as Error).message }, "flush refused; isolating the rows at fault");
+      logger.warn({ write_path: options.name, err: (err as Error).message }, "flush refused; isolating the rows at fault");
     }
     let statements = 0;
     const rejected: { patch: Patch; reason: string }[] = [];
@@ -317,8 +319,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     await sink.deadLetter(rejected);
     for (const { patch, reason } of rejected) {
       totals.deadLetters++;
-      metrics.deadLetters.inc({ batcher: options.name, table: patch.table });
-      logger.error({ batcher: options.name, table: patch.table, key: patch.key, reason }, "record moved to dead letters");
+      metrics.deadLetters.inc({ write_path: options.name, table: patch.table });
+      logger.error({ write_path: options.name, table: patch.table, key: patch.key, reason }, "record moved to dead letters");
     }
     return { statements, deadLettered: rejected.map((r) => r.patch) };
   }
@@ -374,7 +376,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       for (const p of patches) bytes += p.bytes;
       const held = buffer.size + inflight.size;
       if (held + patches.length > options.maxRecords || bufferBytes + inflightBytes + bytes > options.maxBytes) {
-        metrics.rejections.inc({ batcher: options.name });
+        metrics.rejections.inc({ write_path: options.name });
         throw resourceExhausted(
           `write buffer full (${held} records, ${bufferBytes + inflightBytes} bytes held${reachable ? "" : "; database unreachable"})`,
           retryAfterMs(),
@@ -389,8 +391,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
         () => (walFailures = 0),
         (err: unknown) => {
           walFailures++;
-          metrics.walFailures.inc({ batcher: options.name });
-          logger.error({ err, batcher: options.name }, "write-ahead log append failed");
+          metrics.walFailures.inc({ write_path: options.name });
+          logger.error({ err, write_path: options.name }, "write-ahead log append failed");
         },
       );
       if (buffer.size >= options.flushMaxRecords) void requestFlush();
@@ -479,6 +481,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
 
     status() {
       return {
+        name: options.name,
         bufferRecords: buffer.size + inflight.size,
         bufferBytes: bufferBytes + inflightBytes,
         oldestAgeMs: oldestAge(),
@@ -516,15 +519,16 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
         // Whatever is still unflushed waits in the log for the next start (it is there already when every write is logged).
         try {
           if (!options.logWrites) await wal.append(serializePatches(left), left.length);
-          logger.warn({ batcher: options.name, records: left.length }, "stopped with unflushed records; they wait in the write-ahead log");
+          logger.warn({ write_path: options.name, records: left.length }, "stopped with unflushed records; they wait in the write-ahead log");
         } catch (err) {
-          metrics.dataLoss.inc({ batcher: options.name }, left.length);
-          logger.error({ err, batcher: options.name, records: left.length }, "unflushed records could not be logged at shutdown: lost");
+          metrics.dataLoss.inc({ write_path: options.name }, left.length);
+          logger.error({ err, write_path: options.name, records: left.length }, "unflushed records could not be logged at shutdown: lost");
         }
       }
       const gone = unavailable("the service stopped before the write was committed", 1000);
       for (const w of waiters) w.reject(gone);
       waiters = [];
+      metrics.states.delete(options.name);
       await wal.close();
     },
   };
@@ -554,75 +558,83 @@ export function deserializePatches(payload: Buffer): Patch[] {
   return records.map((r) => restorePatch(r.t, r.k, r.s, r.f));
 }
 
-function createMetrics(options: WriteBatcherOptions, state: () => { records: number; bytes: number; oldestAgeMs: number }) {
-  const registers = [options.registry];
-  const batcher = options.name;
-  new Gauge({
-    name: "persistence_buffer_records",
-    help: "Records accepted and not yet committed (buffered or being written).",
-    labelNames: ["batcher"],
-    registers,
-    collect() {
-      this.set({ batcher }, state().records);
-    },
-  });
-  new Gauge({
-    name: "persistence_buffer_bytes",
-    help: "Approximate memory held by unflushed records.",
-    labelNames: ["batcher"],
-    registers,
-    collect() {
-      this.set({ batcher }, state().bytes);
-    },
-  });
-  new Gauge({
-    name: "persistence_buffer_oldest_age_seconds",
-    help: "Age of the oldest unflushed record.",
-    labelNames: ["batcher"],
-    registers,
-    collect() {
-      this.set({ batcher }, state().oldestAgeMs / 1000);
-    },
-  });
-  const dataLoss = new Counter({
-    name: "persistence_data_loss_total",
-    help: "Acknowledged records lost. Must stay 0.",
-    labelNames: ["batcher"],
-    registers,
-  });
-  dataLoss.inc({ batcher }, 0);
-  const metrics = {
-    flushes: new Counter({ name: "persistence_flushes_total", help: "Flush attempts by result.", labelNames: ["batcher", "result"], registers }),
-    records: new Counter({ name: "persistence_flushed_records_total", help: "Records committed, per table.", labelNames: ["batcher", "table"], registers }),
-    statements: new Counter({ name: "persistence_flush_statements_total", help: "SQL statements run by flushes.", labelNames: ["batcher"], registers }),
+/** The write-path metrics of one registry, shared by every write path registered there (each its own `write_path` label). */
+interface SharedMetrics {
+  readonly states: Map<string, () => { records: number; bytes: number; oldestAgeMs: number }>;
+  readonly flushes: Counter;
+  readonly records: Counter;
+  readonly statements: Counter;
+  readonly flushSeconds: Histogram;
+  readonly rowsPerStatement: Histogram;
+  readonly retries: Counter;
+  readonly deadLetters: Counter;
+  readonly rejections: Counter;
+  readonly walFailures: Counter;
+  readonly dataLoss: Counter;
+}
+
+const sharedMetrics = new WeakMap<Registry, SharedMetrics>();
+
+function registryMetrics(registry: Registry): SharedMetrics {
+  const existing = sharedMetrics.get(registry);
+  if (existing) return existing;
+  const registers = [registry];
+  const states: SharedMetrics["states"] = new Map();
+  const gauge = (name: string, help: string, read: (state: { records: number; bytes: number; oldestAgeMs: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["write_path"],
+      registers,
+      collect() {
+        for (const [writePath, state] of states) this.set({ write_path: writePath }, read(state()));
+      },
+    });
+  gauge("persistence_buffer_records", "Records accepted and not yet committed (buffered or being written).", (s) => s.records);
+  gauge("persistence_buffer_bytes", "Approximate memory held by unflushed records.", (s) => s.bytes);
+  gauge("persistence_buffer_oldest_age_seconds", "Age of the oldest unflushed record.", (s) => s.oldestAgeMs / 1000);
+  const metrics: SharedMetrics = {
+    states,
+    flushes: new Counter({ name: "persistence_flushes_total", help: "Flush attempts by result.", labelNames: ["write_path", "result"], registers }),
+    records: new Counter({ name: "persistence_flushed_records_total", help: "Records committed, per table.", labelNames: ["write_path", "table"], registers }),
+    statements: new Counter({ name: "persistence_flush_statements_total", help: "SQL statements run by flushes.", labelNames: ["write_path"], registers }),
     flushSeconds: new Histogram({
       name: "persistence_flush_seconds",
       help: "Time to write one flush.",
-      labelNames: ["batcher"],
+      labelNames: ["write_path"],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     rowsPerStatement: new Histogram({
       name: "persistence_rows_per_statement",
       help: "Records per SQL statement in a flush.",
-      labelNames: ["batcher"],
+      labelNames: ["write_path"],
       buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000],
       registers,
     }),
-    retries: new Counter({ name: "persistence_flush_retries_total", help: "Flushes retried because the database was unreachable.", labelNames: ["batcher"], registers }),
-    deadLetters: new Counter({ name: "persistence_dead_letters_total", help: "Records the database refused, moved to dead letters.", labelNames: ["batcher", "table"], registers }),
-    rejections: new Counter({ name: "persistence_buffer_full_total", help: "Writes refused with RESOURCE_EXHAUSTED because the buffer was full.", labelNames: ["batcher"], registers }),
-    walFailures: new Counter({ name: "persistence_wal_append_failures_total", help: "Write-ahead log appends that failed (full or failing disk); their writers got UNAVAILABLE.", labelNames: ["batcher"], registers }),
-    dataLoss,
+    retries: new Counter({ name: "persistence_flush_retries_total", help: "Flushes retried because the database was unreachable.", labelNames: ["write_path"], registers }),
+    deadLetters: new Counter({ name: "persistence_dead_letters_total", help: "Records the database refused, moved to dead letters.", labelNames: ["write_path", "table"], registers }),
+    rejections: new Counter({ name: "persistence_buffer_full_total", help: "Writes refused with RESOURCE_EXHAUSTED because the buffer was full.", labelNames: ["write_path"], registers }),
+    walFailures: new Counter({ name: "persistence_wal_append_failures_total", help: "Write-ahead log appends that failed (full or failing disk); their writers got UNAVAILABLE.", labelNames: ["write_path"], registers }),
+    dataLoss: new Counter({ name: "persistence_data_loss_total", help: "Acknowledged records lost. Must stay 0.", labelNames: ["write_path"], registers }),
   };
+  sharedMetrics.set(registry, metrics);
+  return metrics;
+}
+
+function createMetrics(options: WriteBatcherOptions, state: () => { records: number; bytes: number; oldestAgeMs: number }): SharedMetrics {
+  const metrics = registryMetrics(options.registry);
+  const write_path = options.name;
+  if (metrics.states.has(write_path)) throw new Error(`a write path named ${write_path} is already open`);
+  metrics.states.set(write_path, state);
   // Every series an alert may watch exists from the start, at 0: `increase()` and `absent()` need a first sample.
-  for (const result of ["ok", "retry"]) metrics.flushes.inc({ batcher, result }, 0);
-  for (const counter of [metrics.statements, metrics.retries, metrics.rejections, metrics.walFailures]) counter.inc({ batcher }, 0);
+  for (const result of ["ok", "retry"]) metrics.flushes.inc({ write_path, result }, 0);
+  for (const counter of [metrics.statements, metrics.retries, metrics.rejections, metrics.walFailures, metrics.dataLoss]) counter.inc({ write_path }, 0);
   for (const table of options.tables) {
-    metrics.records.inc({ batcher, table }, 0);
-    metrics.deadLetters.inc({ batcher, table }, 0);
+    metrics.records.inc({ write_path, table }, 0);
+    metrics.deadLetters.inc({ write_path, table }, 0);
   }
-  metrics.flushSeconds.zero({ batcher });
-  metrics.rowsPerStatement.zero({ batcher });
+  metrics.flushSeconds.zero({ write_path });
+  metrics.rowsPerStatement.zero({ write_path });
   return metrics;
 }

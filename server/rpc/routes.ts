@@ -64,7 +64,6 @@ export interface RoutesDeps {
 export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionIndex(DESCRIPTOR_FILES, SERVED_SERVICES);
   return (router) => {
-    // RPCs not implemented yet answer UNIMPLEMENTED; all are registered and reflected.
     router.service(TranslationService, createTranslationHandler(deps.translation, deps.translationReads, deps.defaultDurability));
     router.service(SystemService, createSystemHandler(deps.system));
     registerHealth(router, deps.monitor, PRODUCT_SERVICES);

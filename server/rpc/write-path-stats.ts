@@ -11,5 +11,6 @@ export function writePathStats(s: BatcherStatus) {
     deadLetters: BigInt(s.deadLetters),
     retries: BigInt(s.retries),
     statements: BigInt(s.statements),
+    name: s.name,
   };
 }

@@ -65,6 +65,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
         },
         buffer: bufferHealth(m.buffer),
         writePath: writePathStats(m.writePath),
+        writePaths: m.writePaths.map(writePathStats),
       };
     },
     getConfig() {

@@ -35,6 +35,7 @@ export interface MetricsSummary {
   process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number; eventLoopLagP99Ms: number };
   buffer: BufferFigures;
   writePath: BatcherStatus;
+  writePaths: BatcherStatus[];
 }
 
 export interface Info {
@@ -61,10 +62,12 @@ export interface SystemServiceDeps {
   readonly registry: Registry;
   /** Fully qualified names of every service the listener serves. */
   readonly services: readonly string[];
-  /** The write buffer's state. */
+  /** The translation write path's state (what `buffer` and `write_path` report). */
   readonly writePath: () => BatcherStatus;
-  /** Buffered records per table. */
+  /** Buffered records per table of the translation write path. */
   readonly bufferedByTable: () => Record<string, number>;
+  /** Every write path's state. */
+  readonly writePaths: () => BatcherStatus[];
 }
 
 /** The service's view of itself: health, figures, configuration and identity. */
@@ -114,6 +117,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         },
         buffer: buffer(),
         writePath: deps.writePath(),
+        writePaths: deps.writePaths(),
       };
     },
     config: () => redactedConfig(deps.config),

@@ -71,21 +71,38 @@ export async function cleanupSessions(db: Kysely<TranslationTables>, request: Cl
 }
 
 export interface CleanupSchedule {
-  stop(): void;
+  /** No more runs; resolves once a run in progress has ended (so the database can be closed after it). */
+  stop(): Promise<void>;
 }
 
 /**
  * Runs the cleanup with the default retention every `intervalMs`, on one instance at a time: each
- * run first takes the database lease "translation-cleanup" for the interval.
+ * run first takes the database lease "translation-cleanup" for the interval. `run` is the cleanup
+ * itself (default: `cleanupSessions` with the default retention).
  */
-export function scheduleCleanup(db: Kysely<TranslationTables>, intervalMs: number, holder: string, logger: Logger): CleanupSchedule {
+export function scheduleCleanup(
+  db: Kysely<TranslationTables>,
+  intervalMs: number,
+  holder: string,
+  logger: Logger,
+  run: () => Promise<CleanupResult> = () => cleanupSessions(db, { dryRun: false }),
+): CleanupSchedule {
+  let running: Promise<void> | undefined;
   const timer = setInterval(() => {
-    void (async () => {
+    if (running) return;
+    running = (async () => {
       if (!(await acquireLease(db as Kysely<unknown>, "translation-cleanup", holder, intervalMs))) return;
-      const result = await cleanupSessions(db, { dryRun: false });
+      const result = await run();
       logger.info({ ...result }, "scheduled cleanup done");
-    })().catch((err: unknown) => logger.warn({ err }, "scheduled cleanup failed; the next run retries"));
+    })()
+      .catch((err: unknown) => logger.warn({ err }, "scheduled cleanup failed; the next run retries"))
+      .finally(() => (running = undefined));
   }, intervalMs);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

@@ -24,7 +24,7 @@ export function createTranslationHandler(
   translation: TranslationService,
   reads: TranslationReads,
   defaultDurability: Durability,
-): Partial<ServiceImpl<typeof TranslationServiceDesc>> {
+): ServiceImpl<typeof TranslationServiceDesc> {
   const durabilityOf = (requested: DurabilityEnum): Durability => {
     switch (requested) {
       case DurabilityEnum.UNSPECIFIED:

@@ -180,7 +180,7 @@ describe("faults on a MariaDB whose max_allowed_packet is smaller than a row", (
         expect(dead.rows[0]!.reason).toMatch(/max_allowed_packet/);
         const stub = JSON.parse(dead.rows[0]!.payload) as { truncated: boolean; file: string };
         expect(stub.truncated).toBe(true);
-        const whole = JSON.parse(readFileSync(path.join(dataDir, "dead-letters", stub.file), "utf8")) as { key: string[]; fields: Record<string, [string, number]> };
+        const whole = JSON.parse(readFileSync(path.join(dataDir, "dead-letters", "translation", stub.file), "utf8")) as { key: string[]; fields: Record<string, [string, number]> };
         expect(whole.key).toEqual([sessionId, "BIG"]);
         expect(whole.fields.source_text![0]).toBe("a".repeat(60_000));
         expect(whole.fields.target_text![0]).toBe("b".repeat(60_000));

@@ -52,7 +52,7 @@ describeEachDialect("sql-backend", (target, dialect) => {
       [...cols, ...cols.filter((c) => !keys.includes(c) && c !== "updated_at").map((c) => `${c}_stamp`)].sort();
     expect(columns("translation_sessions")).toEqual([...withStamps(SESSION_COLUMNS, ["session_id"]), "deleted_at"].sort());
     expect(columns("translation_tasks")).toEqual(withStamps(TASK_COLUMNS, ["session_id", "task_id"]));
-    expect(columns("dead_letters")).toEqual(["failed_at", "id", "payload", "reason", "record_key", "table_name"]);
+    expect(columns("dead_letters")).toEqual(["failed_at", "id", "payload", "reason", "record_key", "table_name", "write_path"]);
     expect(columns("translation_tombstones")).toEqual(["deleted_at", "session_id"]);
   });
 

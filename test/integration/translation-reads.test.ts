@@ -2,6 +2,10 @@ import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { Durability, SortOrder } from "../../gen/persistence/v1/common_pb";
 import { SessionSortField, SessionStatus, TaskStatus, TranslationService, WatchEventType, type Task } from "../../gen/persistence/v1/translation_pb";
+import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { createLogger } from "../../server/core/logger";
+import { scheduleCleanup } from "../../server/translation/translation.cleanup";
+import type { TranslationTables } from "../../server/translation/translation.table";
 import { errorOf } from "../support/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
@@ -430,6 +434,35 @@ describeEachDialect("translation-cleanup", (target) => {
       for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThan(150);
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
+describeEachDialect("translation-cleanup-schedule", (target) => {
+  it("stops only once a run in progress has ended, so the database is not closed under it", async () => {
+    const store = await openSqlBackend(target().url);
+    const logger = createLogger("error", { write: () => undefined });
+    let release!: () => void;
+    let started!: () => void;
+    const runStarted = new Promise<void>((r) => (started = r));
+    let finished = false;
+    const schedule = scheduleCleanup(store.db.withTables<TranslationTables>(), 50, `test-${process.pid}-${Date.now()}`, logger, async () => {
+      started();
+      await new Promise<void>((r) => (release = r));
+      finished = true;
+      return { dryRun: false, deletedSessions: 0, deletedTasks: 0, sessionsByStatus: {} };
+    });
+    try {
+      await runStarted;
+      let stopped = false;
+      const stopping = schedule.stop().then(() => (stopped = true));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(stopped).toBe(false);
+      release();
+      await stopping;
+      expect(finished).toBe(true);
+    } finally {
+      await store.close();
     }
   });
 });

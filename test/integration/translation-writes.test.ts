@@ -81,7 +81,7 @@ describeEachDialect("translation-writes", (target) => {
     const s = newSession();
     expect((await client().batchUpsertTasks({ tasks: [newTask(s, 1)] })).durability).toBe(Durability.LOGGED);
     // LOGGED means on disk when the reply leaves.
-    const walDir = path.join(server.app.config.dataDir, "wal");
+    const walDir = path.join(server.app.config.dataDir, "wal", "translation");
     const logged = readdirSync(walDir).map((f) => readFileSync(path.join(walDir, f)).toString());
     expect(logged.some((text) => text.includes(s))).toBe(true);
     expect((await client().batchUpsertTasks({ tasks: [newTask(s, 2)], durability: Durability.ACCEPTED })).durability).toBe(
@@ -279,10 +279,12 @@ describeEachDialect("translation-writes", (target) => {
     expect(Number(summary.writePath?.flushes)).toBeGreaterThan(0);
     expect(Number(summary.writePath?.recordsWritten)).toBeGreaterThanOrEqual(2);
     expect(Number(summary.writePath?.statements)).toBeGreaterThan(0);
+    expect(summary.writePaths.map((w) => w.name)).toEqual(["translation"]);
+    expect(summary.writePath?.name).toBe("translation");
     expect(Number(summary.buffer?.records)).toBe(0);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/persistence_flushed_records_total\{batcher="translation",table="translation_tasks"\} [1-9]/);
-    expect(metrics).toContain('persistence_data_loss_total{batcher="translation"} 0');
+    expect(metrics).toMatch(/persistence_flushed_records_total\{write_path="translation",table="translation_tasks"\} [1-9]/);
+    expect(metrics).toContain('persistence_data_loss_total{write_path="translation"} 0');
     expect(metrics).toContain("persistence_rows_per_statement_bucket");
   });
 });
@@ -376,14 +378,14 @@ describeEachDialect("translation-writes under pressure", (target) => {
     try {
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
       for (const series of [
-        'persistence_flush_retries_total{batcher="translation"} 0',
-        'persistence_dead_letters_total{batcher="translation",table="translation_sessions"} 0',
-        'persistence_dead_letters_total{batcher="translation",table="translation_tasks"} 0',
-        'persistence_buffer_full_total{batcher="translation"} 0',
-        'persistence_wal_append_failures_total{batcher="translation"} 0',
-        'persistence_data_loss_total{batcher="translation"} 0',
-        'persistence_flush_seconds_count{batcher="translation"} 0',
-        'persistence_rows_per_statement_count{batcher="translation"} 0',
+        'persistence_flush_retries_total{write_path="translation"} 0',
+        'persistence_dead_letters_total{write_path="translation",table="translation_sessions"} 0',
+        'persistence_dead_letters_total{write_path="translation",table="translation_tasks"} 0',
+        'persistence_buffer_full_total{write_path="translation"} 0',
+        'persistence_wal_append_failures_total{write_path="translation"} 0',
+        'persistence_data_loss_total{write_path="translation"} 0',
+        'persistence_flush_seconds_count{write_path="translation"} 0',
+        'persistence_rows_per_statement_count{write_path="translation"} 0',
       ]) {
         expect(metrics).toContain(series);
       }
@@ -416,7 +418,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
       expect(JSON.parse(dead.rows[0]!.payload).source_text[0]).toBe("Hello, adventurer #500!");
       expect(Number((await client.getRecoveryStatus({})).deadLetters)).toBe(1);
       expect(await (await fetch(`${server.url}/metrics`)).text()).toContain(
-        'persistence_dead_letters_total{batcher="translation",table="translation_tasks"} 1',
+        'persistence_dead_letters_total{write_path="translation",table="translation_tasks"} 1',
       );
     } finally {
       await sql`drop trigger if exists poison`.execute(store.db);
@@ -527,6 +529,6 @@ describe("translation-writes on MariaDB while the database is unreachable", () =
     const after = await client.getRecoveryStatus({});
     expect(after.databaseReachable).toBe(true);
     expect(Number(after.retryBacklog)).toBe(0);
-    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/persistence_flush_retries_total\{batcher="translation"\} [1-9]/);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/persistence_flush_retries_total\{write_path="translation"\} [1-9]/);
   });
 });

@@ -36,7 +36,8 @@ export function createSqlTarget(dialect: Dialect, suite: string): SqlTarget {
   return {
     dialect,
     database,
-    url: `mysql://${MYSQL_SERVER.username || "root"}@${MYSQL_SERVER.host}/${database}`,
+    // The credentials of TEST_MYSQL_URL, still percent-encoded as the URL holds them.
+    url: `mysql://${MYSQL_SERVER.username || "root"}${MYSQL_SERVER.password ? `:${MYSQL_SERVER.password}` : ""}@${MYSQL_SERVER.host}/${database}`,
     drop: async () => {
       await withMysql((conn) => conn.query(`drop database if exists \`${database}\``));
     },

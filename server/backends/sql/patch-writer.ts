@@ -4,11 +4,20 @@ import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { FieldValue, Patch } from "../../core/patch.js";
 import type { SqlBackend } from "./sql-backend.js";
 
+/**
+ * How a write path's rows reach their table:
+ * - `lww`: per-column last-writer-wins upserts; each field column has a `<column>_stamp` companion and
+ *   the row an `updated_at` (the newest stamp applied);
+ * - `append`: insert-only, idempotent by key (a row already there is left as it is), no stamp
+ *   columns, rows inserted in the order they were accepted, in one transaction at a time.
+ */
+export type WriteMode = "lww" | "append";
+
 /** How patches of one table map onto its columns. */
 export interface PatchTable {
   readonly name: string;
   readonly keyColumns: readonly string[];
-  /** Columns a patch may set; each has a `<column>_stamp` companion holding the stamp of its value. */
+  /** Columns a patch may set; in `lww` mode each has a `<column>_stamp` companion holding the stamp of its value. */
   readonly fieldColumns: readonly string[];
   /** Field columns a new row must be given even when no patch sets them (NOT NULL without a usable default). */
   readonly insertRequired: readonly string[];
@@ -33,7 +42,7 @@ export interface PatchWriter {
   write(groups: PatchGroups): Promise<number>;
   /** Records patches the database refused, with their reasons, in `dead_letters`. */
   deadLetter(rejected: readonly RejectedPatch[]): Promise<void>;
-  /** Dead letters stored so far. */
+  /** Dead letters of this write path stored so far. */
   countDeadLetters(): Promise<number>;
 }
 
@@ -67,6 +76,10 @@ const MAX_PARAMS = { mysql: 65_535, sqlite: 32_766 } as const;
 export type PatchGroups = readonly { table: string; patches: readonly Patch[] }[];
 
 export interface PatchWriterOptions {
+  /** `lww` (default) or `append`; see WriteMode. */
+  readonly mode?: WriteMode;
+  /** The write path's name, recorded with its dead letters (default "translation"). */
+  readonly writePath?: string;
   /**
    * Largest statement sent to MySQL, in bytes (default: half of the server's max_allowed_packet, read
    * at start and again whenever the server refuses a packet as too large).
@@ -118,17 +131,20 @@ export async function createPatchWriter(
   };
   const maxParams = MAX_PARAMS[backend.dialect];
   const shapes = new Map<string, Shape>();
+  const append = options.mode === "append";
+  const writePath = options.writePath ?? "translation";
 
   const statementsFor = (table: PatchTable, patches: readonly Patch[]): CompiledQuery[] => {
     // Only the columns some patch of the group sets take part (narrow statements for narrow updates);
     // the rest keep their stored value, or get the table default on a new row.
     const set = new Set<string>();
     for (const patch of patches) for (const column of patch.fields.keys()) set.add(column);
-    const written = table.fieldColumns.filter((c) => set.has(c));
-    const insertOnly = table.insertRequired.filter((c) => !set.has(c));
+    // Appended rows are whole: every column, given or defaulted, in one shape per table.
+    const written = append ? [] : table.fieldColumns.filter((c) => set.has(c));
+    const insertOnly = append ? table.fieldColumns : table.insertRequired.filter((c) => !set.has(c));
     const signature = `${table.name}|${written.join(",")}|${insertOnly.join(",")}`;
     let shape = shapes.get(signature);
-    if (!shape) shapes.set(signature, (shape = upsertShape(table, written, insertOnly, backend.dialect)));
+    if (!shape) shapes.set(signature, (shape = append ? appendShape(table, backend.dialect) : upsertShape(table, written, insertOnly, backend.dialect)));
     const { head, tail, rowSql, perRow } = shape;
     const maxRows = Math.floor(maxParams / perRow);
     const out: CompiledQuery[] = [];
@@ -144,7 +160,7 @@ export async function createPatchWriter(
       bytes = 0;
     };
     for (const patch of patches) {
-      const row = rowValues(table, written, insertOnly, patch);
+      const row = append ? appendValues(table, patch) : rowValues(table, written, insertOnly, patch);
       const rowBytes = row.reduce<number>((n, v) => n + (typeof v === "string" ? Buffer.byteLength(v) + 4 : 12), 0);
       // Sent, it would make MySQL drop the connection; refused here, the batcher moves it to the dead letters.
       if (rowBytes > 2 * maxBytes) throw new Error(`row of about ${rowBytes} bytes does not fit in the server's max_allowed_packet (${2 * maxBytes} bytes)`);
@@ -157,7 +173,8 @@ export async function createPatchWriter(
     return out;
   };
 
-  const parallelism = Math.max(1, options.parallelism ?? (backend.dialect === "mysql" ? 4 : 1));
+  // Appends keep their order: one transaction at a time.
+  const parallelism = append ? 1 : Math.max(1, options.parallelism ?? (backend.dialect === "mysql" ? 4 : 1));
 
   /** One transaction: `prepare`, then the upserts, tables in order. */
   const writeOne = (groups: PatchGroups): Promise<number> =>
@@ -188,7 +205,7 @@ export async function createPatchWriter(
   /** A dead letter's row; a record too large for a statement is kept whole in a file instead, named in its payload. */
   const deadLetterRow = async ({ patch, reason }: RejectedPatch, now: number, n: number): Promise<DeadLetterRow> => {
     const record = JSON.stringify(Object.fromEntries(patch.fields));
-    const row = { table_name: patch.table, record_key: JSON.stringify(patch.key), payload: record, reason: reason.slice(0, 2000), failed_at: now };
+    const row = { write_path: writePath, table_name: patch.table, record_key: JSON.stringify(patch.key), payload: record, reason: reason.slice(0, 2000), failed_at: now };
     // Escaping can double the text in the statement.
     if (2 * Buffer.byteLength(record) + 4096 <= maxBytes) return row;
     const overflow: Record<string, unknown> = { truncated: true, bytes: Buffer.byteLength(record), fields: [...patch.fields.keys()] };
@@ -228,13 +245,14 @@ export async function createPatchWriter(
       if (chunk.length > 0) await insert(chunk);
     },
     async countDeadLetters() {
-      const { rows } = await sql<{ n: number | string }>`select count(*) as n from dead_letters`.execute(db);
+      const { rows } = await sql<{ n: number | string }>`select count(*) as n from dead_letters where write_path = ${writePath}`.execute(db);
       return Number(rows[0]?.n ?? 0);
     },
   };
 }
 
 interface DeadLetterRow {
+  write_path: string;
   table_name: string;
   record_key: string;
   payload: string;
@@ -260,6 +278,25 @@ function rowValues(table: PatchTable, written: readonly string[], insertOnly: re
   for (const column of insertOnly) row.push(table.insertDefault(column, patch));
   row.push(patch.stamp);
   return row;
+}
+
+function appendValues(table: PatchTable, patch: Patch): FieldValue[] {
+  const row: FieldValue[] = [...patch.key];
+  for (const column of table.fieldColumns) {
+    const entry = patch.fields.get(column);
+    row.push(entry ? entry[0] : table.insertDefault(column, patch));
+  }
+  return row;
+}
+
+/** Insert-only: a key already stored keeps its row (a replay or a retry inserts nothing twice). */
+function appendShape(table: PatchTable, dialect: SqlBackend["dialect"]): Shape {
+  const columns = [...table.keyColumns, ...table.fieldColumns];
+  const head = `insert into ${table.name} (${columns.join(",")})`;
+  const rowSql = `(${new Array(columns.length).fill("?").join(",")})`;
+  const first = table.keyColumns[0]!;
+  const tail = dialect === "mysql" ? `on duplicate key update ${first} = ${first}` : `on conflict (${table.keyColumns.join(",")}) do nothing`;
+  return { head, tail, rowSql, perRow: columns.length };
 }
 
 function upsertShape(table: PatchTable, written: readonly string[], insertOnly: readonly string[], dialect: SqlBackend["dialect"]): Shape {

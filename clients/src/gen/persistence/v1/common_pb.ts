@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file persistence/v1/common.proto.
  */
 export const file_persistence_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIsQBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAypyCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABIXChNEVVJBQklMSVRZX0FDQ0VQVEVEEAESFQoRRFVSQUJJTElUWV9MT0dHRUQQAhIYChREVVJBQklMSVRZX0NPTU1JVFRFRBADKlAKCVNvcnRPcmRlchIaChZTT1JUX09SREVSX1VOU1BFQ0lGSUVEEAASEgoOU09SVF9PUkRFUl9BU0MQARITCg9TT1JUX09SREVSX0RFU0MQAmIGcHJvdG8z");
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxItIBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAxIMCgRuYW1lGAkgASgJKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACYgZwcm90bzM");
 
 /**
  * The state of this instance's write buffer.
@@ -59,6 +59,13 @@ export type WritePathStats = Message<"persistence.v1.WritePathStats"> & {
    * @generated from field: int64 statements = 8;
    */
   statements: bigint;
+
+  /**
+   * The write path these figures are of ("translation", "audit", ...).
+   *
+   * @generated from field: string name = 9;
+   */
+  name: string;
 };
 
 /**

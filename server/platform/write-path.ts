@@ -1,0 +1,102 @@
+import { existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import path from "node:path";
+import type { Kysely } from "kysely";
+import type { Registry } from "prom-client";
+import { createPatchWriter, type PatchGroups, type PatchTable, type WriteMode } from "../backends/sql/patch-writer.js";
+import type { SqlBackend } from "../backends/sql/sql-backend.js";
+import type { Logger } from "../core/logger.js";
+import type { Patch } from "../core/patch.js";
+import { openWal } from "../core/wal.js";
+import { createWriteBatcher, deserializePatches, type WriteBatcher } from "../core/write-batcher.js";
+
+/** The limits of one write path (see WriteBatcherOptions for each). */
+export interface WritePathLimits {
+  readonly flushMaxRecords: number;
+  readonly flushIntervalMs: number;
+  readonly maxRecords: number;
+  readonly maxBytes: number;
+}
+
+export interface WritePathOptions {
+  /** Names it in metrics (`write_path`), logs, dead letters and its log directory (`<data dir>/wal/<name>`). */
+  readonly name: string;
+  /** Tables in the order a flush writes them. */
+  readonly tables: readonly PatchTable[];
+  /** `lww` or `append` (see WriteMode). */
+  readonly mode: WriteMode;
+  readonly sql: SqlBackend;
+  readonly dataDir: string;
+  /** Whether accepted writes are appended to the write-ahead log (PERSISTENCE_WAL). */
+  readonly logWrites: boolean;
+  readonly limits: WritePathLimits;
+  /** Runs inside each flush transaction before the rows are written; returns what to write instead. */
+  readonly prepare?: (trx: Kysely<unknown>, groups: PatchGroups) => Promise<PatchGroups>;
+  /** Groups patches so reads can ask whether a group has unflushed records. */
+  readonly groupOf?: (patch: Patch) => string;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+/** An open write path: its batcher, and its dead letters. */
+export interface WritePath {
+  readonly name: string;
+  readonly batcher: WriteBatcher;
+  countDeadLetters(): Promise<number>;
+}
+
+/**
+ * Opens a named write path: a patch writer for its tables, a write-ahead log of its own, and a batcher
+ * in front, with what an earlier run left in the log read back before it takes writes.
+ */
+export async function openWritePath(options: WritePathOptions): Promise<WritePath> {
+  const { name, logger } = options;
+  const writer = await createPatchWriter(options.sql, options.tables, {
+    mode: options.mode,
+    writePath: name,
+    overflowDir: path.join(options.dataDir, "dead-letters", name),
+    ...(options.prepare ? { prepare: options.prepare } : {}),
+  });
+  const dir = walDir(options.dataDir, name);
+  const log = await openWal(dir);
+  const batcher = createWriteBatcher({
+    name,
+    sink: { write: writer.write, deadLetter: writer.deadLetter, ping: options.sql.ping },
+    tables: options.tables.map((t) => t.name),
+    ...(options.groupOf ? { groupOf: options.groupOf } : {}),
+    wal: log.wal,
+    logWrites: options.logWrites,
+    ...options.limits,
+    logger,
+    registry: options.registry,
+  });
+  const replayed = log.replayed.flatMap(deserializePatches);
+  log.countReplayed(replayed.length);
+  batcher.restore(replayed);
+  if (replayed.length > 0 || log.discardedBytes > 0) {
+    const entry = { write_path: name, records: replayed.length, discarded_bytes: log.discardedBytes, resynced_frames: log.resyncedFrames };
+    // Frames after a damaged stretch mean the log was harmed mid-file, not just cut short by a crash.
+    if (log.resyncedFrames > 0) logger.warn(entry, "write-ahead log replayed");
+    else logger.info(entry, "write-ahead log replayed");
+  }
+  return { name, batcher, countDeadLetters: writer.countDeadLetters };
+}
+
+const SEGMENT = /^\d{16}\.wal$/;
+
+/**
+ * `<data dir>/wal/<name>`. Before there were several write paths, the translation log lived in
+ * `<data dir>/wal` itself: its segments move into their write path's folder, unread frames included.
+ */
+function walDir(dataDir: string, name: string): string {
+  const root = path.join(dataDir, "wal");
+  const dir = path.join(root, name);
+  const legacy = existsSync(root) ? readdirSync(root).filter((f) => SEGMENT.test(f)) : [];
+  if (legacy.length > 0 && name === LEGACY_WRITE_PATH) {
+    mkdirSync(dir, { recursive: true });
+    for (const file of legacy) renameSync(path.join(root, file), path.join(dir, file));
+  }
+  return dir;
+}
+
+/** The one write path that existed before logs had folders of their own. */
+const LEGACY_WRITE_PATH = "translation";
