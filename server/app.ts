@@ -2,17 +2,22 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { version } from "../package.json";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
-import type { Config } from "./config.js";
+import { isUnreachable } from "./backends/sql/unreachable.js";
+import { redactUrl, type Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { retryAtStartup } from "./core/startup-retry.js";
+import { createStreamSlots } from "./core/stream-slots.js";
 import type { BatcherStatus } from "./core/write-batcher.js";
+import { withGrpcMessageEncoding } from "./http/grpc-message.js";
 import { openWritePath } from "./platform/write-path.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
+import { createRpcHandler } from "./http/rpc-handler.js";
+import { decodeUtf8Body } from "./http/utf8-body.js";
 import { buildOpenApi } from "./http/rest/openapi.js";
 import { createTranscoder, type Transcoder } from "./http/rest/transcoder.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
@@ -35,6 +40,13 @@ import { scheduleCleanup } from "./translation/translation.cleanup.js";
 import { createTranslationService } from "./translation/translation.service.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
 
+/**
+ * JSON over Connect, gRPC and gRPC-Web: unknown fields are ignored (Connect's default), and bodies are
+ * decoded as REST bodies are, so invalid UTF-8 is refused rather than stored as U+FFFD. (Connect's JSON
+ * serialization takes a `textDecoder`, though the router options' type does not name it.)
+ */
+const CONNECT_JSON = { ignoreUnknownFields: true, textDecoder: { decode: decodeUtf8Body } };
+
 /** A running service. */
 export interface App {
   readonly config: Config;
@@ -55,6 +67,8 @@ export interface App {
 export interface AppOptions {
   /** Defaults to a JSON logger on stdout at the configured level. */
   readonly logger?: Logger;
+  /** Abandons the start-up while it waits for an unreachable database (a stop signal arrived). */
+  readonly signal?: AbortSignal;
 }
 
 /** The composition root: opens the backends, wires every service and starts the listener. */
@@ -62,10 +76,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
 
-  const sql = await openSqlBackend(config.sqlUrl);
+  const sql = await retryAtStartup(() => openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs }), {
+    what: `PERSISTENCE_SQL_URL=${redactUrl(config.sqlUrl)}`,
+    timeoutMs: config.startupTimeoutMs,
+    retryable: isUnreachable,
+    logger,
+    signal: options.signal,
+  });
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
   const backends: Backend[] = redis ? [sql, redis] : [sql];
-  const monitor = createHealthMonitor(backends);
+  const monitor = createHealthMonitor(backends, config.health);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -103,6 +123,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     db: translationDb,
     events,
     stopping: stopping.signal,
+    watchSlots: createStreamSlots({
+      name: "WatchSession",
+      keyName: "session",
+      total: config.limits.maxWatchStreams,
+      perKey: config.limits.maxWatchStreamsPerSession,
+    }),
     dialect: sql.dialect,
     batcher,
     countDeadLetters: translationPath.countDeadLetters,
@@ -143,7 +169,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     authenticator,
     openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version, access, openEndpoints: config.openEndpoints }),
   });
-  const handler = connectNodeAdapter({
+  const handler = createRpcHandler({
+    logger,
     routes: (router) => {
       routes(router);
       // Whatever gets registered, nothing is served that declares no access.
@@ -175,6 +202,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       createErrorMappingInterceptor(logger),
     ],
     contextValues: (req) => createContextValues().set(clientAddressKey, normalizeAddress(req.socket.remoteAddress)),
+    jsonOptions: CONNECT_JSON,
     readMaxBytes: config.limits.maxRequestBytes,
     writeMaxBytes: 4 * config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
@@ -183,10 +211,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     },
   });
 
+  // The first /health answer comes from a probe, not from the assumption that what just opened is up.
+  await monitor.check();
   let listener: Listener;
   try {
     const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
+    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
   } catch (err) {
     monitor.stop();
     await cleanup?.stop();

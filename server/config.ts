@@ -29,6 +29,21 @@ export interface Config {
     readonly bufferMaxRecords: number;
     /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
     readonly bufferMaxBytes: number;
+    /** Most WatchSession streams open on this instance; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS`, default 1000). */
+    readonly maxWatchStreams: number;
+    /** Most WatchSession streams open on one session; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION`, default 16). */
+    readonly maxWatchStreamsPerSession: number;
+  };
+  /** How long a connection may take or sit idle, and what it may hold open, whatever protocol it speaks. */
+  readonly connections: {
+    /** Concurrent HTTP/2 streams per connection, announced in SETTINGS; clients queue the rest (`PERSISTENCE_MAX_STREAMS_PER_CONNECTION`, default 256). */
+    readonly maxStreams: number;
+    /** Time a new connection has to show its protocol (TLS handshake included) and each HTTP/1.1 request its headers, in ms (`PERSISTENCE_HEADERS_TIMEOUT_MS`, default 10000). */
+    readonly headersTimeoutMs: number;
+    /** Time each request has to arrive whole, headers and body, in ms; 0: no limit (`PERSISTENCE_REQUEST_TIMEOUT_MS`, default 300000). */
+    readonly requestTimeoutMs: number;
+    /** Time a connection may sit with no request in flight before it is closed, in ms (`PERSISTENCE_IDLE_TIMEOUT_MS`, default 65000, above common load-balancer idles). */
+    readonly idleTimeoutMs: number;
   };
   /** Whether the REST paths drop JSON fields they do not know instead of answering 400; unknown query parameters are refused either way (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
   readonly restIgnoreUnknownFields: boolean;
@@ -36,6 +51,19 @@ export interface Config {
   readonly cleanupIntervalMs: number;
   /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
   readonly shutdownTimeoutMs: number;
+  /**
+   * How long start-up keeps retrying a database it cannot reach, in ms; 0 tries once (`PERSISTENCE_STARTUP_TIMEOUT_MS`,
+   * default 30000: enough for a MariaDB started alongside, by the same compose file or the same reboot, to
+   * accept connections; short enough that a wrong address still fails within a minute).
+   */
+  readonly startupTimeoutMs: number;
+  /** Background health probes of the backends, which `/health` and gRPC health answer from. */
+  readonly health: {
+    /** Time between probes (`PERSISTENCE_HEALTH_INTERVAL_MS`, default 2000: an outage shows within a few seconds, for one `select 1` per interval). */
+    readonly intervalMs: number;
+    /** How long a backend may take to answer one before it counts as down (`PERSISTENCE_HEALTH_TIMEOUT_MS`, default 2000). */
+    readonly timeoutMs: number;
+  };
   /** pino level (`PERSISTENCE_LOG_LEVEL`, default info). */
   readonly logLevel: LogLevel;
   /**
@@ -70,6 +98,14 @@ export class ConfigError extends Error {
 
 type Source = Readonly<Record<string, string | undefined>>;
 
+/** A setting that loadConfig does not know, and so ignores: a `PERSISTENCE_*` variable or a config-file key. */
+export interface UnknownSetting {
+  /** As given: `PERSISTENCE_FLUSH_INTERVAL`, or `flush_intervl in /etc/persistence.yaml`. */
+  readonly setting: string;
+  /** The known setting nearest to it, spelt the same way (a variable for a variable, a key for a key). */
+  readonly closest: string;
+}
+
 const PREFIX = "PERSISTENCE_";
 const MiB = 1024 * 1024;
 
@@ -77,10 +113,14 @@ const MiB = 1024 * 1024;
  * Builds the configuration from `PERSISTENCE_*` variables over an optional YAML or JSON file named by
  * `PERSISTENCE_CONFIG`, whose keys are the variable names without the prefix, in lower case
  * (`sql_url`, `flush_interval_ms`, ...). Variables win over the file. Throws ConfigError on the first bad value.
+ * Variables and keys it does not know are ignored, and reported to `onUnknown` (a typo would otherwise go unseen).
  */
-export function loadConfig(env: Source = process.env): Config {
+export function loadConfig(env: Source = process.env, onUnknown: (unknown: UnknownSetting) => void = () => {}): Config {
   const fileValues = readConfigFile(env[`${PREFIX}CONFIG`]);
+  // Every setting is read below, whatever its value: what was read is what is known.
+  const known = new Set<string>(["config"]);
   const read = (key: string): { value: string | undefined; origin: string } => {
+    known.add(key);
     const variable = PREFIX + key.toUpperCase();
     if (env[variable] !== undefined && env[variable] !== "") return { value: env[variable], origin: variable };
     const fromFile = fileValues[key];
@@ -109,10 +149,24 @@ export function loadConfig(env: Source = process.env): Config {
       maxBatchRecords: get("max_batch_records", 1000, integer(1, 100_000), "an integer from 1 to 100000"),
       bufferMaxRecords: get("buffer_max_records", 100_000, integer(1, 100_000_000), "an integer from 1 to 100000000"),
       bufferMaxBytes: get("buffer_max_bytes", 256 * MiB, integer(MiB, 64 * 1024 * MiB), "bytes from 1 MiB to 64 GiB"),
+      maxWatchStreams: get("max_watch_streams", 1000, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+      maxWatchStreamsPerSession: get("max_watch_streams_per_session", 16, integer(1, 1_000_000), "an integer from 1 to 1000000"),
+    },
+    connections: {
+      // Below 100, clients that send before the SETTINGS arrive (Node's and grpc-go's assume 100) get streams reset.
+      maxStreams: get("max_streams_per_connection", 256, integer(100, 2 ** 31 - 1), "an integer from 100 to 2147483647"),
+      headersTimeoutMs: get("headers_timeout_ms", 10_000, integer(100, 3_600_000), "milliseconds from 100 to 3600000"),
+      requestTimeoutMs: get("request_timeout_ms", 300_000, integer(0, 86_400_000), "milliseconds from 0 (no limit) to 86400000"),
+      idleTimeoutMs: get("idle_timeout_ms", 65_000, integer(100, 86_400_000), "milliseconds from 100 to 86400000"),
     },
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
+    startupTimeoutMs: get("startup_timeout_ms", 30_000, integer(0, 3_600_000), "milliseconds from 0 (one attempt) to 3600000"),
+    health: {
+      intervalMs: get("health_interval_ms", 2000, integer(10, 3_600_000), "milliseconds from 10 to 3600000"),
+      timeoutMs: get("health_timeout_ms", 2000, integer(10, 600_000), "milliseconds from 10 to 600000"),
+    },
     logLevel: get("log_level", "info" as LogLevel, parseLogLevel, "trace, debug, info, warn, error, fatal or silent"),
     apiKeys: readApiKeys(read),
     openEndpoints: get("open_endpoints", [] as ("health" | "metrics")[], parseOpenEndpoints, "a comma-separated list of health, metrics"),
@@ -124,13 +178,53 @@ export function loadConfig(env: Source = process.env): Config {
     },
     tls: readTls(read),
   };
+  const { headersTimeoutMs, requestTimeoutMs } = config.connections;
+  if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`${PREFIX}HEADERS_TIMEOUT_MS: ${headersTimeoutMs} is longer than ${PREFIX}REQUEST_TIMEOUT_MS (${requestTimeoutMs}), which includes the headers`);
+  }
   if (config.apiKeys.length === 0 && !config.allowInsecure && !isLoopback(config.listen.host)) {
     throw new ConfigError(
       `${PREFIX}LISTEN: ${config.listen.host} is reachable beyond this machine and no API keys are configured; ` +
         `set ${PREFIX}API_KEYS, listen on 127.0.0.1, or set ${PREFIX}ALLOW_INSECURE=1 to accept the risk`,
     );
   }
+  const knownKeys = [...known];
+  const knownVariables = knownKeys.map((key) => PREFIX + key.toUpperCase());
+  for (const variable of Object.keys(env)) {
+    if (variable.startsWith(PREFIX) && !knownVariables.includes(variable)) {
+      onUnknown({ setting: variable, closest: closest(variable, knownVariables) });
+    }
+  }
+  for (const key of Object.keys(fileValues)) {
+    if (!known.has(key)) onUnknown({ setting: `${key} in ${env[`${PREFIX}CONFIG`]}`, closest: closest(key, knownKeys) });
+  }
   return deepFreeze(config);
+}
+
+/** The candidate nearest to `name` by edit distance (Levenshtein, ignoring case); the first of equals. */
+function closest(name: string, candidates: readonly string[]): string {
+  let best = candidates[0] ?? "";
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 /** The configuration as users see it in GetConfig: plain keys, every secret replaced. */
@@ -146,9 +240,18 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     max_batch_records: config.limits.maxBatchRecords,
     buffer_max_records: config.limits.bufferMaxRecords,
     buffer_max_bytes: config.limits.bufferMaxBytes,
+    max_watch_streams: config.limits.maxWatchStreams,
+    max_watch_streams_per_session: config.limits.maxWatchStreamsPerSession,
+    max_streams_per_connection: config.connections.maxStreams,
+    headers_timeout_ms: config.connections.headersTimeoutMs,
+    request_timeout_ms: config.connections.requestTimeoutMs,
+    idle_timeout_ms: config.connections.idleTimeoutMs,
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,
+    startup_timeout_ms: config.startupTimeoutMs,
+    health_interval_ms: config.health.intervalMs,
+    health_timeout_ms: config.health.timeoutMs,
     log_level: config.logLevel,
     api_keys: config.apiKeys.map((k) => ({ name: k.name, scopes: [...k.scopes] })),
     open_endpoints: config.openEndpoints.join(","),

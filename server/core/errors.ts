@@ -67,6 +67,16 @@ export function internal(requestId: string): ConnectError {
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
 }
 
+/**
+ * What a call ends with when its caller went away (a cancel, a dropped connection) or its deadline
+ * passed, given the call signal's abort reason: DEADLINE_EXCEEDED for a deadline, CANCELLED otherwise.
+ */
+export function cancelled(reason: unknown): ConnectError {
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) return reason;
+  const how = reason instanceof ConnectError ? ` (${reason.rawMessage})` : "";
+  return new ConnectError(`the call was cancelled${how}`, Code.Canceled);
+}
+
 /** The retry delay carried by an error, in milliseconds, if it has one. */
 export function retryDelayMs(err: ConnectError): number | undefined {
   const info = err.findDetails(RetryInfoSchema)[0];

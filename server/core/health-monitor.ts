@@ -3,15 +3,24 @@ import type { Backend } from "../backends/backend.js";
 
 export type BackendState = "up" | "down";
 
+/** The backends' states as the last probe round saw them. */
+export interface HealthSnapshot {
+  readonly backends: Record<string, BackendState>;
+  /** Milliseconds since that round finished. */
+  readonly ageMs: number;
+}
+
 /**
- * Knows whether each backend answers. Pings them on an interval and on demand, remembers the last
- * answer, and tells listeners when the overall picture changes (gRPC Health Watch streams follow it).
+ * Knows whether each backend answers. Probes them in the background on an interval, each probe bounded
+ * by a timeout, remembers the last answers, and tells listeners when the overall picture changes (gRPC
+ * Health Watch streams follow it). Readers never wait for a probe: a database that hangs cannot slow
+ * down `/health`.
  */
 export interface HealthMonitor {
-  /** Pings every backend now and returns their states. */
+  /** Probes every backend now (or joins the round in flight) and resolves with their states. */
   check(): Promise<Record<string, BackendState>>;
-  /** The states seen by the last check. */
-  current(): Record<string, BackendState>;
+  /** What the last finished round saw, and how long ago. */
+  current(): HealthSnapshot;
   /** True when every backend is up and the service is not shutting down. */
   serving(): boolean;
   /** Marks the service as going away: serving() turns false for good. */
@@ -24,15 +33,22 @@ export interface HealthMonitor {
 }
 
 export interface HealthMonitorOptions {
-  /** Time between background pings in ms (default 5000). */
+  /** Time between background probe rounds in ms (default 2000). */
   readonly intervalMs?: number;
+  /** How long a backend may take to answer a probe before it counts as down, in ms (default 2000). */
+  readonly timeoutMs?: number;
 }
 
 export function createHealthMonitor(backends: readonly Backend[], options: HealthMonitorOptions = {}): HealthMonitor {
+  const timeoutMs = options.timeoutMs ?? 2000;
   const events = new EventEmitter();
   const states: Record<string, BackendState> = Object.fromEntries(backends.map((b) => [b.name, "up" as const]));
+  let checkedAt = Date.now();
   let shuttingDown = false;
   let lastServing = true;
+  let round: Promise<Record<string, BackendState>> | undefined;
+  /** A ping still unanswered after its probe timed out is waited for again, not sent again: hung pings never pile up. */
+  const pings = new Map<Backend, Promise<BackendState>>();
 
   const serving = () => !shuttingDown && Object.values(states).every((s) => s === "up");
   const publish = () => {
@@ -42,25 +58,41 @@ export function createHealthMonitor(backends: readonly Backend[], options: Healt
       events.emit("change", now);
     }
   };
-  const check = async () => {
-    await Promise.all(
-      backends.map(async (backend) => {
-        states[backend.name] = await backend.ping().then(
-          () => "up" as const,
-          () => "down" as const,
-        );
-      }),
-    );
-    publish();
-    return { ...states };
+  const ping = (backend: Backend): Promise<BackendState> => {
+    let pending = pings.get(backend);
+    if (!pending) {
+      pending = backend.ping().then(
+        () => "up" as const,
+        () => "down" as const,
+      );
+      pings.set(backend, pending);
+      void pending.then(() => pings.delete(backend));
+    }
+    return pending;
   };
+  const probe = (backend: Backend): Promise<BackendState> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<BackendState>((resolve) => {
+      timer = setTimeout(() => resolve("down"), timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([ping(backend), timedOut]).finally(() => clearTimeout(timer));
+  };
+  const check = () =>
+    (round ??= Promise.all(backends.map(async (backend) => [backend.name, await probe(backend)] as const)).then((results) => {
+      for (const [name, state] of results) states[name] = state;
+      checkedAt = Date.now();
+      round = undefined;
+      publish();
+      return { ...states };
+    }));
 
-  const timer = setInterval(() => void check(), options.intervalMs ?? 5000);
+  const timer = setInterval(() => void check(), options.intervalMs ?? 2000);
   timer.unref();
 
   return {
     check,
-    current: () => ({ ...states }),
+    current: () => ({ backends: { ...states }, ageMs: Date.now() - checkedAt }),
     serving,
     markShuttingDown() {
       shuttingDown = true;

@@ -5,9 +5,9 @@ export type { Logger };
 
 /**
  * The root JSON logger. Credentials never reach a log line: the listed paths are censored wherever
- * a caller passes headers or settings to it.
+ * a caller passes headers or settings to it. Writes to stdout (createStdoutDestination) by default.
  */
-export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+export function createLogger(level: LogLevel, destination: DestinationStream = createStdoutDestination()): Logger {
   return pino(
     {
       level,
@@ -20,4 +20,46 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
     },
     destination,
   );
+}
+
+/** A log destination that can say when the lines written to it so far have left (pino's `logger.flush(cb)` asks it). */
+export interface FlushableDestination extends DestinationStream {
+  flush(done: () => void): void;
+}
+
+/**
+ * Log lines to `stream` (default stdout) that never hold up the process. Node writes a pipe without
+ * blocking and keeps what the reader has not taken yet in memory; once the stream fails (EPIPE: whoever
+ * read stdout went away) later lines are dropped. Nothing is written synchronously at exit: pino's own
+ * stdout destination does that in an exit hook that retries a failed write forever, so a closed stdout
+ * used to hang every shutdown, a second signal included.
+ */
+export function createStdoutDestination(stream: NodeJS.WritableStream & { readonly writableLength: number } = process.stdout): FlushableDestination {
+  let broken = false;
+  const stop = () => {
+    broken = true;
+  };
+  stream.on("error", stop);
+  stream.on("close", stop);
+  return {
+    write(line: string) {
+      if (!broken) stream.write(line);
+    },
+    flush(done) {
+      if (broken || stream.writableLength === 0) done();
+      // Written in order: this empty chunk's callback runs once every earlier line has left (or failed).
+      else stream.write("", () => done());
+    },
+  };
+}
+
+/** Resolves once the lines `logger` wrote so far have left, or after `timeoutMs` (a stdout that nobody reads must not hold an exit). */
+export function flushLogs(logger: Logger, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -21,8 +21,22 @@ export interface ListenerOptions {
   readonly port: number;
   /** PEM certificate chain and key: TLS on the same port, ALPN choosing h2 or http/1.1. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
-  /** Idle keep-alive timeout for HTTP/1.1 connections, in ms (default 65000, above common load-balancer idles). */
-  readonly keepAliveTimeoutMs?: number;
+  readonly connections: ConnectionLimits;
+}
+
+/** How long a connection may take, or sit idle, and how much it may run at once; whatever protocol it speaks. */
+export interface ConnectionLimits {
+  /**
+   * Time a new connection has to show its protocol (the HTTP/2 preface, an HTTP/1.1 request line, a
+   * TLS handshake), and each HTTP/1.1 request to send its headers, in ms.
+   */
+  readonly headersTimeoutMs: number;
+  /** Time each request has to arrive whole, headers and body (an HTTP/2 stream: until the client half-closes it), in ms; 0: no limit. */
+  readonly requestTimeoutMs: number;
+  /** Time a connection may sit with no request in flight before it is closed, in ms. */
+  readonly idleTimeoutMs: number;
+  /** Concurrent streams per HTTP/2 connection, announced in SETTINGS (Node's own default is 2^32-1). */
+  readonly maxStreams: number;
 }
 
 /** HTTP/2 receive windows: per stream (announced in SETTINGS) and per connection. */
@@ -30,8 +44,8 @@ const STREAM_WINDOW = 4 * 1024 * 1024;
 const CONNECTION_WINDOW = 32 * 1024 * 1024;
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-/** A connection that has not said which protocol it speaks within this time is dropped. */
-const SNIFF_TIMEOUT_MS = 10_000;
+/** How often Node's HTTP/1.1 server looks for requests past their headers or request timeout. */
+const TIMEOUT_CHECK_MS = 1000;
 
 /**
  * Node's http2 server only falls back to HTTP/1.1 under TLS (ALPN), so plaintext needs a sniffer:
@@ -40,12 +54,19 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * socket goes to one secure HTTP/2 server that also speaks HTTP/1.1 to clients whose ALPN asks for it.
  */
 export async function listen(handler: Handler, options: ListenerOptions): Promise<Listener> {
-  const h1 = http.createServer(handler as http.RequestListener);
-  h1.keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000;
+  const limits = options.connections;
+  const h1Timeouts = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+  };
+  const h1 = http.createServer(h1Timeouts, handler as http.RequestListener);
   // Room for several 10 MB requests in flight on one connection (the default is 10 MB per session).
   // Flow-control windows sized for batch writes: with HTTP/2's default 64 KiB windows, a 1 MB request
   // waits a round trip for every 64 KiB the server acknowledges.
-  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { initialWindowSize: STREAM_WINDOW } }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const settings: http2.Settings = { initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: limits.maxStreams };
+  const h2 = http2.createServer({ maxSessionMemory: 64, settings }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   /** HTTP/1.1 sockets and how many requests each is serving (Node only tracks idleness for servers it listened with). */
@@ -62,16 +83,41 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
           allowHTTP1: true,
           ALPNProtocols: ["h2", "http/1.1"],
           maxSessionMemory: 64,
-          settings: { initialWindowSize: STREAM_WINDOW },
+          settings,
+          handshakeTimeout: limits.headersTimeoutMs,
         },
         handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
       )
     : undefined;
+  // Its HTTP/1.1 side takes the same timeouts (Node gives it none for keep-alive).
+  if (secure) Object.assign(secure, h1Timeouts);
+  // Node's HTTP/1.1 servers enforce headersTimeout and requestTimeout only on connections they track,
+  // and start tracking when they listen. These never listen (the TCP server below hands them their
+  // sockets), so they are told they do.
+  for (const server of [h1, secure]) server?.emit("listening");
 
   const onSession = (session: http2.Http2Session) => {
     sessions.add(session);
     session.setLocalWindowSize(CONNECTION_WINDOW);
-    session.once("close", () => sessions.delete(session));
+    // Closed once it has no open stream for the idle timeout. (Node's session timeout counts frames
+    // instead, so it would also end a quiet watch stream.)
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const startIdle = () => (idle = setTimeout(() => session.close(), limits.idleTimeoutMs));
+    startIdle();
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open++;
+      clearTimeout(idle);
+      const late = limits.requestTimeoutMs > 0 ? setTimeout(() => resetIfIncomplete(stream), limits.requestTimeoutMs) : undefined;
+      stream.once("close", () => {
+        clearTimeout(late);
+        if (--open === 0 && !session.closed) startIdle();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idle);
+      sessions.delete(session);
+    });
     if (!accepting) session.close();
   };
   h2.on("session", onSession);
@@ -107,7 +153,7 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
     }
     let seen = Buffer.alloc(0);
     sniffing.add(socket);
-    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+    const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
     const sniff = () => {
       let chunk: Buffer | null;
       while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
@@ -150,4 +196,9 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
     },
     closed: () => closedTcp,
   };
+}
+
+/** Resets (CANCEL) an HTTP/2 stream whose request has not arrived whole: the client has not half-closed it. */
+function resetIfIncomplete(stream: http2.ServerHttp2Stream): void {
+  if (!stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_CANCEL);
 }

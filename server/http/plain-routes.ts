@@ -3,6 +3,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Registry } from "prom-client";
 import { requestIdOf } from "../rpc/interceptors/request-id.js";
 import { createDocsPage } from "./docs-page.js";
+import { encodeGrpcMessage } from "./grpc-message.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
 import { restError } from "./rest/rest-errors.js";
 import { sendError } from "./rest/reply.js";
@@ -70,7 +71,7 @@ export function sendNotFound(req: NodeRequest, res: NodeResponse): void {
     res.writeHead(200, {
       "content-type": contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc+proto",
       "grpc-status": "12",
-      "grpc-message": encodeURIComponent(`unknown method ${path}`),
+      "grpc-message": encodeGrpcMessage(`unknown method ${path}`),
       "x-request-id": requestId,
     });
     res.end();

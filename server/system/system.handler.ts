@@ -28,8 +28,8 @@ export function bufferHealth(b: BufferFigures) {
 /** persistence.v1.SystemService: maps the system service's answers onto the contract. */
 export function createSystemHandler(system: SystemService): ServiceImpl<typeof SystemServiceDesc> {
   return {
-    async getHealth(_req, ctx) {
-      const health = await system.health();
+    getHealth(_req, ctx) {
+      const health = system.health();
       // Load balancers and probes read the HTTP status of GET /health.
       if (!health.healthy) ctx.values.get(httpStatusKey)?.(503);
       return {
@@ -37,6 +37,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
         version: health.version,
         uptimeSeconds: health.uptimeSeconds,
         backends: health.backends,
+        backendsAgeMs: BigInt(Math.round(health.backendsAgeMs)),
         buffer: bufferHealth(health.buffer),
         database: health.backends.sql === "up" ? "healthy" : "unhealthy",
       };

@@ -24,7 +24,10 @@ export interface Health {
   healthy: boolean;
   version: string;
   uptimeSeconds: number;
+  /** As the health monitor's last probe saw them. */
   backends: Record<string, BackendState>;
+  /** How old `backends` is, in ms. */
+  backendsAgeMs: number;
   buffer: BufferFigures;
 }
 
@@ -72,8 +75,8 @@ export interface SystemServiceDeps {
 
 /** The service's view of itself: health, figures, configuration and identity. */
 export interface SystemService {
-  /** Pings every backend now. Unhealthy when one is down or the service is shutting down. */
-  health(): Promise<Health>;
+  /** From the health monitor's last probe, without waiting for one. Unhealthy when a backend is down or the service is shutting down. */
+  health(): Health;
   metrics(): Promise<MetricsSummary>;
   config(): Record<string, unknown>;
   info(): Info;
@@ -97,9 +100,9 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
     };
   };
   return {
-    async health() {
-      const backends = await deps.monitor.check();
-      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends, buffer: buffer() };
+    health() {
+      const { backends, ageMs } = deps.monitor.current();
+      return { healthy: deps.monitor.serving(), version: deps.version, uptimeSeconds: uptimeSeconds(), backends, backendsAgeMs: ageMs, buffer: buffer() };
     },
     async metrics() {
       const memory = process.memoryUsage();
@@ -108,7 +111,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
       return {
         uptimeSeconds: uptimeSeconds(),
         rpcs: await deps.rpcMetrics.summary(),
-        backends: deps.monitor.current(),
+        backends: deps.monitor.current().backends,
         process: {
           rssBytes: memory.rss,
           heapUsedBytes: memory.heapUsed,

@@ -3,6 +3,7 @@ import type { SqlDialect } from "../backends/sql/sql-backend.js";
 import { tableSizes } from "../backends/sql/table-sizes.js";
 import { failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { nextPageToken, pageFigures, pageRequest, type PageRequest } from "../core/paging.js";
+import type { StreamSlots } from "../core/stream-slots.js";
 import type { WriteBatcher } from "../core/write-batcher.js";
 import { requireKey } from "./translation.records.js";
 import type { SessionEvents } from "./translation.events.js";
@@ -35,6 +36,8 @@ export interface TranslationReadsDeps {
   readonly events: SessionEvents;
   /** Aborted when the service starts shutting down: watch streams end then. */
   readonly stopping: AbortSignal;
+  /** Bounds the watch streams open at once, per session and in all. */
+  readonly watchSlots: StreamSlots;
   readonly dialect: SqlDialect;
   readonly batcher: WriteBatcher;
   /** Dead letters stored in the database. */
@@ -155,10 +158,12 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
     /**
      * The session now, then its view and the tasks that changed after each committed change, until
      * the caller goes away, the session is deleted (a last "deleted" message) or the service stops.
-     * Changes that arrive while the caller is slow are folded into the next message.
+     * Changes that arrive while the caller is slow are folded into the next message. Past the bounds of
+     * `watchSlots` a new watch is RESOURCE_EXHAUSTED.
      */
     async *watchSession(sessionId: string, signal: AbortSignal) {
       requireKey("session_id", sessionId);
+      const release = deps.watchSlots.acquire(sessionId);
       const changedTasks = new Set<string>();
       let dirty = false;
       let wake: (() => void) | undefined;
@@ -192,6 +197,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
           yield { type: "updated" as const, session: (await views([row]))[0]!, tasks: tasks.map(taskView) };
         }
       } finally {
+        release();
         unsubscribe();
         signal.removeEventListener("abort", onEnd);
         deps.stopping.removeEventListener("abort", onEnd);

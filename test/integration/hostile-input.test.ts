@@ -1,10 +1,15 @@
 import http2 from "node:http2";
+import net from "node:net";
 import { gzipSync } from "node:zlib";
 import { create, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import { sql } from "kysely";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertSessionsRequestSchema, BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { retryDelayMs } from "../../server/core/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
@@ -24,13 +29,11 @@ function frame(bytes: Uint8Array, declaredLength = bytes.length): Buffer {
 }
 
 /** A raw gRPC call over h2c: the status and message from the trailers (or headers). */
-function grpcRaw(base: string, rpcPath: string, body: Buffer): Promise<{ status: string; message: string }> {
+function grpcRaw(base: string, rpcPath: string, body: Buffer, contentType = "application/grpc"): Promise<{ status: string; message: string }> {
   return new Promise((resolve, reject) => {
-    // Node's HTTP/2 client refuses to buffer more than 10 MB per session by default (it resets its own
-    // stream with ENHANCE_YOUR_CALM); the oversized requests below need more.
-    const session = http2.connect(base, { maxSessionMemory: 64 });
+    const session = http2.connect(base);
     session.on("error", reject);
-    const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": "application/grpc", te: "trailers" });
+    const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": contentType, te: "trailers" });
     const seen: Record<string, unknown> = {};
     stream.on("response", (h) => Object.assign(seen, h));
     stream.on("trailers", (h) => Object.assign(seen, h));
@@ -105,6 +108,17 @@ describeEachDialect("hostile input", (target) => {
     expect(message).toContain("not valid for encoding utf-8");
   });
 
+  it("refuses invalid UTF-8 in JSON over Connect, gRPC and REST, naming the body", async () => {
+    const body = Buffer.concat([Buffer.from('{"sessions":[{"session_id":"utf8","filename":"a'), Buffer.from([0xc3, 0x28]), Buffer.from('b"}]}')]);
+    const refusal = { code: "invalid_argument", message: "invalid request: body: is not valid UTF-8" };
+    for (const url of [`${server.url}/persistence.v1.TranslationService/BatchUpsertSessions`, `${server.url}/api/v1/translation/sessions/batch`]) {
+      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect({ url, status: res.status, body: await res.json() }).toMatchObject({ url, status: 400, body: refusal });
+    }
+    const grpcJson = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(body), "application/grpc+json");
+    expect(grpcJson).toEqual({ status: INVALID_ARGUMENT, message: refusal.message });
+  });
+
   it("rejects deeply nested JSON, huge numbers and oversized bodies over Connect and REST", async () => {
     const connect = (method: string, body: string | Buffer, headers: Record<string, string> = {}) =>
       fetch(`${server.url}/persistence.v1.TranslationService/${method}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
@@ -134,6 +148,35 @@ describeEachDialect("hostile input", (target) => {
     const gzipBomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
     const bomb = await fetch(`${server.url}/api/v1/translation/sessions/batch`, { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: gzipBomb });
     expect(bomb.status).toBe(413);
+  });
+
+  it.each([12, 30])("answers a %i MB request with RESOURCE_EXHAUSTED, from @grpc/grpc-js and from the generated client on every protocol", async (mb) => {
+    const request = { sessions: [{ sessionId: "big", filename: "x".repeat(mb * 1024 * 1024) }] };
+    const bytes = Buffer.from(toBinary(BatchUpsertSessionsRequestSchema, create(BatchUpsertSessionsRequestSchema, request)));
+    const grpcJs = new grpc.Client(new URL(server.url).host, grpc.credentials.createInsecure());
+    try {
+      const code = await new Promise<number>((resolve) => {
+        const same = (b: Buffer) => b;
+        grpcJs.makeUnaryRequest("/persistence.v1.TranslationService/BatchUpsertSessions", same, same, bytes, (err) => resolve(err?.code ?? grpc.status.OK));
+      });
+      expect(grpc.status[code]).toBe("RESOURCE_EXHAUSTED");
+    } finally {
+      grpcJs.close();
+    }
+    // Node's HTTP/2 client with its default session memory (10 MB), which is what these transports use.
+    const h2 = { baseUrl: server.url, idleConnectionTimeoutMs: 200 };
+    const transports = {
+      grpc: createGrpcTransport(h2),
+      "Connect over HTTP/2": createConnectTransport({ ...h2, httpVersion: "2" }),
+      "gRPC-Web over HTTP/2": createGrpcWebTransport({ ...h2, httpVersion: "2" }),
+      "Connect over HTTP/1.1": createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    };
+    for (const [protocol, transport] of Object.entries(transports)) {
+      const code = await createClient(TranslationService, transport)
+        .batchUpsertSessions(request)
+        .then(() => "accepted", (err: unknown) => Code[ConnectError.from(err).code]);
+      expect({ protocol, code }).toEqual({ protocol, code: "ResourceExhausted" });
+    }
   });
 
   it.each([
@@ -185,5 +228,173 @@ describeEachDialect("hostile input", (target) => {
     expect(((await connect.json()) as { code: string }).code).toBe("unimplemented");
     const wrongType = await fetch(`${server.url}/persistence.v1.TranslationService/GetStats`, { method: "POST", headers: { "content-type": "text/xml" }, body: "<x/>" });
     expect(wrongType.status).toBe(415);
+  });
+});
+
+/** Polls `check` until it returns true, for up to `ms` (generous: the machine may be busy). */
+async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("hostile connections and streams", () => {
+  let server: TestServer;
+  const id = (name: string) => `${name}-${process.pid}-${Date.now().toString(36)}`;
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      PERSISTENCE_MAX_STREAMS_PER_CONNECTION: "128",
+      PERSISTENCE_MAX_WATCH_STREAMS: "3",
+      PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION: "2",
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it("announces a bound on concurrent streams per HTTP/2 connection", async () => {
+    const session = http2.connect(server.url);
+    try {
+      const settings = await new Promise<http2.Settings>((resolve, reject) => {
+        session.once("remoteSettings", resolve);
+        session.once("error", reject);
+      });
+      expect(settings.maxConcurrentStreams).toBe(128);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("refuses watch streams past the bound per session and per instance with RESOURCE_EXHAUSTED", async () => {
+    const client = server.client(TranslationService, "grpc");
+    const [a, b, c] = [id("watch-a"), id("watch-b"), id("watch-c")];
+    await client.batchUpsertSessions({ sessions: [a, b, c].map((sessionId) => ({ sessionId, filename: "w.xlsx" })), durability: 3 });
+    const open: AbortController[] = [];
+    /** Opens a watch and waits for its snapshot: "open", or the code and message it was refused with. */
+    const watch = async (sessionId: string) => {
+      const abort = new AbortController();
+      try {
+        await client.watchSession({ sessionId }, { signal: abort.signal })[Symbol.asyncIterator]().next();
+        open.push(abort);
+        return "open";
+      } catch (err) {
+        const { code, rawMessage } = ConnectError.from(err);
+        return { code: Code[code], message: rawMessage, retryMs: retryDelayMs(ConnectError.from(err)) };
+      }
+    };
+    try {
+      expect(await watch(a)).toBe("open");
+      expect(await watch(a)).toBe("open");
+      expect(await watch(a)).toEqual({ code: "ResourceExhausted", message: `2 WatchSession streams are open on session "${a}", the most it allows`, retryMs: 1000 });
+      expect(await watch(b)).toBe("open");
+      expect(await watch(c)).toEqual({ code: "ResourceExhausted", message: "3 WatchSession streams are open on this instance, the most it allows", retryMs: 1000 });
+      const rest = await fetch(`${server.url}/api/v1/translation/sessions/${c}/watch`, { headers: { accept: "text/event-stream" } });
+      expect({ status: rest.status, retryAfter: rest.headers.get("retry-after") }).toEqual({ status: 429, retryAfter: "1" });
+      // A watch that ends gives its place back.
+      open.shift()?.abort();
+      await eventually(async () => (await watch(c)) === "open");
+    } finally {
+      for (const abort of open) abort.abort();
+    }
+  });
+});
+
+/** A raw TCP connection: what it has received so far, and whether the server has closed it. */
+function rawConnection(url: string): { socket: net.Socket; received: () => string; closed: Promise<void> } {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  let received = "";
+  socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+  socket.on("error", () => {});
+  return { socket, received: () => received, closed: new Promise((resolve) => socket.once("close", () => resolve())) };
+}
+
+/** Writes `text` one byte every 200 ms until the connection closes. */
+function trickle(socket: net.Socket, text: string): void {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed || i >= text.length) return clearInterval(timer);
+    socket.write(text[i++]!);
+  }, 200);
+  socket.once("close", () => clearInterval(timer));
+}
+
+/** Resolves once `promise` does; fails the test when it has not within `ms` (generous: the machine may be busy). */
+function within<T>(promise: Promise<T>, what: string, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+describe("slow clients", () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_HEADERS_TIMEOUT_MS: "1000", PERSISTENCE_REQUEST_TIMEOUT_MS: "2000", PERSISTENCE_IDLE_TIMEOUT_MS: "1500" });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it("answers 408 and closes an HTTP/1.1 connection whose headers or body trickle in", async () => {
+    const headers = rawConnection(server.url);
+    trickle(headers.socket, `GET /health HTTP/1.1\r\nHost: x\r\n${"X-Slow: 1\r\n".repeat(1000)}\r\n`);
+    const body = rawConnection(server.url);
+    body.socket.write("POST /persistence.v1.SystemService/GetInfo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n");
+    trickle(body.socket, " ".repeat(1000));
+    await within(Promise.all([headers.closed, body.closed]), "closed");
+    expect(headers.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(body.received()).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it("closes a connection that never says what it speaks, and an HTTP/1.1 connection left idle", async () => {
+    const silent = rawConnection(server.url);
+    const idle = rawConnection(server.url);
+    idle.socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    await within(Promise.all([silent.closed, idle.closed]), "closed");
+    expect(silent.received()).toBe("");
+    expect(idle.received()).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("closes an HTTP/2 connection without streams, even one whose preface trickles in", async () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    const preface = rawConnection(server.url);
+    trickle(preface.socket, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    await within(Promise.all([new Promise((resolve) => session.once("close", resolve)), preface.closed]), "closed");
+  });
+
+  it("resets an HTTP/2 stream whose request does not arrive whole, and leaves a quiet watch stream open", async () => {
+    const client = server.client(TranslationService, "grpc");
+    const sessionId = `quiet-${process.pid}-${Date.now().toString(36)}`;
+    await client.batchUpsertSessions({ sessions: [{ sessionId, filename: "q.xlsx" }], durability: 3 });
+    const watching = new AbortController();
+    const watch = client.watchSession({ sessionId }, { signal: watching.signal })[Symbol.asyncIterator]();
+    await watch.next();
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/persistence.v1.SystemService/GetInfo", "content-type": "application/grpc" });
+      stream.on("error", () => {});
+      stream.on("data", () => {});
+      stream.write(Buffer.from([0, 0, 0, 0, 10]));
+      await within(new Promise((resolve) => stream.once("close", resolve)), "reset");
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      // The watch outlived both timeouts, and still follows its session.
+      await client.updateSessionStatus({ sessionId, status: 3 });
+      expect((await watch.next()).value?.session?.status).toBe(3);
+    } finally {
+      session.close();
+      watching.abort();
+    }
   });
 });

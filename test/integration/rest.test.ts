@@ -375,6 +375,7 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ status: "healthy", backends: { sql: "up" }, buffer: { records: expect.any(Number), utilization: expect.any(Number) } });
     expect(health.json.uptime_seconds).toEqual(expect.any(Number));
+    expect(health.json.backends_age_ms).toEqual(expect.any(Number));
     expect(health.json.database).toBe("healthy");
     // The original's buffer figures: one task record waits (the flush interval is a minute).
     await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-a", 9)], durability: "accepted" });

@@ -1,16 +1,21 @@
+import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
-import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb";
+import { ServerReflection as ReflectionV1, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb";
+import { Durability } from "../../gen/persistence/v1/common_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { errorOf } from "../support/errors";
 import { secret } from "../support/secrets";
-import { describeEachDialect, withMysql } from "../support/sql-targets";
+import { getHealth, healthUntil } from "../support/health";
+import { createSqlTarget, describeEachDialect, MYSQL_SERVER, withMysql } from "../support/sql-targets";
+import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
 
 const SERVICES = [
@@ -275,7 +280,7 @@ describe("server on MariaDB when the database goes away", () => {
       await conn.query(`create user '${user}'@'%' identified by '${password}'`);
       await conn.query(`grant all on \`${database}\`.* to '${user}'@'%'`);
     });
-    server = await startTestServer({ PERSISTENCE_SQL_URL: `mysql://${user}:${password}@127.0.0.1:3306/${database}` });
+    server = await startTestServer({ PERSISTENCE_SQL_URL: `mysql://${user}:${password}@127.0.0.1:3306/${database}`, PERSISTENCE_HEALTH_INTERVAL_MS: "100" });
   });
   afterAll(async () => {
     await server?.close();
@@ -295,20 +300,18 @@ describe("server on MariaDB when the database goes away", () => {
     });
   }
 
-  it("answers 503 on /health and NOT_SERVING on gRPC health while the database is unreachable, and recovers", async () => {
-    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  it("answers 503 on /health and NOT_SERVING on gRPC health once a probe finds the database unreachable, and recovers", async () => {
+    expect((await getHealth(server.url)).status).toBe(200);
     await cutOff(true);
     try {
-      const down = await fetch(`${server.url}/health`);
-      expect(down.status).toBe(503);
-      expect(await down.json()).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
+      const down = await healthUntil(server.url, (h) => h.status === 503);
+      expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
       expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.NOT_SERVING);
       expect((await server.client(SystemService).getHealth({})).status).toBe("unhealthy");
     } finally {
       await cutOff(false);
     }
-    const up = await fetch(`${server.url}/health`);
-    expect(up.status).toBe(200);
+    await healthUntil(server.url, (h) => h.status === 200);
     expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
   });
 
@@ -317,6 +320,62 @@ describe("server on MariaDB when the database goes away", () => {
     expect(config.config?.sql_url).toBe(`mysql://${user}:[redacted]@127.0.0.1:3306/${database}`);
     expect(JSON.stringify(config)).not.toContain(password);
     expect(JSON.stringify(server.logs)).not.toContain(password);
+  });
+});
+
+describe("health while the database hangs", () => {
+  const target = createSqlTarget("mysql", "hang");
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    proxy = await createTcpProxy(Number(MYSQL_SERVER.port || 3306), MYSQL_SERVER.hostname);
+  });
+  afterAll(async () => {
+    proxy?.thaw();
+    await proxy?.close();
+    await target.drop();
+  });
+
+  /** A service whose database sits behind the proxy. */
+  function startBehindProxy(settings: Record<string, string>): Promise<TestServer> {
+    const url = new URL(target.url);
+    url.port = String(proxy.port);
+    return startTestServer({ PERSISTENCE_SQL_URL: url.toString(), PERSISTENCE_HEALTH_INTERVAL_MS: "100", ...settings });
+  }
+
+  it("answers /health from the last probe, with its age, while a probe waits on a database that does not answer", async () => {
+    // The probe would wait 10 minutes: any answer before then did not wait for it.
+    const server = await startBehindProxy({ PERSISTENCE_HEALTH_TIMEOUT_MS: "600000" });
+    try {
+      expect(await getHealth(server.url)).toMatchObject({ status: 200, body: { backends: { sql: "up" } } });
+      proxy.freeze();
+      while (proxy.heldBytes() === 0) await new Promise((r) => setTimeout(r, 20)); // a probe's ping is stuck
+      const stuckSince = Date.now();
+      await new Promise((r) => setTimeout(r, 200));
+      const asked = Date.now();
+      const during = await getHealth(server.url);
+      expect(during).toMatchObject({ status: 200, body: { status: "healthy", backends: { sql: "up" } } });
+      // The state predates the stuck probe, and says so.
+      expect(during.body.backends_age_ms).toBeGreaterThanOrEqual(asked - stuckSince);
+      expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
+    } finally {
+      proxy.thaw();
+      await server.close();
+    }
+  });
+
+  it("turns /health to 503 once a probe times out, and back to 200 once the database answers", async () => {
+    const server = await startBehindProxy({ PERSISTENCE_HEALTH_TIMEOUT_MS: "300" });
+    try {
+      proxy.freeze();
+      const down = await healthUntil(server.url, (h) => h.status === 503);
+      expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
+      proxy.thaw();
+      const up = await healthUntil(server.url, (h) => h.status === 200);
+      expect(up.body.backends).toEqual({ sql: "up" });
+    } finally {
+      proxy.thaw();
+      await server.close();
+    }
   });
 });
 
@@ -353,5 +412,104 @@ describe("the listener", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("calls their callers abandon", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: "sqlite::memory:" });
+    await server.client(TranslationService).batchUpsertSessions({ sessions: [{ sessionId: "abandoned", filename: "a.xlsx" }], durability: Durability.COMMITTED });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  /** The access log line of the call with `requestId`, once the server has seen the call end. */
+  async function accessLine(requestId: string): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const line = server.logs.find((l) => l.request_id === requestId && (l.msg === "call" || l.msg === "call failed"));
+      if (line) return line;
+      if (Date.now() > deadline) throw new Error(`no access log line for ${requestId}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async function handled(method: string): Promise<Record<string, number>> {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const counts: Record<string, number> = {};
+    for (const [, code, n] of text.matchAll(new RegExp(`^grpc_server_handled_total\\{[^}]*grpc_method="${method}"[^}]*grpc_code="(\\w+)"\\} (\\d+)$`, "gm"))) {
+      counts[code!] = Number(n);
+    }
+    return counts;
+  }
+
+  function expectCancelledAtInfo(line: Record<string, unknown>, requestId: string) {
+    expect(line).toMatchObject({ msg: "call", level: 30, code: "canceled" });
+    expect(server.logs.filter((l) => l.request_id === requestId && Number(l.level) >= 40)).toEqual([]);
+  }
+
+  it("counts a reflection stream whose caller drops the connection as CANCELLED and logs it at info", async () => {
+    const requestId = `reflection-dropped-${process.pid}`;
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "content-type": "application/grpc",
+      te: "trailers",
+      "x-request-id": requestId,
+    });
+    stream.on("error", () => {});
+    const request = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+    const frame = Buffer.alloc(5 + request.length);
+    frame.writeUInt32BE(request.length, 1);
+    frame.set(request, 5);
+    stream.write(frame);
+    await new Promise((resolve) => stream.once("data", resolve));
+    session.destroy(); // as grpcurl does when it exits
+    expectCancelledAtInfo(await accessLine(requestId), requestId);
+    expect(await handled("ServerReflectionInfo")).toEqual({ Canceled: 1 });
+  });
+
+  it("counts a WatchSession its gRPC caller cancels as CANCELLED", async () => {
+    const requestId = `watch-cancelled-${process.pid}`;
+    const caller = new AbortController();
+    const events = server.client(TranslationService, "grpc").watchSession({ sessionId: "abandoned" }, { signal: caller.signal, headers: { "x-request-id": requestId } });
+    const error = await errorOf(
+      (async () => {
+        for await (const _ of events) caller.abort();
+      })(),
+    );
+    expect(error.code).toBe(Code.Canceled);
+    expectCancelledAtInfo(await accessLine(requestId), requestId);
+  });
+
+  it("ends a WatchSession whose deadline passes with DEADLINE_EXCEEDED, for the caller and in the log", async () => {
+    const requestId = `watch-deadline-${process.pid}`;
+    // The deadline as the server reads it; the client keeps listening past it.
+    const events = server.client(TranslationService, "grpc").watchSession({ sessionId: "abandoned" }, { headers: { "x-request-id": requestId, "grpc-timeout": "300m" } });
+    expect((await errorOf(drain(events))).code).toBe(Code.DeadlineExceeded);
+    expect(await accessLine(requestId)).toMatchObject({ msg: "call", level: 30, code: "deadline_exceeded" });
+  });
+
+  it("counts a Connect WatchSession over HTTP/1.1 whose connection drops as CANCELLED", async () => {
+    const requestId = `watch-dropped-${process.pid}`;
+    const body = Buffer.from(JSON.stringify({ sessionId: "abandoned" }));
+    const envelope = Buffer.alloc(5 + body.length);
+    envelope.writeUInt32BE(body.length, 1);
+    body.copy(envelope, 5);
+    const request = http.request(`${server.url}/persistence.v1.TranslationService/WatchSession`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "x-request-id": requestId },
+    });
+    request.on("error", () => {});
+    request.end(envelope);
+    const response = await new Promise<http.IncomingMessage>((resolve) => request.once("response", resolve));
+    await new Promise((resolve) => response.once("data", resolve));
+    request.destroy();
+    expectCancelledAtInfo(await accessLine(requestId), requestId);
+    expect((await handled("WatchSession")).OK).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import http2 from "node:http2";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
@@ -88,5 +89,50 @@ describe("TLS on the one port", () => {
   it("refuses plaintext on the TLS port", async () => {
     const plain = server.url.replace("https://", "http://");
     await expect(fetch(`${plain}/health`)).rejects.toThrow();
+  });
+
+  describe("with slow clients", () => {
+    let slow: TestServer;
+    beforeAll(async () => {
+      slow = await startTestServer({ PERSISTENCE_TLS_CERT: certFile, PERSISTENCE_TLS_KEY: keyFile, PERSISTENCE_HEADERS_TIMEOUT_MS: "1000", PERSISTENCE_IDLE_TIMEOUT_MS: "1500" });
+    });
+    afterAll(async () => {
+      await slow?.close();
+    });
+
+    /** Resolves once the socket closes; fails when it is still open after 20 s (generous: the machine may be busy). */
+    const closed = (socket: net.Socket) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("still open after 20 s")), 20_000);
+        socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+
+    it("closes a connection that never completes its TLS handshake", async () => {
+      const socket = net.connect(Number(new URL(slow.url).port), "127.0.0.1");
+      socket.on("error", () => {});
+      await closed(socket);
+    });
+
+    it("answers 408 to an HTTP/1.1 request whose headers trickle in, and closes an idle one", async () => {
+      const open = (onReady: (socket: tls.TLSSocket) => void) => {
+        const socket = tls.connect({ host: "127.0.0.1", port: Number(new URL(slow.url).port), ca, ALPNProtocols: ["http/1.1"] }, () => onReady(socket));
+        let received = "";
+        socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+        socket.on("error", () => {});
+        return { socket, received: () => received };
+      };
+      const trickling = open((socket) => {
+        const text = `GET /health HTTP/1.1\r\nHost: x\r\n${"X-Slow: 1\r\n".repeat(1000)}\r\n`;
+        let i = 0;
+        const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(text[i++]!)), 200);
+      });
+      const idle = open((socket) => socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+      await Promise.all([closed(trickling.socket), closed(idle.socket)]);
+      expect(trickling.received()).toMatch(/^HTTP\/1\.1 408 /);
+      expect(idle.received()).toMatch(/^HTTP\/1\.1 200 /);
+    });
   });
 });

@@ -11,6 +11,7 @@ import { SessionStatus, TaskStatus, TranslationService } from "../../gen/persist
 import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
 import { retryDelayMs } from "../../server/core/errors";
 import { errorOf } from "../support/errors";
+import { healthUntil } from "../support/health";
 import { secret } from "../support/secrets";
 import { describeEachDialect, withMysql } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
@@ -519,7 +520,7 @@ describe("translation-writes on MariaDB while the database is unreachable", () =
     expect(during.databaseReachable).toBe(false);
     expect(Number(during.retryBacklog)).toBe(500);
     expect(Number(during.walPendingRecords)).toBeGreaterThanOrEqual(500);
-    expect((await fetch(`${server.url}/health`)).status).toBe(503);
+    await healthUntil(server.url, (h) => h.status === 503);
 
     await reachable(true);
     const flushed = await client.flush({});

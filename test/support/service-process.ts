@@ -21,8 +21,15 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts the service with `PERSISTENCE_*` settings `env` (port 0 and a temp data dir by default) and waits until it listens. */
-export async function startServiceProcess(env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServiceProcess> {
+/**
+ * Starts the service with `PERSISTENCE_*` settings `env` (port 0 and a temp data dir by default) and waits until it listens.
+ * `onLog` sees each JSON line as it is logged, from the first (before listening) on.
+ */
+export async function startServiceProcess(
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+  onLog: (entry: Record<string, unknown>) => void = () => {},
+): Promise<ServiceProcess> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "persistence-proc-"));
   const child = spawn(process.execPath, [path.join(ROOT, "scripts", "start.js")], {
     cwd: ROOT,
@@ -44,6 +51,7 @@ export async function startServiceProcess(env: Record<string, string> = {}, time
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
+        onLog(entry);
         if (entry.msg === "listening") {
           clearTimeout(timer);
           resolve(String(entry.url));

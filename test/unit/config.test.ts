@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ConfigError, loadConfig, redactedConfig, redactUrl } from "../../server/config";
+import { ConfigError, loadConfig, redactedConfig, redactUrl, type UnknownSetting } from "../../server/config";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "persistence-config-"));
 
@@ -22,7 +22,11 @@ describe("configuration", () => {
     expect(config.flush).toEqual({ maxRecords: 1000, intervalMs: 1000 });
     expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
     expect(config.limits.maxBatchRecords).toBe(1000);
+    expect(config.limits).toMatchObject({ maxWatchStreams: 1000, maxWatchStreamsPerSession: 16 });
+    expect(config.connections).toEqual({ maxStreams: 256, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, idleTimeoutMs: 65_000 });
     expect(config.logLevel).toBe("info");
+    expect(config.health).toEqual({ intervalMs: 2000, timeoutMs: 2000 });
+    expect(config.startupTimeoutMs).toBe(30_000);
   });
 
   it("reads PERSISTENCE_* variables", () => {
@@ -53,9 +57,23 @@ describe("configuration", () => {
     ["PERSISTENCE_FLUSH_INTERVAL_MS", "1.5"],
     ["PERSISTENCE_MAX_REQUEST_BYTES", "ten"],
     ["PERSISTENCE_LOG_LEVEL", "loud"],
+    ["PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION", "0"],
+    ["PERSISTENCE_MAX_STREAMS_PER_CONNECTION", "99"],
+    ["PERSISTENCE_HEADERS_TIMEOUT_MS", "0"],
+    ["PERSISTENCE_IDLE_TIMEOUT_MS", "soon"],
+    ["PERSISTENCE_HEALTH_INTERVAL_MS", "0"],
+    ["PERSISTENCE_HEALTH_TIMEOUT_MS", "soon"],
+    ["PERSISTENCE_STARTUP_TIMEOUT_MS", "-1"],
   ])("fails fast naming %s when it is %j", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));
+  });
+
+  it("wants the headers timeout within the request timeout, which 0 turns off", () => {
+    expect(() => loadConfig({ PERSISTENCE_HEADERS_TIMEOUT_MS: "5000", PERSISTENCE_REQUEST_TIMEOUT_MS: "2000" })).toThrow(
+      /^PERSISTENCE_HEADERS_TIMEOUT_MS: 5000 is longer than PERSISTENCE_REQUEST_TIMEOUT_MS \(2000\)/,
+    );
+    expect(loadConfig({ PERSISTENCE_HEADERS_TIMEOUT_MS: "5000", PERSISTENCE_REQUEST_TIMEOUT_MS: "0" }).connections).toMatchObject({ headersTimeoutMs: 5000, requestTimeoutMs: 0 });
   });
 
   it("reads a YAML or JSON file named by PERSISTENCE_CONFIG, with variables taking precedence", () => {
@@ -76,6 +94,38 @@ describe("configuration", () => {
     expect(() => loadConfig({ PERSISTENCE_CONFIG: path.join(tmp, "missing.yaml") })).toThrow(/PERSISTENCE_CONFIG: cannot read/);
     expect(() => loadConfig({ PERSISTENCE_CONFIG: file("list.yaml", "- a\n- b\n") })).toThrow(/must hold a mapping/);
     expect(() => loadConfig({ PERSISTENCE_CONFIG: file("nested.yaml", "flush:\n  max: 1\n") })).toThrow(/flush in .*single value/);
+  });
+
+  it("reports unknown PERSISTENCE_* variables and config-file keys, each with the closest known setting", () => {
+    const settings = file("typos.yaml", "flush_intervl_ms: 250\nwal: off\nLOG_LEVL: warn\n");
+    const unknown: UnknownSetting[] = [];
+    const config = loadConfig(
+      {
+        PERSISTENCE_CONFIG: settings,
+        PERSISTENCE_FLUSH_INTERVAL: "500",
+        PERSISTENCE_API_KEY: "[]",
+        persistence_listen: "127.0.0.1:1",
+        PERSISTENCE_LISTEN: "127.0.0.1:0",
+        HOME: "/root",
+      },
+      (setting) => unknown.push(setting),
+    );
+    expect(unknown).toEqual([
+      { setting: "PERSISTENCE_FLUSH_INTERVAL", closest: "PERSISTENCE_FLUSH_INTERVAL_MS" },
+      { setting: "PERSISTENCE_API_KEY", closest: "PERSISTENCE_API_KEYS" },
+      { setting: `flush_intervl_ms in ${settings}`, closest: "flush_interval_ms" },
+      { setting: `log_levl in ${settings}`, closest: "log_level" },
+    ]);
+    // Ignored, as reported.
+    expect(config.flush.intervalMs).toBe(1000);
+    expect(config.wal).toBe(false);
+  });
+
+  it("knows every setting that GetConfig shows", () => {
+    const unknown: UnknownSetting[] = [];
+    const env = Object.fromEntries(Object.keys(redactedConfig(loadConfig({}))).map((key) => [`PERSISTENCE_${key.toUpperCase()}`, ""]));
+    loadConfig({ ...env, PERSISTENCE_CONFIG: "", PERSISTENCE_API_KEYS_FILE: "" }, (setting) => unknown.push(setting));
+    expect(unknown.filter((u) => u.setting !== "PERSISTENCE_TLS")).toEqual([]);
   });
 
   it("is frozen", () => {

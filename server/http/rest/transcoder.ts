@@ -10,6 +10,7 @@ import { normalizeAddress } from "../../rpc/client-address.js";
 import { clientAddressKey, httpStatusKey, restRouteKey } from "../../rpc/context.js";
 import { requestIdOf } from "../../rpc/interceptors/request-id.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "../node-types.js";
+import { decodeUtf8Body } from "../utf8-body.js";
 import { readHttpRules, type RestRoute } from "./http-rules.js";
 import { restError } from "./rest-errors.js";
 import { sendError, sendJson } from "./reply.js";
@@ -241,9 +242,9 @@ async function readJsonBody(req: NodeRequest, maxBytes: number): Promise<BodyRea
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
-  } catch {
-    return { error: invalidArgument([{ field: "body", description: "is not valid UTF-8" }]) };
+    text = decodeUtf8Body(raw);
+  } catch (err) {
+    return { error: ConnectError.from(err) };
   }
   if (jsonDepth(text) > MAX_JSON_DEPTH) return { error: invalidArgument([{ field: "body", description: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }]) };
   try {

@@ -1,0 +1,74 @@
+import type { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+  type ConnectNodeAdapterOptions,
+} from "@connectrpc/connect-node";
+import type { Logger } from "../core/logger.js";
+import type { NodeRequest, NodeResponse } from "./node-types.js";
+
+export interface RpcHandlerOptions extends ConnectNodeAdapterOptions {
+  /** Where a call that fails outside its handler (writing the reply, for one) is reported. */
+  readonly logger: Logger;
+}
+
+/**
+ * The Connect router as a Node request handler: connect-node's adapter, except that a call refused
+ * before its request was read to the end (a message over the size limit, say) is answered only once
+ * the rest of the request has been read and dropped. A client still sending holds its unsent bytes,
+ * and Node's HTTP/2 client counts them against its session memory (10 MB by default): if the reply's
+ * headers arrive while it is over, it resets its own stream with ENHANCE_YOUR_CALM, and the caller
+ * sees INTERNAL instead of the RESOURCE_EXHAUSTED the service sent. Gzip and brotli are accepted, as
+ * connect-node's adapter does by default.
+ */
+export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  options.routes(router);
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  return (req, res) => {
+    const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");
+    if (!handler) {
+      options.fallback?.(req, res);
+      return;
+    }
+    const body = requestBody(req);
+    const request = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
+    handler({ ...request, body: body.chunks })
+      .then(async (reply) => {
+        await body.settle();
+        await universalResponseToNodeResponse(reply, res);
+      })
+      .catch((err: unknown) => {
+        // Aborted: the caller went away while the reply was being written.
+        if (ConnectError.from(err).code !== Code.Aborted) options.logger.error({ err, rpc: handler.requestPath }, "RPC failed outside its handler");
+      });
+  };
+}
+
+/**
+ * The request body as the router reads it, without destroying the request when the router stops
+ * early; `settle` then reads and drops the rest. A router still reading (a client stream) is left to it.
+ */
+function requestBody(req: NodeRequest) {
+  let reading = false;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    reading = true;
+    try {
+      for await (const chunk of req.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
+    } finally {
+      reading = false;
+    }
+  }
+  return {
+    chunks: chunks(),
+    async settle(): Promise<void> {
+      if (reading || req.readableEnded || req.destroyed) return;
+      req.resume();
+      await finished(req as Readable).catch(() => undefined);
+    },
+  };
+}
