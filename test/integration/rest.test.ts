@@ -396,6 +396,25 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(JSON.stringify(config.json)).not.toMatch(/password=|:[^@/]+@/);
   });
 
+  it("answers the superseded v1 paths as the current ones", async () => {
+    const sessions = await call("POST", "/api/v1/persistence/sessions/batch", { sessions: [sessionRecord("rest-v1")] });
+    expect(sessions.status).toBe(200);
+    expect(sessions.json).toMatchObject({ status: "accepted", count: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
+    const tasks = await call("POST", "/api/v1/persistence/tasks/batch", { tasks: [taskRecord("rest-v1", 1), taskRecord("rest-v1", 2)] });
+    expect(tasks.json).toMatchObject({ status: "accepted", count: 2 });
+    const flushed = await call("POST", "/api/v1/persistence/flush");
+    expect(flushed.json).toMatchObject({ status: "flushed", sessions_written: 1 });
+    expect(flushed.json.tasks_written).toBeGreaterThanOrEqual(2);
+    expect((await call("GET", "/api/v1/translation/sessions/rest-v1/tasks")).json.total).toBe(2);
+    const [v1, v2] = [(await call("GET", "/api/v1/persistence/stats")).json, (await call("GET", "/api/v1/translation/stats")).json];
+    expect(Object.keys(v1).sort()).toEqual(Object.keys(v2).sort());
+    expect(v1.sessions).toEqual(v2.sessions);
+    expect(v1.tasks).toEqual(v2.tasks);
+    const line = server.logs.find((l) => l.route === "POST /api/v1/persistence/flush");
+    expect(line).toMatchObject({ method: "Flush", protocol: "rest", code: "ok" });
+    expect((await call("DELETE", "/api/v1/translation/sessions/rest-v1")).json.deleted_tasks).toBe(2);
+  });
+
   it("logs REST calls like any other call, with the route", async () => {
     await call("GET", "/api/v1/translation/stats", undefined, { "x-request-id": "rest-log-check" });
     const line = server.logs.find((l) => l.request_id === "rest-log-check");
