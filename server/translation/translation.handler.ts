@@ -1,7 +1,7 @@
 import { timestampFromMs, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
-import { SessionSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
+import { SessionSortField, TaskSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
@@ -73,8 +73,8 @@ export function createTranslationHandler(
         ...dates(req.fromDate, req.toDate),
         statuses: statusNames(req.status, SESSION_STATUS_NAMES),
         llmProvider: req.llmProvider || undefined,
-        sortBy: req.sortBy === SessionSortField.UPDATED_AT ? "updated_at" : "created_at",
-        desc: req.sortOrder !== SortOrder.ASC,
+        sortBy: sortColumn(SESSION_SORT, req.sortBy, "sort_by") ?? "created_at",
+        desc: descending(req.sortOrder, req.order, true),
         page: req.page,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -85,6 +85,8 @@ export function createTranslationHandler(
         sessionId: req.sessionId,
         statuses: statusNames(req.status, TASK_STATUS_NAMES),
         sheetName: req.sheetName || undefined,
+        sortBy: sortColumn(TASK_SORT, req.sortBy, "sort_by"),
+        desc: descending(req.sortOrder, req.order, false),
         page: req.page,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -101,6 +103,8 @@ export function createTranslationHandler(
         statuses: statusNames(req.status, TASK_STATUS_NAMES),
         sheetName: req.sheetName || undefined,
         batchId: req.batchId || undefined,
+        sortBy: sortColumn(TASK_SORT, req.sortBy, "sort_by"),
+        desc: descending(req.sortOrder, req.order, false),
         page: req.page,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -177,6 +181,40 @@ export function createTranslationHandler(
       };
     },
   };
+}
+
+const SESSION_SORT = {
+  [SessionSortField.CREATED_AT]: "created_at",
+  [SessionSortField.UPDATED_AT]: "updated_at",
+  [SessionSortField.SESSION_ID]: "session_id",
+  [SessionSortField.FILENAME]: "filename",
+  [SessionSortField.STATUS]: "status",
+} as const;
+
+const TASK_SORT = {
+  [TaskSortField.TASK_ID]: "task_id",
+  [TaskSortField.SESSION_ID]: "session_id",
+  [TaskSortField.STATUS]: "status",
+  [TaskSortField.CREATED_AT]: "created_at",
+  [TaskSortField.UPDATED_AT]: "updated_at",
+  [TaskSortField.ROW_INDEX]: "row_index",
+} as const;
+
+/** The column of a sort field; undefined for the listing's default; INVALID_ARGUMENT for an unknown value. */
+function sortColumn<C extends string>(columns: Readonly<Record<number, C>>, value: number, field: string): C | undefined {
+  if (value === 0) return undefined;
+  const column = columns[value];
+  if (!column) throw invalidArgument([{ field, description: `unknown sort field ${value}` }]);
+  return column;
+}
+
+/** The direction `sort_order` or its original spelling `order` asks for (they may not disagree). */
+function descending(sortOrder: SortOrder, order: SortOrder, byDefault: boolean): boolean {
+  if (sortOrder !== SortOrder.UNSPECIFIED && order !== SortOrder.UNSPECIFIED && sortOrder !== order) {
+    throw invalidArgument([{ field: "order", description: "disagrees with sort_order; give one of them" }]);
+  }
+  const chosen = sortOrder || order;
+  return chosen === SortOrder.UNSPECIFIED ? byDefault : chosen === SortOrder.DESC;
 }
 
 /** Status filters as stored names; an unknown value is INVALID_ARGUMENT naming its position. */

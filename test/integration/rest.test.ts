@@ -544,6 +544,100 @@ describeEachDialect("REST query parameters on body routes", (target) => {
   });
 });
 
+describeEachDialect("REST listing parameters in the original spellings", (target) => {
+  let server: TestServer;
+  let base: string;
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`);
+    return { status: res.status, json: (await res.json()) as Json };
+  };
+  const ids = (json: Json, key = "session_id") => json.items.map((item: Json) => item[key]);
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    base = server.url;
+    const post = (path: string, body: unknown) =>
+      fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    await post("/api/v1/translation/sessions/batch", {
+      sessions: [
+        sessionRecord("sort-b", { filename: "a.xlsx", status: "processing", created_at: "2025-01-02T00:00:00Z" }),
+        sessionRecord("sort-a", { filename: "c.xlsx", status: "completed", created_at: "2025-01-03T00:00:00Z" }),
+        sessionRecord("sort-c", { filename: "b.xlsx", status: "failed", created_at: "2025-01-01T00:00:00Z" }),
+      ],
+      durability: "committed",
+    });
+    await post("/api/v1/translation/tasks/batch", {
+      tasks: [
+        taskRecord("sort-a", 1, { sheet_name: "B", row_index: 5, status: "pending", created_at: "2025-01-05T00:00:00Z" }),
+        taskRecord("sort-a", 2, { sheet_name: "A", row_index: 7, status: "completed", created_at: "2025-01-04T00:00:00Z" }),
+        taskRecord("sort-a", 3, { sheet_name: "A", row_index: 6, status: "failed", created_at: "2025-01-06T00:00:00Z" }),
+        taskRecord("sort-b", 1, { sheet_name: "A", row_index: 1, created_at: "2025-01-07T00:00:00Z" }),
+      ],
+      durability: "committed",
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("takes order as the original spelling of sort_order, and refuses the two when they disagree", async () => {
+    expect(ids((await get("/api/v1/translation/sessions?sort_by=created_at&order=asc")).json)).toEqual(["sort-c", "sort-b", "sort-a"]);
+    expect(ids((await get("/api/v1/translation/sessions?order=desc")).json)).toEqual(["sort-a", "sort-b", "sort-c"]);
+    expect(ids((await get("/api/v1/translation/sessions?order=ASC&sort_order=asc")).json)).toEqual(["sort-c", "sort-b", "sort-a"]);
+    const clash = await get("/api/v1/translation/sessions?order=asc&sort_order=desc");
+    expect(clash.status).toBe(400);
+    expect(clash.json.errors).toEqual([{ field: "order", message: "disagrees with sort_order; give one of them" }]);
+  });
+
+  it.each([
+    ["session_id", ["sort-a", "sort-b", "sort-c"]],
+    ["filename", ["sort-b", "sort-c", "sort-a"]],
+    ["status", ["sort-a", "sort-c", "sort-b"]],
+    ["updated_at", expect.any(Array)],
+  ])("sorts sessions by %s", async (field, expected) => {
+    const res = await get(`/api/v1/translation/sessions?sort_by=${field}&order=asc`);
+    expect(res.status).toBe(200);
+    expect(ids(res.json)).toEqual(expected);
+  });
+
+  it("sorts a session's tasks and all tasks by sort_by and order, and pages through them with tokens", async () => {
+    const byRow = await get("/api/v1/translation/sessions/sort-a/tasks?sort_by=row_index&order=desc");
+    expect(byRow.json.items.map((t: Json) => t.row_index)).toEqual([7, 6, 5]);
+    const byStatus = await get("/api/v1/translation/sessions/sort-a/tasks?sort_by=status");
+    expect(byStatus.json.items.map((t: Json) => t.status)).toEqual(["completed", "failed", "pending"]);
+    const reversed = await get("/api/v1/translation/sessions/sort-a/tasks?order=desc");
+    expect(reversed.json.items.map((t: Json) => `${t.sheet_name}${t.row_index}`)).toEqual(["B5", "A7", "A6"]);
+    const newest = await get("/api/v1/translation/tasks?sort_by=created_at&order=desc");
+    expect(newest.json.items.map((t: Json) => t.created_at)).toEqual([
+      "2025-01-07T00:00:00Z",
+      "2025-01-06T00:00:00Z",
+      "2025-01-05T00:00:00Z",
+      "2025-01-04T00:00:00Z",
+    ]);
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await get(`/api/v1/translation/tasks?sort_by=task_id&order=desc&page_size=1${token ? `&page_token=${token}` : ""}`);
+      seen.push(...page.json.items.map((t: Json) => `${t.session_id}/${t.task_id}`));
+      token = page.json.next_page_token;
+    } while (token);
+    expect(seen).toEqual(["sort-a/TASK_0003", "sort-a/TASK_0002", "sort-a/TASK_0001", "sort-b/TASK_0001"]);
+    const unknown = await get("/api/v1/translation/tasks?sort_by=confidence");
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.errors[0].field).toBe("sort_by");
+  });
+
+  it.each(["/api/v1/translation/sessions", "/api/v1/translation/sessions/sort-a/tasks", "/api/v1/translation/tasks"])(
+    "answers page=0 on %s with a 400 that names page",
+    async (path) => {
+      const res = await get(`${path}?page=0`);
+      expect(res.status).toBe(400);
+      expect(res.json.errors).toEqual([{ field: "page", message: "must be 1 or more" }]);
+      expect((await get(`${path}?page=1`)).status).toBe(200);
+    },
+  );
+});
+
 describeEachDialect("REST writes with JSON null", (target) => {
   let server: TestServer;
   let base: string;

@@ -153,7 +153,7 @@ describe("REST JSON", () => {
       { field: "page_size", description: "integer out of range -2147483648..2147483647" },
       { field: "from_date", description: "expected an RFC 3339 time such as 2025-09-30T10:00:00Z" },
       { field: "extra", description: "unknown field" },
-      { field: "sort_by", description: "must be one of created_at, updated_at" },
+      { field: "sort_by", description: "must be one of created_at, updated_at, session_id, filename, status" },
     ]);
   });
 
@@ -264,7 +264,11 @@ describe("OpenAPI document", () => {
       "query:page",
       "query:page_size",
       "query:page_token",
+      "query:sort_by",
+      "query:sort_order",
+      "query:order",
     ]);
+    expect(list?.parameters.find((p) => p.name === "page")?.schema).toMatchObject({ type: "integer", minimum: 1 });
     expect(doc.paths["/api/v1/translation/tasks/batch"]?.post?.requestBody).toBeDefined();
     const cleanup = doc.paths["/api/v1/translation/sessions/cleanup"]?.post;
     expect(cleanup?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(["query:completed_days", "query:failed_days", "query:cancelled_days", "query:dry_run"]);

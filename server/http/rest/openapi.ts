@@ -5,7 +5,7 @@ import type { AccessTable } from "../../security/access.js";
 import { METRICS_REQUIREMENT, type Requirement } from "../../security/scopes.js";
 import type { RestRoute } from "./http-rules.js";
 import { FieldBehavior } from "../../../gen/google/api/field_behavior_pb.js";
-import { hasBehavior, isWellKnown, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
+import { hasBehavior, isWellKnown, minValue, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
 
 export interface OpenApiInfo {
   readonly title: string;
@@ -117,6 +117,8 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     for (const [name, field] of queryFields(method.input, "", 0)) {
       if (route.template.fields.includes(name) || (bodyField !== undefined && name.split(".")[0] === bodyField)) continue;
       const schema = fieldSchema(field);
+      const min = minValue(field);
+      if (min !== undefined) schema.minimum = min;
       parameters.push({ name, in: "query", schema, ...(field.fieldKind === "list" ? { explode: true } : {}) });
     }
     let operationId = `${method.parent.name}_${method.name}`;

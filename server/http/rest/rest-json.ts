@@ -1,6 +1,7 @@
 import { getOption, hasOption, ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
+import { min_value } from "../../../gen/persistence/v1/common_pb.js";
 import type { FieldViolation } from "../../core/errors.js";
 
 /**
@@ -142,6 +143,11 @@ function nullClears(field: DescField): boolean {
   return field.presence === FeatureSet_FieldPresence.EXPLICIT && field.fieldKind !== "list" && field.fieldKind !== "map" && !hasBehavior(field, FieldBehavior.OUTPUT_ONLY);
 }
 
+/** The `(persistence.v1.min_value)` of a number field, if it has one. */
+export function minValue(field: DescField): number | undefined {
+  return hasOption(field, min_value) ? Number(getOption(field, min_value)) : undefined;
+}
+
 /** Whether a field carries a `google.api.field_behavior`. */
 export function hasBehavior(field: DescField, behavior: FieldBehavior): boolean {
   return hasOption(field, field_behavior) && getOption(field, field_behavior).includes(behavior);
@@ -150,8 +156,12 @@ export function hasBehavior(field: DescField, behavior: FieldBehavior): boolean 
 function fieldIn(field: DescField, value: unknown, path: string, out: FieldViolation[], options: RestJsonOptions): JsonValue {
   if (value === null) return null;
   switch (field.fieldKind) {
-    case "scalar":
-      return scalarIn(field.scalar, value, path, out);
+    case "scalar": {
+      const scalar = scalarIn(field.scalar, value, path, out);
+      const min = minValue(field);
+      if (min !== undefined && typeof scalar === "number" && scalar < min) return violation(out, path, `must be ${min} or more`);
+      return scalar;
+    }
     case "enum":
       return enumIn(field.enum, value, path, out);
     case "message":
