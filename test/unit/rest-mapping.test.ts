@@ -249,7 +249,7 @@ describe("OpenAPI document", () => {
   const routes = readHttpRules([TranslationService, SystemService]);
   const doc = buildOpenApi(routes, { title: "t", version: "1" }) as {
     openapi: string;
-    paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; requestBody?: unknown }>>;
+    paths: Record<string, Record<string, { parameters: { name: string; in: string; schema?: unknown }[]; requestBody?: unknown }>>;
     components: { schemas: Record<string, unknown> };
   };
 
