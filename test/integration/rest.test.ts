@@ -912,7 +912,7 @@ describe("REST HTTP semantics", () => {
     expect(((await badQuery.json()) as Json).details[0].field_violations).toEqual([{ field: "colour", description: "unknown query parameter" }]);
   });
 
-  it("publishes the OpenAPI document and the API page", async () => {
+  it("publishes the OpenAPI document and the API pages, Swagger UI and ReDoc", async () => {
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json;
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/v1/translation/tasks/batch", "/health", "/"]));
@@ -923,6 +923,20 @@ describe("REST HTTP semantics", () => {
     expect(bundle.status).toBe(200);
     expect((await bundle.text()).length).toBeGreaterThan(100_000);
     expect((await fetch(`${base}/docs/..%2Fpackage.json`)).status).toBe(404);
+
+    // The original's second page: ReDoc, from the redoc package, nothing fetched from elsewhere.
+    const redoc = await fetch(`${base}/redoc`);
+    expect(redoc.status).toBe(200);
+    expect(redoc.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await redoc.text();
+    expect(html).toContain('<redoc spec-url="/openapi.json">');
+    expect(html).toContain('<script src="/redoc/redoc.standalone.js">');
+    expect(html).not.toMatch(/https?:\/\//);
+    const standalone = await fetch(`${base}/redoc/redoc.standalone.js`);
+    expect(standalone.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect((await standalone.text()).length).toBeGreaterThan(500_000);
+    expect((await fetch(`${base}/redoc/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${base}/redoc/redoc.lib.js`)).status).toBe(404);
   });
 });
 
