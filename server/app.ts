@@ -13,6 +13,7 @@ import { retryAtStartup } from "./core/startup-retry.js";
 import { createStreamSlots } from "./core/stream-slots.js";
 import type { BatcherStatus } from "./core/write-batcher.js";
 import { withGrpcMessageEncoding } from "./http/grpc-message.js";
+import { createClosers, type Closers } from "./platform/closers.js";
 import { openWritePath } from "./platform/write-path.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
@@ -32,6 +33,7 @@ import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
 import { createMemoryBuckets, createRateLimitInterceptor, createRedisBuckets } from "./security/rate-limit.js";
+import { registerSystemMetrics } from "./system/system.metrics.js";
 import { createSystemService } from "./system/system.service.js";
 import { createTranslationReads } from "./translation/translation.reads.js";
 import { createTombstoneGuard } from "./translation/translation.tombstones.js";
@@ -71,8 +73,21 @@ export interface AppOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The composition root: opens the backends, wires every service and starts the listener. */
+/**
+ * The composition root: opens the backends, wires every service and starts the listener. If any step
+ * fails, whatever was opened before it is closed again before the error is thrown.
+ */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const opened = createClosers();
+  try {
+    return await assemble(config, options, opened);
+  } catch (err) {
+    await opened.closeAll();
+    throw err;
+  }
+}
+
+async function assemble(config: Config, options: AppOptions, opened: Closers): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
 
@@ -83,13 +98,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     logger,
     signal: options.signal,
   });
+  opened.add(() => sql.close());
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
+  if (redis) opened.add(() => redis.close());
   const backends: Backend[] = redis ? [sql, redis] : [sql];
-  const monitor = createHealthMonitor(backends, config.health);
+  // Redis backs only the shared rate limits (which fall back to per-instance buckets): without it the instance still serves.
+  const monitor = createHealthMonitor(backends, { ...config.health, required: ["sql"] });
+  opened.add(() => monitor.stop());
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const rpcMetrics = createRpcMetrics(registry);
+  registerSystemMetrics(registry, monitor, version);
 
   // The write path: replay what an earlier run left in the log before taking new writes.
   const translationPath = await openWritePath({
@@ -111,11 +131,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     registry,
   });
   const { batcher } = translationPath;
+  opened.add(() => batcher.close(0));
   const translationDb = sql.db.withTables<TranslationTables>();
   const cleanup =
     config.cleanupIntervalMs > 0
       ? scheduleCleanup(translationDb, config.cleanupIntervalMs, `${hostname()}:${process.pid}:${randomUUID()}`, logger)
       : undefined;
+  if (cleanup) opened.add(() => cleanup.stop());
   const events = createSessionEvents();
   batcher.onCommit((patches) => events.committed(patches));
   const stopping = new AbortController();
@@ -167,6 +189,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const plainRoutes = createPlainRoutes({
     registry,
     authenticator,
+    monitor,
     openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version, access, openEndpoints: config.openEndpoints }),
   });
   const handler = createRpcHandler({
@@ -213,18 +236,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   // The first /health answer comes from a probe, not from the assumption that what just opened is up.
   await monitor.check();
-  let listener: Listener;
-  try {
-    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
-    listener = await listen(withGrpcMessageEncoding(handler), { ...config.listen, ...(tls ? { tls } : {}), connections: config.connections });
-  } catch (err) {
-    monitor.stop();
-    await cleanup?.stop();
-    await batcher.close(0);
-    await sql.close();
-    await redis?.close();
-    throw err;
-  }
+  const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+  const listener: Listener = await listen(withGrpcMessageEncoding(handler), {
+    ...config.listen,
+    ...(tls ? { tls } : {}),
+    connections: config.connections,
+    logger,
+    registry,
+  });
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
   logger.info({ url, sql: sql.kind, version }, "listening");
 

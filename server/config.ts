@@ -44,6 +44,10 @@ export interface Config {
     readonly requestTimeoutMs: number;
     /** Time a connection may sit with no request in flight before it is closed, in ms (`PERSISTENCE_IDLE_TIMEOUT_MS`, default 65000, above common load-balancer idles). */
     readonly idleTimeoutMs: number;
+    /** Open connections, all clients together, past which new ones are turned away (`PERSISTENCE_MAX_CONNECTIONS`, default 4096). */
+    readonly maxConnections: number;
+    /** Open connections from one client address past which its new ones are turned away; 0: no limit (`PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS`, default 256). */
+    readonly maxConnectionsPerAddress: number;
   };
   /** Whether the REST paths drop JSON fields they do not know instead of answering 400; unknown query parameters are refused either way (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
   readonly restIgnoreUnknownFields: boolean;
@@ -158,6 +162,8 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
       headersTimeoutMs: get("headers_timeout_ms", 10_000, integer(100, 3_600_000), "milliseconds from 100 to 3600000"),
       requestTimeoutMs: get("request_timeout_ms", 300_000, integer(0, 86_400_000), "milliseconds from 0 (no limit) to 86400000"),
       idleTimeoutMs: get("idle_timeout_ms", 65_000, integer(100, 86_400_000), "milliseconds from 100 to 86400000"),
+      maxConnections: get("max_connections", 4096, integer(1, 10_000_000), "an integer from 1 to 10000000"),
+      maxConnectionsPerAddress: get("max_connections_per_address", 256, integer(0, 10_000_000), "an integer from 0 (no limit) to 10000000"),
     },
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
@@ -246,6 +252,8 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     headers_timeout_ms: config.connections.headersTimeoutMs,
     request_timeout_ms: config.connections.requestTimeoutMs,
     idle_timeout_ms: config.connections.idleTimeoutMs,
+    max_connections: config.connections.maxConnections,
+    max_connections_per_address: config.connections.maxConnectionsPerAddress,
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,

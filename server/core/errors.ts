@@ -88,3 +88,8 @@ function withRetry(message: string, code: Code, retryAfterMs: number): ConnectEr
     { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
   ]);
 }
+
+/** snake_case name of a code, as the Connect protocol spells it ("invalid_argument"). */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}

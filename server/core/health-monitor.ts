@@ -21,8 +21,11 @@ export interface HealthMonitor {
   check(): Promise<Record<string, BackendState>>;
   /** What the last finished round saw, and how long ago. */
   current(): HealthSnapshot;
-  /** True when every backend is up and the service is not shutting down. */
-  serving(): boolean;
+  /**
+   * True when the service is not shutting down and every backend in `needed` is up (default: the
+   * monitor's `required` backends, the ones without which the instance should take no traffic).
+   */
+  serving(needed?: readonly string[]): boolean;
   /** Marks the service as going away: serving() turns false for good. */
   markShuttingDown(): void;
   /** True once markShuttingDown() was called. */
@@ -37,6 +40,11 @@ export interface HealthMonitorOptions {
   readonly intervalMs?: number;
   /** How long a backend may take to answer a probe before it counts as down, in ms (default 2000). */
   readonly timeoutMs?: number;
+  /**
+   * Backends the instance cannot serve without (default: all). One that only some features use
+   * (Redis behind rate limits, say) may be down while the instance stays in its load balancer.
+   */
+  readonly required?: readonly string[];
 }
 
 export function createHealthMonitor(backends: readonly Backend[], options: HealthMonitorOptions = {}): HealthMonitor {
@@ -50,7 +58,8 @@ export function createHealthMonitor(backends: readonly Backend[], options: Healt
   /** A ping still unanswered after its probe timed out is waited for again, not sent again: hung pings never pile up. */
   const pings = new Map<Backend, Promise<BackendState>>();
 
-  const serving = () => !shuttingDown && Object.values(states).every((s) => s === "up");
+  const required = options.required ?? backends.map((b) => b.name);
+  const serving = (needed: readonly string[] = required) => !shuttingDown && needed.every((name) => states[name] !== "down");
   const publish = () => {
     const now = serving();
     if (now !== lastServing) {

@@ -1,6 +1,9 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { Logger } from "../core/logger.js";
+import { normalizeAddress } from "../rpc/client-address.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -22,6 +25,10 @@ export interface ListenerOptions {
   /** PEM certificate chain and key: TLS on the same port, ALPN choosing h2 or http/1.1. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   readonly connections: ConnectionLimits;
+  /** Where refused connections are reported (a warning at most once a minute). */
+  readonly logger: Logger;
+  /** Gets `persistence_connections_open` and `persistence_connections_refused_total{reason}`. */
+  readonly registry: Registry;
 }
 
 /** How long a connection may take, or sit idle, and how much it may run at once; whatever protocol it speaks. */
@@ -37,6 +44,10 @@ export interface ConnectionLimits {
   readonly idleTimeoutMs: number;
   /** Concurrent streams per HTTP/2 connection, announced in SETTINGS (Node's own default is 2^32-1). */
   readonly maxStreams: number;
+  /** Open connections, all clients together, past which new ones are turned away. */
+  readonly maxConnections: number;
+  /** Open connections from one client address past which its new ones are turned away; 0: no limit. */
+  readonly maxConnectionsPerAddress: number;
 }
 
 /** HTTP/2 receive windows: per stream (announced in SETTINGS) and per connection. */
@@ -46,6 +57,10 @@ const CONNECTION_WINDOW = 32 * 1024 * 1024;
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** How often Node's HTTP/1.1 server looks for requests past their headers or request timeout. */
 const TIMEOUT_CHECK_MS = 1000;
+/** How long a turned-away connection may take to read its 503 and go. */
+const REFUSAL_TIMEOUT_MS = 2000;
+/** Refused connections are logged at most this often (each is counted in the metrics). */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 /**
  * Node's http2 server only falls back to HTTP/1.1 under TLS (ALPN), so plaintext needs a sniffer:
@@ -101,17 +116,17 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
     session.setLocalWindowSize(CONNECTION_WINDOW);
     // Closed once it has no open stream for the idle timeout. (Node's session timeout counts frames
     // instead, so it would also end a quiet watch stream.)
-    let open = 0;
+    let streams = 0;
     let idle: NodeJS.Timeout | undefined;
     const startIdle = () => (idle = setTimeout(() => session.close(), limits.idleTimeoutMs));
     startIdle();
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      open++;
+      streams++;
       clearTimeout(idle);
       const late = limits.requestTimeoutMs > 0 ? setTimeout(() => resetIfIncomplete(stream), limits.requestTimeoutMs) : undefined;
       stream.once("close", () => {
         clearTimeout(late);
-        if (--open === 0 && !session.closed) startIdle();
+        if (--streams === 0 && !session.closed) startIdle();
       });
     });
     session.once("close", () => {
@@ -139,10 +154,59 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
   h1.on("request", trackH1);
   secure?.on("request", trackH1);
 
+  /** Connections being served (not turned away), in all and per client address. */
+  let open = 0;
+  const openFrom = new Map<string, number>();
+  new Gauge({
+    name: "persistence_connections_open",
+    help: "Connections being served (not turned away).",
+    registers: [options.registry],
+    collect() {
+      this.set(open);
+    },
+  });
+  const refused = new Counter({
+    name: "persistence_connections_refused_total",
+    help: "Connections turned away: too many in all (total) or from one client address (per_address).",
+    labelNames: ["reason"],
+    registers: [options.registry],
+  });
+  for (const reason of ["total", "per_address"]) refused.inc({ reason }, 0);
+  let lastWarned = -Infinity;
+  let unlogged = 0;
+  const limit = (reason: string, message: string) => ({ reason, message, turnAway: createRefusal(message) });
+  const tooMany = limit("total", `more than ${limits.maxConnections} connections are open`);
+  const tooManyFrom = limit("per_address", `more than ${limits.maxConnectionsPerAddress} connections are open from this address`);
+  /** Why a new connection from `address` is turned away, if it is. */
+  const overLimit = (address: string) => {
+    if (open >= limits.maxConnections) return tooMany;
+    if (limits.maxConnectionsPerAddress > 0 && (openFrom.get(address) ?? 0) >= limits.maxConnectionsPerAddress) return tooManyFrom;
+    return undefined;
+  };
+
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    const address = normalizeAddress(socket.remoteAddress) ?? "";
+    const refusal = overLimit(address);
+    if (refusal) {
+      refused.inc({ reason: refusal.reason });
+      unlogged++;
+      if (Date.now() - lastWarned >= REFUSAL_LOG_INTERVAL_MS) {
+        options.logger.warn({ reason: refusal.reason, address, refused: unlogged }, `connections turned away: ${refusal.message}`);
+        lastWarned = Date.now();
+        unlogged = 0;
+      }
+      refusal.turnAway(socket, secure !== undefined);
+      return;
+    }
+    open++;
+    openFrom.set(address, (openFrom.get(address) ?? 0) + 1);
     socket.once("close", () => {
-      sockets.delete(socket);
+      open--;
+      const left = (openFrom.get(address) ?? 1) - 1;
+      if (left === 0) openFrom.delete(address);
+      else openFrom.set(address, left);
       sniffing.delete(socket);
       h1Sockets.delete(socket);
     });
@@ -201,4 +265,51 @@ export async function listen(handler: Handler, options: ListenerOptions): Promis
 /** Resets (CANCEL) an HTTP/2 stream whose request has not arrived whole: the client has not half-closed it. */
 function resetIfIncomplete(stream: http2.ServerHttp2Stream): void {
   if (!stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_CANCEL);
+}
+
+/**
+ * Turns connections away with an answer every client can show: 503 with `why` and `Retry-After: 1`.
+ * HTTP/1.1 gets it once and the connection closes. HTTP/2 (its first bytes are the preface) gets it on
+ * each stream it opens (gRPC clients report UNAVAILABLE) until the connection is closed,
+ * REFUSAL_TIMEOUT_MS later. TLS connections are closed before their handshake, which would cost
+ * more than the answer is worth.
+ */
+function createRefusal(why: string): (socket: net.Socket, tls: boolean) => void {
+  const body = `${why}; retry later\n`;
+  const headers = { "content-type": "text/plain; charset=utf-8", "retry-after": "1" };
+  const h1Reply =
+    `HTTP/1.1 503 Service Unavailable\r\ncontent-type: ${headers["content-type"]}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `retry-after: ${headers["retry-after"]}\r\nconnection: close\r\n\r\n${body}`;
+  const h2 = http2.createServer();
+  h2.on("session", (session) => {
+    session.on("error", () => session.destroy());
+    setTimeout(() => session.close(), REFUSAL_TIMEOUT_MS);
+  });
+  h2.on("stream", (stream) => {
+    stream.on("error", () => stream.destroy());
+    stream.respond({ ":status": 503, ...headers });
+    stream.end(body);
+  });
+  return (socket, tls) => {
+    socket.on("error", () => socket.destroy());
+    if (tls) {
+      socket.destroy();
+      return;
+    }
+    const timer = setTimeout(() => socket.destroy(), REFUSAL_TIMEOUT_MS);
+    socket.once("close", () => clearTimeout(timer));
+    socket.once("readable", () => {
+      const chunk = (socket.read() as Buffer | null) ?? Buffer.alloc(0);
+      const n = Math.min(chunk.length, PREFACE.length);
+      if (n > 0 && chunk.subarray(0, n).equals(PREFACE.subarray(0, n))) {
+        clearTimeout(timer);
+        socket.unshift(chunk);
+        h2.emit("connection", socket);
+        return;
+      }
+      socket.end(h1Reply);
+      // The rest of the request is read and dropped, so that the close is not a reset.
+      socket.resume();
+    });
+  };
 }

@@ -1,14 +1,15 @@
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Registry } from "prom-client";
-import { requestIdOf } from "../rpc/interceptors/request-id.js";
+import { requestIdOf } from "../rpc/context.js";
 import { createDocsPage, createRedocPage, type Asset } from "./docs-page.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
 import { restError } from "./rest/rest-errors.js";
 import { sendError } from "./rest/reply.js";
 import type { Authenticator } from "../security/auth.js";
-import { METRICS_REQUIREMENT } from "../security/scopes.js";
+import { HEALTH_REQUIREMENT, METRICS_REQUIREMENT, type Requirement } from "../security/scopes.js";
+import type { HealthMonitor } from "../core/health-monitor.js";
 
 export interface PlainRoutesDeps {
   readonly registry: Registry;
@@ -16,11 +17,14 @@ export interface PlainRoutesDeps {
   readonly authenticator: Authenticator;
   /** The OpenAPI document of the REST paths. */
   readonly openApi: () => JsonObject;
+  /** Backend states for `/readyz`. */
+  readonly monitor: HealthMonitor;
 }
 
 /**
  * The paths that are neither RPCs nor REST bindings of RPCs: `GET /metrics` (Prometheus text),
- * `GET /openapi.json` and the API pages under `/docs` (Swagger UI) and `/redoc` (ReDoc). Returns false for any other request.
+ * `/livez` and `/readyz` (load-balancer probes), `GET /openapi.json` and the API pages under `/docs`
+ * (Swagger UI) and `/redoc` (ReDoc). Returns false for any other request.
  */
 export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res: NodeResponse) => boolean {
   const pages: [string, (name: string) => Promise<Asset | undefined>][] = [
@@ -31,13 +35,29 @@ export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     if (req.method !== "GET" && req.method !== "HEAD") return false;
+    /** Answers the caller's refusal and returns true when it may not see `requirement`'s paths. */
+    const refused = (requirement: Requirement) => {
+      const denied = deps.authenticator.check(requirement, (name) => headerOf(req, name));
+      if (!(denied instanceof ConnectError)) return false;
+      sendError(req, res, restError(denied, requestIdOf(headerOf(req, "x-request-id"))));
+      return true;
+    };
+    // Liveness: the process serves requests. A load balancer or orchestrator restarts it when this fails.
+    if (path === "/livez") {
+      if (!refused(HEALTH_REQUIREMENT)) send(req, res, 200, "application/json", JSON.stringify({ status: "live" }));
+      return true;
+    }
+    // Readiness: the backends the instance cannot serve without answer (from the last background probe).
+    if (path === "/readyz") {
+      if (refused(HEALTH_REQUIREMENT)) return true;
+      const { backends, ageMs } = deps.monitor.current();
+      const ready = deps.monitor.serving();
+      const status = deps.monitor.shuttingDown() ? "shutting_down" : ready ? "ready" : "not_ready";
+      send(req, res, ready ? 200 : 503, "application/json", JSON.stringify({ status, backends, backends_age_ms: ageMs }));
+      return true;
+    }
     if (path === "/metrics") {
-      const denied = deps.authenticator.check(METRICS_REQUIREMENT, (name) => headerOf(req, name));
-      if (denied instanceof ConnectError) {
-        const requestId = requestIdOf(headerOf(req, "x-request-id"));
-        sendError(req, res, restError(denied, requestId));
-        return true;
-      }
+      if (refused(METRICS_REQUIREMENT)) return true;
       deps.registry.metrics().then(
         (text) => send(req, res, 200, deps.registry.contentType, text),
         () => res.destroy(),

@@ -1,17 +1,18 @@
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
-import {
-  compressionBrotli,
-  compressionGzip,
-  universalRequestFromNodeRequest,
-  universalResponseToNodeResponse,
-  type ConnectNodeAdapterOptions,
-} from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import type { Logger } from "../core/logger.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 
-export interface RpcHandlerOptions extends ConnectNodeAdapterOptions {
+export interface RpcHandlerOptions extends ConnectRouterOptions {
+  /** Registers the services on the router. */
+  readonly routes: (router: ConnectRouter) => void;
+  /** Serves every request whose path is no RPC's. */
+  readonly fallback: (req: NodeRequest, res: NodeResponse) => void;
+  /** The context values of a call, from its request. */
+  readonly contextValues?: (req: NodeRequest) => ContextValues;
   /** Where a call that fails outside its handler (writing the reply, for one) is reported. */
   readonly logger: Logger;
 }
@@ -32,11 +33,19 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
   return (req, res) => {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");
     if (!handler) {
-      options.fallback?.(req, res);
+      options.fallback(req, res);
+      return;
+    }
+    let request: UniversalServerRequest;
+    try {
+      request = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
+    } catch (err) {
+      // An HTTP/1.0 request without a Host header has no authority. (Node refuses HTTP/1.1 ones itself.)
+      res.writeHead(400, { "content-type": "text/plain; charset=utf-8" });
+      res.end(`${ConnectError.from(err).rawMessage}\n`);
       return;
     }
     const body = requestBody(req);
-    const request = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
     handler({ ...request, body: body.chunks })
       .then(async (reply) => {
         await body.settle();

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { createContextKey } from "@connectrpc/connect";
 import type { Logger } from "../core/logger.js";
 
@@ -21,3 +22,10 @@ export const principalKey = createContextKey<{ readonly name: string } | undefin
 
 /** The caller's IP address, as the listener saw it. */
 export const clientAddressKey = createContextKey<string | undefined>(undefined, { description: "client address" });
+
+const WELL_FORMED = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+/** The caller's request id when it is well formed, a new UUID otherwise. */
+export function requestIdOf(given: string | null | undefined): string {
+  return given && WELL_FORMED.test(given) ? given : randomUUID();
+}

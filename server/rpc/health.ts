@@ -4,14 +4,15 @@ import type { HealthMonitor } from "../core/health-monitor.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 
 /**
- * grpc.health.v1.Health over the health monitor: "" is the whole server, and each served service
- * shares its status (they all stand on the same backends). Watch streams end once the server is
+ * grpc.health.v1.Health over the health monitor: "" is the whole server (serving while the backends it
+ * cannot do without answer), and each served service is SERVING while the backends it needs answer,
+ * so a backend only some services use takes only those out. Watch streams end once the server is
  * shutting down, after telling the watcher NOT_SERVING.
  */
-export function registerHealth(router: ConnectRouter, monitor: HealthMonitor, services: readonly string[]): void {
-  const known = new Set(["", ...services]);
+export function registerHealth(router: ConnectRouter, monitor: HealthMonitor, services: ReadonlyMap<string, readonly string[]>): void {
+  const known = new Set(["", ...services.keys()]);
   const statusOf = (service: string) =>
-    !known.has(service) ? Status.SERVICE_UNKNOWN : monitor.serving() ? Status.SERVING : Status.NOT_SERVING;
+    !known.has(service) ? Status.SERVICE_UNKNOWN : monitor.serving(services.get(service)) ? Status.SERVING : Status.NOT_SERVING;
 
   router.service(Health, {
     check(req) {

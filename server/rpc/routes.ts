@@ -20,12 +20,15 @@ import { HEALTH_REQUIREMENT } from "../security/scopes.js";
 import { registerHealth } from "./health.js";
 import { createReflectionIndex, registerReflection } from "./reflection.js";
 
-/** The product's own services, whose health is reported per service. */
-export const PRODUCT_SERVICES = [TranslationService.typeName, SystemService.typeName] as const;
+/** The product's own services, whose health is reported per service, with the backends each needs to serve. */
+export const PRODUCT_SERVICES: ReadonlyMap<string, readonly string[]> = new Map([
+  [TranslationService.typeName, ["sql"]],
+  [SystemService.typeName, []],
+]);
 
 /** Every service the listener serves, as reflection lists them. */
 export const SERVED_SERVICES = [
-  ...PRODUCT_SERVICES,
+  ...PRODUCT_SERVICES.keys(),
   Health.typeName,
   ServerReflection.typeName,
   ServerReflectionV1alpha.typeName,

@@ -12,6 +12,7 @@ import { openSqlBackend } from "../../server/backends/sql/sql-backend";
 import { retryDelayMs } from "../../server/core/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
+import { eventually, within } from "../support/wait";
 
 /** gRPC status codes by name. */
 const INVALID_ARGUMENT = "3";
@@ -221,6 +222,15 @@ describeEachDialect("hostile input", (target) => {
     }
   });
 
+  it("answers HTTP/1.0 requests without a Host header, on RPC and REST paths, and keeps serving", async () => {
+    for (const path of ["/persistence.v1.SystemService/GetInfo", "/api/v1/translation/sessions/batch"]) {
+      const raw = rawConnection(server.url);
+      raw.socket.write(`POST ${path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+      await within(raw.closed, "answered");
+      expect({ path, reply: raw.received().split("\r\n")[0] }).toEqual({ path, reply: expect.stringMatching(/^HTTP\/1\.1 [24]\d\d /) });
+    }
+  });
+
   it("answers unknown RPCs and protocols with clear errors", async () => {
     expect((await grpcRaw(server.url, "/persistence.v1.TranslationService/DropEverything", frame(new Uint8Array()))).status).toBe("12");
     const connect = await fetch(`${server.url}/persistence.v1.TranslationService/DropEverything`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
@@ -230,15 +240,6 @@ describeEachDialect("hostile input", (target) => {
     expect(wrongType.status).toBe(415);
   });
 });
-
-/** Polls `check` until it returns true, for up to `ms` (generous: the machine may be busy). */
-async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("hostile connections and streams", () => {
   let server: TestServer;
@@ -325,13 +326,6 @@ function trickle(socket: net.Socket, text: string): void {
   socket.once("close", () => clearInterval(timer));
 }
 
-/** Resolves once `promise` does; fails the test when it has not within `ms` (generous: the machine may be busy). */
-function within<T>(promise: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 describe("slow clients", () => {
   let server: TestServer;
 
@@ -395,6 +389,60 @@ describe("slow clients", () => {
     } finally {
       session.close();
       watching.abort();
+    }
+  });
+});
+
+describe("connection floods", () => {
+  /** `n` connections that have not sent anything yet (they count from the moment they are accepted). */
+  const hold = async (url: string, n: number) => {
+    const held = Array.from({ length: n }, () => rawConnection(url));
+    await Promise.all(held.map(({ socket }) => new Promise((resolve) => socket.once("connect", resolve))));
+    return held;
+  };
+  /** The status and body an HTTP/2 client gets for GET /health. */
+  const h2Get = (url: string) =>
+    new Promise<{ status: unknown; retryAfter: unknown; body: string }>((resolve, reject) => {
+      const session = http2.connect(url);
+      session.on("error", reject);
+      const stream = session.request({ ":path": "/health" });
+      let head: http2.IncomingHttpHeaders = {};
+      let body = "";
+      stream.on("response", (h) => (head = h));
+      stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      stream.on("end", () => {
+        session.close();
+        resolve({ status: head[":status"], retryAfter: head["retry-after"], body });
+      });
+      stream.on("error", reject);
+    });
+  const limited = (env: Record<string, string>) =>
+    // The held connections stay silent: give them longer than the test takes to show their protocol.
+    startTestServer({ PERSISTENCE_HEADERS_TIMEOUT_MS: "60000", ...env });
+
+  it.each([
+    ["from one address", { PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "3" }, "per_address", "more than 3 connections are open from this address; retry later\n"],
+    ["in all", { PERSISTENCE_MAX_CONNECTIONS: "3", PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS: "0" }, "total", "more than 3 connections are open; retry later\n"],
+  ])("turns away connections past the limit %s with 503, over HTTP/1.1 and HTTP/2", async (_, env, reason, body) => {
+    const server = await limited(env);
+    const held = await hold(server.url, 3);
+    try {
+      const refused = await fetch(`${server.url}/health`);
+      expect({ status: refused.status, retryAfter: refused.headers.get("retry-after"), body: await refused.text() }).toEqual({ status: 503, retryAfter: "1", body });
+      expect(await h2Get(server.url)).toEqual({ status: 503, retryAfter: "1", body });
+      const grpcCall = await server.client(SystemService, "grpc").getInfo({}).then(() => "served", (err: unknown) => Code[ConnectError.from(err).code]);
+      expect(grpcCall).toBe("Unavailable");
+      // Once they go, there is room again.
+      for (const { socket } of held) socket.destroy();
+      await eventually(async () => (await fetch(`${server.url}/health`)).status === 200);
+      expect((await h2Get(server.url)).status).toBe(200);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^persistence_connections_refused_total\\{reason="${reason}"\\} [1-9]`, "m"));
+      expect(metrics).toMatch(/^persistence_connections_open [1-9]/m);
+      expect(server.logs.find((l) => l.msg === `connections turned away: ${body.replace("; retry later\n", "")}`)).toMatchObject({ reason, refused: 1 });
+    } finally {
+      for (const { socket } of held) socket.destroy();
+      await server.close();
     }
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Code } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { createMemoryBuckets } from "../../server/security/rate-limit";
 import { errorOf } from "../support/errors";
@@ -103,10 +104,14 @@ describe("rate limits shared through Redis", () => {
       await client.getStats({});
       expect((await errorOf(client.getStats({}))).code).toBe(Code.ResourceExhausted);
       expect(server.logs.some((l) => String(l.msg).includes("rate limits are per instance"))).toBe(true);
-      // Health checks are never rate limited (a limited probe would take the instance out of service).
+      // Health checks are never rate limited (a limited probe would take the instance out of service),
+      // and Redis, which only backs the shared buckets, does not take the instance out either.
       const health = await fetch(`${server.url}/health`);
-      expect(health.status).toBe(503);
-      expect(((await health.json()) as { backends: Record<string, string> }).backends).toEqual({ sql: "up", redis: "down" });
+      expect(health.status).toBe(200);
+      expect((await health.json()) as object).toMatchObject({ status: "healthy", backends: { sql: "up", redis: "down" } });
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+      expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('persistence_backend_up{backend="redis"} 0');
+      expect((await server.client(Health, "grpc").check({ service: "persistence.v1.TranslationService" })).status).toBe(Serving.SERVING);
     } finally {
       await server.close();
     }

@@ -134,6 +134,9 @@ describe("API keys and scopes", () => {
 
   it("keeps /health, /metrics, gRPC health and reflection behind a key unless configured open", async () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(401);
+    expect((await fetch(`${server.url}/livez`)).status).toBe(401);
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(401);
+    expect((await fetch(`${server.url}/readyz`, { headers: { "x-api-key": KEYS.ops } })).status).toBe(200);
     expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
     expect((await fetch(`${server.url}/metrics`, { headers: { "x-api-key": KEYS.reader } })).status).toBe(403);
     expect((await fetch(`${server.url}/metrics`, { headers: { "x-api-key": KEYS.ops } })).status).toBe(200);
@@ -190,8 +193,10 @@ describe("open endpoints", () => {
     await server?.close();
   });
 
-  it("serves /health, gRPC health and /metrics without a key, and nothing else", async () => {
+  it("serves /health, /livez, /readyz, gRPC health and /metrics without a key, and nothing else", async () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    expect((await fetch(`${server.url}/livez`)).status).toBe(200);
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     expect((await fetch(`${server.url}/metrics`)).status).toBe(200);
     expect((await server.client(Health, "grpc").check({})).status).toBe(1);
     expect((await fetch(`${server.url}/api/v1/translation/stats`)).status).toBe(401);

@@ -1,6 +1,12 @@
 import http from "node:http";
 import http2 from "node:http2";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { startApp } from "../../server/app";
+import { loadConfig } from "../../server/config";
+import { createLogger } from "../../server/core/logger";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
@@ -64,6 +70,17 @@ describeEachDialect("server", (target, dialect) => {
       body: JSON.stringify({ payload: Buffer.from("hello").toString("base64") }),
     });
     expect(await rest.json()).toEqual({ payload: Buffer.from("hello").toString("base64") });
+  });
+
+  it("serves /livez and /readyz for load balancers, and its build and backends on /metrics", async () => {
+    const live = await fetch(`${server.url}/livez`);
+    expect([live.status, await live.json()]).toEqual([200, { status: "live" }]);
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: "ready", backends: { sql: "up" } });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('persistence_backend_up{backend="sql"} 1');
+    expect(metrics).toMatch(/persistence_build_info\{version="\d+\.\d+\.\d+",node="\d+\.\d+\.\d+"\} 1/);
   });
 
   it("serves GET /health and GET /metrics over plain HTTP/1.1", async () => {
@@ -268,6 +285,24 @@ describeEachDialect("server", (target, dialect) => {
   });
 });
 
+describe("a start-up that fails part-way", () => {
+  it("closes the database connections it had opened before failing (and the Redis client, the timers, the log)", async () => {
+    const target = createSqlTarget("mysql", "failedstart");
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "persistence-failed-start-"));
+    // The write-ahead log cannot be created: its directory's name is taken by a file.
+    writeFileSync(path.join(dataDir, "wal"), "not a directory");
+    try {
+      const config = loadConfig({ PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_SQL_URL: target.url, PERSISTENCE_REDIS_URL: "redis://127.0.0.1:6379" });
+      await expect(startApp(config, { logger: createLogger("silent") })).rejects.toThrow();
+      const [rows] = (await withMysql((conn) => conn.query("select count(*) as n from information_schema.processlist where db = ?", [target.database]))) as [{ n: number }[], unknown];
+      expect(Number(rows[0]!.n)).toBe(0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      await target.drop();
+    }
+  });
+});
+
 describe("server on MariaDB when the database goes away", () => {
   const user = `pt_down_${process.pid}`;
   const password = secret("Pw-that-must-never-show-1");
@@ -307,12 +342,22 @@ describe("server on MariaDB when the database goes away", () => {
       const down = await healthUntil(server.url, (h) => h.status === 503);
       expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
       expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.NOT_SERVING);
+      // Only the services that need the database go: SystemService (health, metrics, info) still serves.
+      expect((await server.client(Health, "grpc").check({ service: "persistence.v1.TranslationService" })).status).toBe(Serving.NOT_SERVING);
+      expect((await server.client(Health, "grpc").check({ service: "persistence.v1.SystemService" })).status).toBe(Serving.SERVING);
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: "not_ready", backends: { sql: "down" } });
+      expect((await fetch(`${server.url}/livez`)).status).toBe(200);
+      expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('persistence_backend_up{backend="sql"} 0');
       expect((await server.client(SystemService).getHealth({})).status).toBe("unhealthy");
     } finally {
       await cutOff(false);
     }
     await healthUntil(server.url, (h) => h.status === 200);
     expect((await server.client(Health, "grpc").check({ service: "" })).status).toBe(Serving.SERVING);
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('persistence_backend_up{backend="sql"} 1');
   });
 
   it("never shows the database password in GetConfig or the logs", async () => {

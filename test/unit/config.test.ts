@@ -23,7 +23,14 @@ describe("configuration", () => {
     expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
     expect(config.limits.maxBatchRecords).toBe(1000);
     expect(config.limits).toMatchObject({ maxWatchStreams: 1000, maxWatchStreamsPerSession: 16 });
-    expect(config.connections).toEqual({ maxStreams: 256, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, idleTimeoutMs: 65_000 });
+    expect(config.connections).toEqual({
+      maxStreams: 256,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 300_000,
+      idleTimeoutMs: 65_000,
+      maxConnections: 4096,
+      maxConnectionsPerAddress: 256,
+    });
     expect(config.logLevel).toBe("info");
     expect(config.health).toEqual({ intervalMs: 2000, timeoutMs: 2000 });
     expect(config.startupTimeoutMs).toBe(30_000);
@@ -64,6 +71,8 @@ describe("configuration", () => {
     ["PERSISTENCE_HEALTH_INTERVAL_MS", "0"],
     ["PERSISTENCE_HEALTH_TIMEOUT_MS", "soon"],
     ["PERSISTENCE_STARTUP_TIMEOUT_MS", "-1"],
+    ["PERSISTENCE_MAX_CONNECTIONS", "0"],
+    ["PERSISTENCE_MAX_CONNECTIONS_PER_ADDRESS", "-1"],
   ])("fails fast naming %s when it is %j", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: expected`));

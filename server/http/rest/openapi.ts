@@ -1,6 +1,6 @@
 import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { codeName } from "../../rpc/interceptors/access-log.js";
+import { codeName } from "../../core/errors.js";
 import type { AccessTable } from "../../security/access.js";
 import { METRICS_REQUIREMENT, type Requirement } from "../../security/scopes.js";
 import type { RestRoute } from "./http-rules.js";

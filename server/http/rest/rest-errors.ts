@@ -2,7 +2,7 @@ import { create, createRegistry, fromBinary, toJson, type DescMessage, type Json
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { file_google_rpc_error_details } from "../../../gen/google/rpc/error_details_pb.js";
 import { retryDelayMs } from "../../core/errors.js";
-import { codeName } from "../../rpc/interceptors/access-log.js";
+import { codeName } from "../../core/errors.js";
 
 /** HTTP status of each code on the REST paths (SPEC §2; the rest as google.rpc.Code documents them). */
 const STATUS: Record<Code, number> = {
@@ -36,7 +36,8 @@ export interface RestError {
 /**
  * `{"code": "invalid_argument", "message": "...", "details": [...], "request_id": "..."}` with the
  * original design's `detail` (the message) and, for invalid input, `errors: [{field, message}]` (one
- * per field violation) beside them, with the status of SPEC §2 and, on 429 and 503, `Retry-After` in whole seconds (from the error's RetryInfo).
+ * per field violation) beside them; the status of SPEC §2 and, on 429 and 503, `Retry-After` in
+ * whole seconds (from the error's RetryInfo).
  * Details are the google.rpc messages in their JSON form, each with its `@type`.
  */
 export function restError(error: ConnectError, requestId: string, status = STATUS[error.code]): RestError {

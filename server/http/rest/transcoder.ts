@@ -7,8 +7,7 @@ import { endStreamFlag, endStreamFromJson, errorFromJsonBytes } from "@connectrp
 import { invalidArgument, type FieldViolation } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { normalizeAddress } from "../../rpc/client-address.js";
-import { clientAddressKey, httpStatusKey, restRouteKey } from "../../rpc/context.js";
-import { requestIdOf } from "../../rpc/interceptors/request-id.js";
+import { clientAddressKey, httpStatusKey, requestIdOf, restRouteKey } from "../../rpc/context.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "../node-types.js";
 import { decodeUtf8Body } from "../utf8-body.js";
 import { readHttpRules, type RestRoute } from "./http-rules.js";

@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeName } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { loggerKey, principalKey, requestIdKey, restRouteKey } from "../context.js";
 import { observeCall } from "./observe-call.js";
@@ -37,9 +38,4 @@ export function createAccessLogInterceptor(logger: Logger): Interceptor {
       },
     });
   };
-}
-
-/** snake_case name of a code, as the Connect protocol spells it ("invalid_argument"). */
-export function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

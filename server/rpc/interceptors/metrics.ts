@@ -1,6 +1,6 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { codeName } from "./access-log.js";
+import { codeName } from "../../core/errors.js";
 import { observeCall } from "./observe-call.js";
 
 /** Upper bounds of the handling-time histogram, in seconds. */

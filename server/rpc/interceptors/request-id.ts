@@ -1,13 +1,5 @@
-import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import { requestIdKey } from "../context.js";
-
-const WELL_FORMED = /^[A-Za-z0-9._:\-]{1,128}$/;
-
-/** The caller's request id when it is well formed, a new UUID otherwise. */
-export function requestIdOf(given: string | null | undefined): string {
-  return given && WELL_FORMED.test(given) ? given : randomUUID();
-}
+import { requestIdKey, requestIdOf } from "../context.js";
 
 /** Accepts the caller's `x-request-id` (or makes one), puts it in the call context, and echoes it on every reply and error. */
 export function createRequestIdInterceptor(): Interceptor {
