@@ -13,6 +13,7 @@ const sources = [
     files: {
       "google/api/annotations.proto": "google/api/annotations.proto",
       "google/api/http.proto": "google/api/http.proto",
+      "google/api/field_behavior.proto": "google/api/field_behavior.proto",
       "google/rpc/error_details.proto": "google/rpc/error_details.proto",
       "google/rpc/status.proto": "google/rpc/status.proto",
     },

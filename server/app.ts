@@ -175,6 +175,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     registry,
     services: SERVED_SERVICES,
     writePath: () => batcher.status(),
+    bufferedByTable: () => batcher.pendingByTable(),
     writePaths: () => [batcher.status()],
   });
 

@@ -84,6 +84,8 @@ export interface WriteBatcher {
   pending(table: string, key: readonly string[]): Patch | undefined;
   /** Unflushed rows in a group (see WriteBatcherOptions.groupOf); all unflushed rows without one. */
   pendingIn(group?: string): number;
+  /** Unflushed rows per table (one pass over the buffer: for health checks, not hot paths). */
+  pendingByTable(): Record<string, number>;
   /** Forgets the buffered (not yet being written) records of a group; returns how many rows they were. */
   discard(group: string): number;
   /** Calls `listener` with the patches every flush commits (not those it dead-letters); returns the unsubscribe function. */
@@ -445,6 +447,12 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
 
     pendingIn(group) {
       return group === undefined ? buffer.size + inflight.size : (groupCounts.get(group) ?? 0);
+    },
+
+    pendingByTable() {
+      const counts: Record<string, number> = {};
+      for (const rows of [buffer, inflight]) for (const patch of rows.values()) counts[patch.table] = (counts[patch.table] ?? 0) + 1;
+      return counts;
     },
 
     onCommit,

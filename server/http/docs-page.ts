@@ -39,12 +39,43 @@ export interface Asset {
  * served (read once, then kept), so no request path ever reaches the file system.
  */
 export function createDocsPage(): (name: string) => Promise<Asset | undefined> {
+  return createPage(
+    { "": PAGE, "index.html": PAGE, "start.js": START },
+    path.dirname(require.resolve("swagger-ui-dist/package.json")),
+    SWAGGER_ASSETS,
+  );
+}
+
+const REDOC_PAGE = `<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Persistence Service API</title>
+  </head>
+  <body>
+    <redoc spec-url="/openapi.json"></redoc>
+    <script src="/redoc/redoc.standalone.js"></script>
+  </body>
+</html>
+`;
+
+/** The original design's second API page at `/redoc`: ReDoc's standalone bundle (the redoc package) reading `/openapi.json`, offline. */
+export function createRedocPage(): (name: string) => Promise<Asset | undefined> {
+  return createPage(
+    { "": REDOC_PAGE, "index.html": REDOC_PAGE },
+    path.join(path.dirname(require.resolve("redoc/package.json")), "bundles"),
+    { "redoc.standalone.js": "text/javascript; charset=utf-8" },
+  );
+}
+
+/** A page of fixed texts and a fixed list of files from one package folder. */
+function createPage(texts: Record<string, string>, dist: string, files: Record<string, string>): (name: string) => Promise<Asset | undefined> {
   const cache = new Map<string, Promise<Asset>>();
-  const dist = path.dirname(require.resolve("swagger-ui-dist/package.json"));
   return async (name) => {
-    if (name === "" || name === "index.html") return { contentType: "text/html; charset=utf-8", body: Buffer.from(PAGE) };
-    if (name === "start.js") return { contentType: "text/javascript; charset=utf-8", body: Buffer.from(START) };
-    const contentType = SWAGGER_ASSETS[name];
+    const text = texts[name];
+    if (text !== undefined) return { contentType: name.endsWith(".js") ? "text/javascript; charset=utf-8" : "text/html; charset=utf-8", body: Buffer.from(text) };
+    const contentType = Object.hasOwn(files, name) ? files[name] : undefined;
     if (contentType === undefined) return undefined;
     let asset = cache.get(name);
     if (!asset) {

@@ -2,7 +2,7 @@ import { ConnectError, Code } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Registry } from "prom-client";
 import { requestIdOf } from "../rpc/context.js";
-import { createDocsPage } from "./docs-page.js";
+import { createDocsPage, createRedocPage, type Asset } from "./docs-page.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
 import { restError } from "./rest/rest-errors.js";
@@ -23,11 +23,14 @@ export interface PlainRoutesDeps {
 
 /**
  * The paths that are neither RPCs nor REST bindings of RPCs: `GET /metrics` (Prometheus text),
- * `/livez` and `/readyz` (load-balancer probes), `GET /openapi.json` and the API page under `/docs`.
- * Returns false for any other request.
+ * `/livez` and `/readyz` (load-balancer probes), `GET /openapi.json` and the API pages under `/docs`
+ * (Swagger UI) and `/redoc` (ReDoc). Returns false for any other request.
  */
 export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res: NodeResponse) => boolean {
-  const docs = createDocsPage();
+  const pages: [string, (name: string) => Promise<Asset | undefined>][] = [
+    ["/docs", createDocsPage()],
+    ["/redoc", createRedocPage()],
+  ];
   let openApiText: string | undefined;
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
@@ -65,8 +68,9 @@ export function createPlainRoutes(deps: PlainRoutesDeps): (req: NodeRequest, res
       send(req, res, 200, "application/json", (openApiText ??= JSON.stringify(deps.openApi())));
       return true;
     }
-    if (path === "/docs" || path.startsWith("/docs/")) {
-      docs(path.slice("/docs/".length)).then(
+    for (const [prefix, page] of pages) {
+      if (path !== prefix && !path.startsWith(`${prefix}/`)) continue;
+      page(path.slice(prefix.length + 1)).then(
         (asset) => (asset ? send(req, res, 200, asset.contentType, asset.body, "public, max-age=3600") : sendNotFound(req, res)),
         () => res.destroy(),
       );

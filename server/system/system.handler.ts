@@ -1,3 +1,4 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
@@ -7,7 +8,21 @@ import type { BufferFigures, SystemService } from "./system.service.js";
 
 /** The write buffer's figures as the contract carries them. */
 export function bufferHealth(b: BufferFigures) {
-  return { records: BigInt(b.records), bytes: BigInt(b.bytes), oldestAgeMs: BigInt(Math.round(b.oldestAgeMs)), utilization: b.utilization };
+  const lastFlush = b.lastFlushAt === undefined ? undefined : timestampFromMs(b.lastFlushAt);
+  return {
+    records: BigInt(b.records),
+    bytes: BigInt(b.bytes),
+    oldestAgeMs: BigInt(Math.round(b.oldestAgeMs)),
+    utilization: b.utilization,
+    sessionsCount: BigInt(b.sessions),
+    tasksCount: BigInt(b.tasks),
+    totalCount: BigInt(b.records),
+    totalBuffered: BigInt(b.records),
+    capacity: BigInt(b.capacity),
+    usagePercent: Math.round(b.utilization * 10_000) / 100,
+    lastFlush,
+    lastFlushTime: lastFlush,
+  };
 }
 
 /** persistence.v1.SystemService: maps the system service's answers onto the contract. */
@@ -24,6 +39,7 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
         backends: health.backends,
         backendsAgeMs: BigInt(Math.round(health.backendsAgeMs)),
         buffer: bufferHealth(health.buffer),
+        database: health.backends.sql === "up" ? "healthy" : "unhealthy",
       };
     },
     async getMetrics() {

@@ -11,6 +11,13 @@ export interface BufferFigures {
   oldestAgeMs: number;
   /** Fill level against the configured limits, 0..1. */
   utilization: number;
+  /** Buffered session and task records (the original design's split of `records`). */
+  sessions: number;
+  tasks: number;
+  /** The record limit. */
+  capacity: number;
+  /** The last successful flush (ms since the epoch), if any. */
+  lastFlushAt: number | undefined;
 }
 
 export interface Health {
@@ -37,6 +44,12 @@ export interface MetricsSummary {
 export interface Info {
   name: string;
   version: string;
+  /** The original design's fields: its name for the service, "running", and the page and health paths. */
+  service: string;
+  status: string;
+  docs: string;
+  redoc: string;
+  health: string;
   services: string[];
   backends: Record<string, string>;
   links: Record<string, string>;
@@ -54,6 +67,8 @@ export interface SystemServiceDeps {
   readonly services: readonly string[];
   /** The translation write path's state (what `buffer` and `write_path` report). */
   readonly writePath: () => BatcherStatus;
+  /** Buffered records per table of the translation write path. */
+  readonly bufferedByTable: () => Record<string, number>;
   /** Every write path's state. */
   readonly writePaths: () => BatcherStatus[];
 }
@@ -72,11 +87,16 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
   const buffer = (): BufferFigures => {
     const s = deps.writePath();
     const { bufferMaxRecords, bufferMaxBytes } = deps.config.limits;
+    const byTable = deps.bufferedByTable();
     return {
       records: s.bufferRecords,
       bytes: s.bufferBytes,
       oldestAgeMs: s.oldestAgeMs,
       utilization: Math.min(1, Math.max(s.bufferRecords / bufferMaxRecords, s.bufferBytes / bufferMaxBytes)),
+      sessions: byTable.translation_sessions ?? 0,
+      tasks: byTable.translation_tasks ?? 0,
+      capacity: bufferMaxRecords,
+      lastFlushAt: s.lastFlushAt,
     };
   };
   return {
@@ -109,6 +129,11 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
       version: deps.version,
       services: [...deps.services],
       backends: Object.fromEntries(deps.backends.map((b) => [b.name, b.kind])),
+      service: "Persistence Service",
+      status: "running",
+      docs: "/docs",
+      redoc: "/redoc",
+      health: "/health",
       links: {
         health: "/health",
         metrics: "/metrics",
@@ -116,6 +141,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         config: "/api/v1/system/config",
         openapi: "/openapi.json",
         docs: "/docs",
+        redoc: "/redoc",
         reflection: "grpc.reflection.v1.ServerReflection",
       },
     }),

@@ -1,11 +1,12 @@
 import { timestampFromMs, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
-import { SessionSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
+import { SessionSortField, TaskSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
-import { SESSION_STATUS_NAMES, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
+import { SESSION, SESSION_STATUS_NAMES, TASK, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
+import { statusCountsMessage } from "./translation.mapping.js";
 import type { TranslationReads } from "./translation.reads.js";
 import type { TranslationService } from "./translation.service.js";
 
@@ -72,22 +73,25 @@ export function createTranslationHandler(
         ...dates(req.fromDate, req.toDate),
         statuses: statusNames(req.status, SESSION_STATUS_NAMES),
         llmProvider: req.llmProvider || undefined,
-        sortBy: req.sortBy === SessionSortField.UPDATED_AT ? "updated_at" : "created_at",
-        desc: req.sortOrder !== SortOrder.ASC,
+        sortBy: sortColumn(SESSION_SORT, req.sortBy, "sort_by") ?? "created_at",
+        desc: descending(req.sortOrder, req.order, true),
         page: req.page,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
       });
     },
     async listSessionTasks(req) {
-      return reads.listSessionTasks({
+      const listed = await reads.listSessionTasks({
         sessionId: req.sessionId,
         statuses: statusNames(req.status, TASK_STATUS_NAMES),
         sheetName: req.sheetName || undefined,
+        sortBy: sortColumn(TASK_SORT, req.sortBy, "sort_by"),
+        desc: descending(req.sortOrder, req.order, false),
         page: req.page,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
       });
+      return { ...listed, sessionId: req.sessionId };
     },
     async getTask(req) {
       return { task: await reads.getTask(req.taskId, req.sessionId || undefined) };
@@ -99,6 +103,8 @@ export function createTranslationHandler(
         statuses: statusNames(req.status, TASK_STATUS_NAMES),
         sheetName: req.sheetName || undefined,
         batchId: req.batchId || undefined,
+        sortBy: sortColumn(TASK_SORT, req.sortBy, "sort_by"),
+        desc: descending(req.sortOrder, req.order, false),
         page: req.page,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -130,16 +136,24 @@ export function createTranslationHandler(
         averageConfidence: s.averageConfidence,
         storage: s.storage.map((t) => ({ table: t.table, rows: BigInt(t.rows), dataBytes: BigInt(t.dataBytes), indexBytes: BigInt(t.indexBytes) })),
         writePath: writePathStats(s.writePath),
+        sessions: statusCountsMessage(s.sessionsByStatus),
+        tasks: statusCountsMessage(s.tasksByStatus),
+        performance: { averageSessionTime: s.averageSessionSeconds, averageTaskTime: s.averageTaskMs / 1000, successRate: s.successRate * 100 },
+        storageTotals: {
+          databaseSizeMb: s.storage.reduce((sum, t) => sum + t.dataBytes + t.indexBytes, 0) / 2 ** 20,
+          sessionsTableRows: BigInt(s.storage.find((t) => t.table === SESSION.table)?.rows ?? 0),
+          tasksTableRows: BigInt(s.storage.find((t) => t.table === TASK.table)?.rows ?? 0),
+        },
       };
     },
     async cleanupSessions(req) {
       const started = performance.now();
       const result = await translation.cleanup(req);
-      return { ...result, durationMs: Math.round(performance.now() - started) };
+      return { ...result, durationMs: Math.round(performance.now() - started), status: "completed", timestamp: timestampNow() };
     },
     async deleteSession(req) {
       const { deletedTasks } = await translation.deleteSession(req.sessionId, req.soft);
-      return { status: "deleted", sessionId: req.sessionId, deletedTasks };
+      return { status: "deleted", sessionId: req.sessionId, deletedTasks, timestamp: timestampNow() };
     },
     async updateSessionStatus(req) {
       await translation.updateSessionStatus(req.sessionId, req.status, req.reason);
@@ -167,6 +181,40 @@ export function createTranslationHandler(
       };
     },
   };
+}
+
+const SESSION_SORT = {
+  [SessionSortField.CREATED_AT]: "created_at",
+  [SessionSortField.UPDATED_AT]: "updated_at",
+  [SessionSortField.SESSION_ID]: "session_id",
+  [SessionSortField.FILENAME]: "filename",
+  [SessionSortField.STATUS]: "status",
+} as const;
+
+const TASK_SORT = {
+  [TaskSortField.TASK_ID]: "task_id",
+  [TaskSortField.SESSION_ID]: "session_id",
+  [TaskSortField.STATUS]: "status",
+  [TaskSortField.CREATED_AT]: "created_at",
+  [TaskSortField.UPDATED_AT]: "updated_at",
+  [TaskSortField.ROW_INDEX]: "row_index",
+} as const;
+
+/** The column of a sort field; undefined for the listing's default; INVALID_ARGUMENT for an unknown value. */
+function sortColumn<C extends string>(columns: Readonly<Record<number, C>>, value: number, field: string): C | undefined {
+  if (value === 0) return undefined;
+  const column = columns[value];
+  if (!column) throw invalidArgument([{ field, description: `unknown sort field ${value}` }]);
+  return column;
+}
+
+/** The direction `sort_order` or its original spelling `order` asks for (they may not disagree). */
+function descending(sortOrder: SortOrder, order: SortOrder, byDefault: boolean): boolean {
+  if (sortOrder !== SortOrder.UNSPECIFIED && order !== SortOrder.UNSPECIFIED && sortOrder !== order) {
+    throw invalidArgument([{ field: "order", description: "disagrees with sort_order; give one of them" }]);
+  }
+  const chosen = sortOrder || order;
+  return chosen === SortOrder.UNSPECIFIED ? byDefault : chosen === SortOrder.DESC;
 }
 
 /** Status filters as stored names; an unknown value is INVALID_ARGUMENT naming its position. */

@@ -1,6 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { SessionStatus, TaskStatus, type Session, type Task } from "../../gen/persistence/v1/translation_pb.js";
+import { SessionStatus, TaskStatus, type Session, type StatusCounts as StatusCountsMessage, type Task } from "../../gen/persistence/v1/translation_pb.js";
+import type { SESSION_COUNTERS } from "./translation.repository.js";
 import { SESSION_STATUS_NAMES, TASK_STATUS_NAMES } from "./translation.fields.js";
 import type { SessionRow, TaskRow } from "./translation.table.js";
 
@@ -20,15 +21,17 @@ export function timestampFromMicros(micros: number): Timestamp {
 }
 
 /**
- * The session read view: stored fields, counters computed from stored tasks when there are any
- * (the client-reported ones otherwise), and the derived pending_tasks, progress and estimated_completion.
+ * The session read view: stored fields; the counters as the client declared them, each one it never
+ * declared filled in from the stored tasks (which `stored_tasks` reports whatever was declared); and
+ * the derived pending_tasks, progress (against the declared total) and estimated_completion.
  */
 export function sessionView(row: SessionRow, counts: StatusCounts | undefined, nowMicros: number): SessionView {
-  const fromTasks = counts && Object.values(counts).some((n) => n > 0);
-  const total = fromTasks ? Object.values(counts).reduce((a, b) => a + b, 0) : row.total_tasks;
-  const completed = fromTasks ? (counts.completed ?? 0) : row.completed_tasks;
-  const failed = fromTasks ? (counts.failed ?? 0) : row.failed_tasks;
-  const processing = fromTasks ? (counts.processing ?? 0) : row.processing_tasks;
+  const stored = statusCountsMessage(counts);
+  const counter = (column: (typeof SESSION_COUNTERS)[number], computed: number) => (Number(row[`${column}_stamp`]) > 0 ? row[column] : computed);
+  const total = counter("total_tasks", Number(stored.total));
+  const completed = counter("completed_tasks", Number(stored.completed));
+  const failed = counter("failed_tasks", Number(stored.failed));
+  const processing = counter("processing_tasks", Number(stored.processing));
   const pending = Math.max(0, total - completed - failed - processing);
   const created = Number(row.created_at);
   return {
@@ -49,6 +52,22 @@ export function sessionView(row: SessionRow, counts: StatusCounts | undefined, n
     pendingTasks: pending,
     progress: total > 0 ? (completed / total) * 100 : 0,
     estimatedCompletion: estimate(created, nowMicros, total, completed, failed),
+    storedTasks: stored,
+  };
+}
+
+/** Counts by status as the contract carries them, with their sum. */
+export function statusCountsMessage(counts: StatusCounts | undefined): StatusCountsMessage {
+  const n = (status: string) => BigInt(counts?.[status] ?? 0);
+  const total = Object.values(counts ?? {}).reduce((a, b) => a + b, 0);
+  return {
+    $typeName: "persistence.v1.StatusCounts",
+    total: BigInt(total),
+    pending: n("pending"),
+    processing: n("processing"),
+    completed: n("completed"),
+    failed: n("failed"),
+    cancelled: n("cancelled"),
   };
 }
 

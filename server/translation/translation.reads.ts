@@ -25,11 +25,15 @@ export interface PageInput {
 }
 
 export interface SessionListInput extends PageInput, repo.SessionFilter {
-  readonly sortBy: "created_at" | "updated_at";
+  readonly sortBy: "created_at" | "updated_at" | "session_id" | "filename" | "status";
   readonly desc: boolean;
 }
 
-export interface TaskListInput extends PageInput, repo.TaskFilter {}
+export interface TaskListInput extends PageInput, repo.TaskFilter {
+  /** Sort column; the listing's own order (session, sheet, row, column) when absent. */
+  readonly sortBy?: "task_id" | "session_id" | "status" | "created_at" | "updated_at" | "row_index";
+  readonly desc: boolean;
+}
 
 export interface TranslationReadsDeps {
   readonly db: Kysely<TranslationTables>;
@@ -88,17 +92,18 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
       await visible();
       const sort = { column: input.sortBy, desc: input.desc } as const;
       const [rows, total] = await Promise.all([repo.pageOfSessions(db, input, sort, request), repo.countSessions(db, input)]);
-      const keys = (row: SessionRow) => repo.sortValues(row, [sort, { column: "session_id", desc: input.desc }]);
+      const keys = (row: SessionRow) => repo.sortValues(row, repo.sessionOrder(sort));
       return { ...page(rows, request, total, keys, fingerprint), items: await views(rows) };
     },
 
     async listSessionTasks(input: TaskListInput & { sessionId: string }) {
       requireKey("session_id", input.sessionId);
-      const fingerprint = JSON.stringify(["session-tasks", input.sessionId, input.statuses, input.sheetName]);
+      const order = repo.taskOrder(false, input.sortBy, input.desc);
+      const fingerprint = JSON.stringify(["session-tasks", input.sessionId, input.statuses, input.sheetName, order]);
       const request = pageRequest(input, fingerprint);
       await visible(input.sessionId);
-      const [, rows, total] = await Promise.all([existingSession(input.sessionId), repo.pageOfTasks(db, input, request), repo.countTasks(db, input)]);
-      return { ...page(rows, request, total, (row: TaskRow) => repo.sortValues(row, repo.TASK_POSITION), fingerprint), items: rows.map(taskView) };
+      const [, rows, total] = await Promise.all([existingSession(input.sessionId), repo.pageOfTasks(db, input, request, order), repo.countTasks(db, input)]);
+      return { ...page(rows, request, total, (row: TaskRow) => repo.sortValues(row, order), fingerprint), items: rows.map(taskView) };
     },
 
     async getTask(taskId: string, sessionId: string | undefined) {
@@ -121,12 +126,12 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
 
     async listTasks(input: TaskListInput) {
       if (input.sessionId) requireKey("session_id", input.sessionId);
-      const fingerprint = JSON.stringify(["tasks", input.sessionId, input.statuses, input.sheetName, input.batchId, input.fromMicros, input.toMicros]);
+      const order = repo.taskOrder(!input.sessionId, input.sortBy, input.desc);
+      const fingerprint = JSON.stringify(["tasks", input.sessionId, input.statuses, input.sheetName, input.batchId, input.fromMicros, input.toMicros, order]);
       const request = pageRequest(input, fingerprint);
       await visible(input.sessionId || undefined);
-      const [rows, total] = await Promise.all([repo.pageOfTasks(db, input, request), repo.countTasks(db, input)]);
-      const keys = (row: TaskRow) =>
-        repo.sortValues(row, input.sessionId ? repo.TASK_POSITION : [{ column: "session_id", desc: false }, ...repo.TASK_POSITION]);
+      const [rows, total] = await Promise.all([repo.pageOfTasks(db, input, request, order), repo.countTasks(db, input)]);
+      const keys = (row: TaskRow) => repo.sortValues(row, order);
       return { ...page(rows, request, total, keys, fingerprint), items: rows.map(taskView) };
     },
 

@@ -64,7 +64,11 @@ export function toPatches(
 
     const cleared = new Set<string>();
     record.clearFields.forEach((raw, j) => {
+      // The stamps cannot be emptied: the server sets them when they are absent, so listing one is
+      // leaving it out (a REST caller that writes back a view with "updated_at": null lands here).
+      if (raw === "updated_at" || raw === "updatedAt") return;
       const field = byName.get(raw) ?? byProp.get(raw);
+      if (field?.insertDefault === "stamp") return;
       if (!field) return void fail(`clear_fields[${j}]`, `unknown field ${JSON.stringify(raw)}`);
       if (field.clearTo === undefined) return void fail(`clear_fields[${j}]`, `${field.name} cannot be cleared`);
       if (entries.some(([name]) => name === field.name)) return void fail(`clear_fields[${j}]`, `${field.name} is also set in this record`);

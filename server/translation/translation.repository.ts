@@ -6,10 +6,20 @@ import type { StatusCounts } from "./translation.mapping.js";
 import type { SessionRow, TaskRow, TranslationTables } from "./translation.table.js";
 
 type Db = Kysely<TranslationTables>;
-type SortKey<Row> = { readonly column: keyof Row & string; readonly desc: boolean };
+export type SortKey<Row> = { readonly column: keyof Row & string; readonly desc: boolean };
 
-/** Stored columns of each entity (never the `_stamp` companions). */
-const SESSION_COLUMNS = ["session_id", ...SESSION.fields.map((f) => f.name), "updated_at", "deleted_at"] as (keyof SessionRow & string)[];
+/**
+ * Stored columns of each entity, and of the `_stamp` companions only the session counters': a counter
+ * the client declared is shown as declared, one it never wrote by the count of stored tasks.
+ */
+export const SESSION_COUNTERS = ["total_tasks", "completed_tasks", "failed_tasks", "processing_tasks"] as const;
+const SESSION_COLUMNS = [
+  "session_id",
+  ...SESSION.fields.map((f) => f.name),
+  ...SESSION_COUNTERS.map((c) => `${c}_stamp`),
+  "updated_at",
+  "deleted_at",
+] as (keyof SessionRow & string)[];
 const TASK_COLUMNS = ["session_id", "task_id", ...TASK.fields.map((f) => f.name), "updated_at"] as (keyof TaskRow & string)[];
 
 /** Tasks in their spreadsheet order: sheet, row, column (task id breaks ties). */
@@ -77,9 +87,13 @@ export async function countSessions(db: Db, f: SessionFilter): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
+/** The full order of a session listing sorted by `sort`: session_id breaks ties. */
+export function sessionOrder(sort: SortKey<SessionRow>): SortKey<SessionRow>[] {
+  return sort.column === "session_id" ? [sort] : [sort, { column: "session_id", desc: sort.desc }];
+}
+
 export function pageOfSessions(db: Db, f: SessionFilter, sort: SortKey<SessionRow>, page: PageRequest): Promise<SessionRow[]> {
-  const keys: SortKey<SessionRow>[] = [sort, { column: "session_id", desc: sort.desc }];
-  return paged(filterSessions(db.selectFrom("translation_sessions").select(SESSION_COLUMNS), f), keys, page).execute();
+  return paged(filterSessions(db.selectFrom("translation_sessions").select(SESSION_COLUMNS), f), sessionOrder(sort), page).execute();
 }
 
 function filterTasks<O>(query: SelectQueryBuilder<TranslationTables, "translation_tasks", O>, f: TaskFilter) {
@@ -98,9 +112,18 @@ export async function countTasks(db: Db, f: TaskFilter): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-/** Tasks matching `f`, ordered by session and spreadsheet position. */
-export function pageOfTasks(db: Db, f: TaskFilter, page: PageRequest): Promise<TaskRow[]> {
-  const keys: SortKey<TaskRow>[] = f.sessionId ? [...TASK_POSITION] : [{ column: "session_id", desc: false }, ...TASK_POSITION];
+/**
+ * The full order of a task listing: by `column` when given, in the given direction, then by session
+ * (across sessions) and spreadsheet position; without a column, that default order, reversed when `desc`.
+ */
+export function taskOrder(acrossSessions: boolean, column: (keyof TaskRow & string) | undefined, desc: boolean): SortKey<TaskRow>[] {
+  const position: SortKey<TaskRow>[] = acrossSessions ? [{ column: "session_id", desc: false }, ...TASK_POSITION] : [...TASK_POSITION];
+  if (column === undefined) return position.map((k) => ({ ...k, desc }));
+  return [{ column, desc }, ...position.filter((k) => k.column !== column)];
+}
+
+/** Tasks matching `f` in the order `keys` (by session and spreadsheet position unless told otherwise). */
+export function pageOfTasks(db: Db, f: TaskFilter, page: PageRequest, keys = taskOrder(!f.sessionId, undefined, false)): Promise<TaskRow[]> {
   return paged(filterTasks(db.selectFrom("translation_tasks").select(TASK_COLUMNS), f), keys, page).execute();
 }
 

@@ -15,6 +15,11 @@ export type SessionRow = {
   completed_tasks: number;
   failed_tasks: number;
   processing_tasks: number;
+  /** When each counter was last written; 0 when the client never declared it. */
+  total_tasks_stamp: number;
+  completed_tasks_stamp: number;
+  failed_tasks_stamp: number;
+  processing_tasks_stamp: number;
   created_at: number;
   updated_at: number;
   /** Set by a soft delete: the session is hidden until cleanup purges it. */

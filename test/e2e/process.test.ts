@@ -101,11 +101,12 @@ describe("the service on the embedded default", () => {
     }
     expect(replies[0]).toMatchObject({ status: "accepted", count: 1, durability: "logged" });
     expect(replies[2]).toMatchObject({ status: "flushed", sessions_written: 1, tasks_written: 1 });
-    expect(replies[3]).toMatchObject({ filename: "quests.xlsx", status: "processing", total_tasks: 1, pending_tasks: 1 });
+    // The example declares 2 tasks and has sent 1: the declared total stands, the stored count beside it.
+    expect(replies[3]).toMatchObject({ filename: "quests.xlsx", status: "processing", total_tasks: 2, pending_tasks: 2, stored_tasks: { total: 1, pending: 1 } });
     expect(replies.at(-7)).toMatchObject({ session: { status: "completed" } });
     expect(replies.at(-6)).toMatchObject({ dry_run: true });
     expect(replies.at(-5)).toMatchObject({ dry_run: true });
-    expect(replies.at(-4)).toEqual({ status: "deleted", session_id: "8d0c6f1e-0000-4000-8000-0000000000aa", deleted_tasks: 1 });
+    expect(replies.at(-4)).toEqual({ status: "deleted", session_id: "8d0c6f1e-0000-4000-8000-0000000000aa", deleted_tasks: 1, timestamp: expect.stringMatching(/Z$/) });
   });
 
   it("answers curl on /health and a Connect JSON POST over HTTP/1.1", async () => {

@@ -114,6 +114,48 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(json.progress).toBeCloseTo(100 / 3, 5);
     expect(json.created_at).toBe("2025-09-30T10:00:00Z");
     expect(json.updated_at).toMatch(RFC3339_UTC);
+    expect(json.stored_tasks).toEqual({ total: 3, pending: 2, processing: 0, completed: 1, failed: 0, cancelled: 0 });
+    // Every field is there, null when empty; the write-side clear_fields is not.
+    expect(json).toHaveProperty("estimated_completion");
+    expect(json).not.toHaveProperty("clear_fields");
+  });
+
+  it("views carry every stored field, null for the empty ones", async () => {
+    await call("POST", "/api/v1/translation/sessions/batch", { sessions: [{ session_id: "rest-bare", filename: "bare.xlsx" }], durability: "committed" });
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [{ session_id: "rest-bare", task_id: "T1" }], durability: "committed" });
+    const session = (await call("GET", "/api/v1/translation/sessions/rest-bare")).json;
+    expect(session).toMatchObject({ session_id: "rest-bare", filename: "bare.xlsx", file_path: null, game_info: null, llm_provider: null, metadata: null });
+    expect(session.estimated_completion).toBeNull();
+    const task = (await call("GET", "/api/v1/translation/tasks/T1?session_id=rest-bare")).json;
+    for (const empty of ["batch_id", "source_text", "target_text", "context", "confidence", "error_message", "start_time", "end_time", "duration_ms"]) {
+      expect(task).toHaveProperty(empty, null);
+    }
+    expect(task).toMatchObject({ task_id: "T1", status: "pending", retry_count: 0, row_index: 0 });
+    expect(task).not.toHaveProperty("clear_fields");
+    const listed = (await call("GET", "/api/v1/translation/sessions/rest-bare/tasks")).json;
+    expect(listed.session_id).toBe("rest-bare");
+    expect(listed.items[0]).toHaveProperty("target_text", null);
+    expect((await call("DELETE", "/api/v1/translation/sessions/rest-bare")).status).toBe(200);
+  });
+
+  it("shows counters as the client declared them, the stored counts beside them, progress against the declared total", async () => {
+    const id = "rest-declared";
+    await call("POST", "/api/v1/translation/sessions/batch", { sessions: [sessionRecord(id, { total_tasks: 1000 })], durability: "committed" });
+    // The first of ten batches: 100 tasks, 35 of them completed and 5 failed.
+    const tasks = Array.from({ length: 100 }, (_, i) => taskRecord(id, i + 1, { status: i < 35 ? "completed" : i < 40 ? "failed" : "pending" }));
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks, durability: "committed" });
+    const session = (await call("GET", `/api/v1/translation/sessions/${id}`)).json;
+    expect(session).toMatchObject({ total_tasks: 1000, completed_tasks: 35, failed_tasks: 5, processing_tasks: 0, pending_tasks: 960 });
+    expect(session.progress).toBeCloseTo(3.5, 9);
+    expect(session.stored_tasks).toEqual({ total: 100, pending: 60, processing: 0, completed: 35, failed: 5, cancelled: 0 });
+    // Declared counters win over the stored counts, a declared 0 included.
+    await call("POST", "/api/v1/translation/sessions/batch", { sessions: [{ session_id: id, completed_tasks: 350, failed_tasks: 0 }], durability: "committed" });
+    const declared = (await call("GET", `/api/v1/translation/sessions/${id}`)).json;
+    expect(declared).toMatchObject({ total_tasks: 1000, completed_tasks: 350, failed_tasks: 0, pending_tasks: 650, progress: 35 });
+    expect(declared.stored_tasks.completed).toBe(35);
+    const incomplete = (await call("GET", "/api/v1/translation/recovery/incomplete-sessions")).json;
+    expect(incomplete.sessions.find((s: Json) => s.session_id === id)).toMatchObject({ total_tasks: 1000, completed_tasks: 350 });
+    expect((await call("DELETE", `/api/v1/translation/sessions/${id}`)).json.deleted_tasks).toBe(100);
   });
 
   it("GET /api/v1/translation/sessions/{session_id}/tasks filters, orders and pages", async () => {
@@ -145,7 +187,8 @@ describeEachDialect("REST paths", (target, dialect) => {
 
     const missing = await call("GET", "/api/v1/translation/sessions/no-such-session/tasks");
     expect(missing.status).toBe(404);
-    expect(missing.json).toMatchObject({ code: "not_found", message: 'session "no-such-session" not found' });
+    expect(missing.json).toMatchObject({ code: "not_found", message: 'session "no-such-session" not found', detail: 'session "no-such-session" not found' });
+    expect(missing.json).not.toHaveProperty("errors");
   });
 
   it("GET /api/v1/translation/sessions lists with filters, sorting and both kinds of paging", async () => {
@@ -292,19 +335,32 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(json.tasks_by_status).toMatchObject({ pending: 2, completed: 2, failed: 1 });
     expect(json.storage.map((t: Json) => t.table)).toEqual(expect.arrayContaining(["translation_sessions", "translation_tasks"]));
     expect(json.write_path).toMatchObject({ dead_letters: 0 });
+    // The original design's blocks beside them.
+    expect(json.sessions).toEqual({ total: 3, pending: 0, processing: 1, completed: 1, failed: 0, cancelled: 1 });
+    expect(json.tasks).toMatchObject({ total: 5, pending: 2, processing: 0, completed: 2, failed: 1 });
+    expect(json.performance.success_rate).toBeCloseTo((2 / 3) * 100, 9);
+    expect(json.performance).toEqual({ average_session_time: expect.any(Number), average_task_time: expect.any(Number), success_rate: expect.any(Number) });
+    const rows = (table: string) => json.storage.find((t: Json) => t.table === table).rows;
+    expect(json.storage_totals).toEqual({
+      database_size_mb: expect.any(Number),
+      sessions_table_rows: rows("translation_sessions"),
+      tasks_table_rows: rows("translation_tasks"),
+    });
+    expect(json.storage_totals.database_size_mb).toBeGreaterThan(0);
   });
 
   it("POST /api/v1/translation/sessions/cleanup and DELETE /api/v1/translation/sessions/{session_id}", async () => {
     const dry = await call("POST", "/api/v1/translation/sessions/cleanup", { completed_days: 1, failed_days: 30, cancelled_days: 30, dry_run: true });
     expect(dry.status).toBe(200);
-    expect(dry.json).toMatchObject({ dry_run: true, deleted_sessions: 1, sessions_by_status: { completed: 1, failed: 0, cancelled: 0 } });
+    expect(dry.json).toMatchObject({ status: "completed", dry_run: true, deleted_sessions: 1, sessions_by_status: { completed: 1, failed: 0, cancelled: 0 } });
+    expect(dry.json.timestamp).toMatch(RFC3339_UTC);
     expect((await call("GET", "/api/v1/translation/sessions/rest-b")).status).toBe(200);
 
     const soft = await call("DELETE", "/api/v1/translation/sessions/rest-c?soft=true");
-    expect(soft.json).toEqual({ status: "deleted", session_id: "rest-c", deleted_tasks: 1 });
+    expect(soft.json).toEqual({ status: "deleted", session_id: "rest-c", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("GET", "/api/v1/translation/sessions/rest-c")).status).toBe(404);
     const hard = await call("DELETE", "/api/v1/translation/sessions/rest-b");
-    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1 });
+    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("DELETE", "/api/v1/translation/sessions/rest-b")).status).toBe(404);
   });
 
@@ -312,13 +368,22 @@ describeEachDialect("REST paths", (target, dialect) => {
     const info = await call("GET", "/");
     expect(info.json).toMatchObject({ name: "persistence", backends: { sql: dialect === "mysql" ? "mysql" : "sqlite" } });
     expect(info.json.services).toContain("persistence.v1.TranslationService");
-    expect(info.json.links).toMatchObject({ health: "/health", openapi: "/openapi.json", docs: "/docs" });
+    expect(info.json.links).toMatchObject({ health: "/health", openapi: "/openapi.json", docs: "/docs", redoc: "/redoc" });
+    expect(info.json).toMatchObject({ service: "Persistence Service", version: expect.any(String), status: "running", docs: "/docs", redoc: "/redoc", health: "/health" });
 
     const health = await call("GET", "/health");
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ status: "healthy", backends: { sql: "up" }, buffer: { records: expect.any(Number), utilization: expect.any(Number) } });
     expect(health.json.uptime_seconds).toEqual(expect.any(Number));
     expect(health.json.backends_age_ms).toEqual(expect.any(Number));
+    expect(health.json.database).toBe("healthy");
+    // The original's buffer figures: one task record waits (the flush interval is a minute).
+    await call("POST", "/api/v1/translation/tasks/batch", { tasks: [taskRecord("rest-a", 9)], durability: "accepted" });
+    const buffered = (await call("GET", "/health")).json.buffer;
+    expect(buffered).toMatchObject({ sessions_count: 0, tasks_count: 1, total_count: 1, total_buffered: 1, capacity: expect.any(Number) });
+    expect(buffered.usage_percent).toBeCloseTo((100 * 1) / buffered.capacity, 2);
+    expect(buffered.last_flush).toMatch(RFC3339_UTC);
+    expect(buffered.last_flush_time).toBe(buffered.last_flush);
 
     const metrics = await call("GET", "/api/v1/system/metrics");
     const upserts = metrics.json.rpcs.find((r: Json) => r.method === "BatchUpsertTasks");
@@ -329,6 +394,25 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(config.json).toMatchObject({ wal: "on", flush_interval_ms: 60000, rest_ignore_unknown_fields: "off" });
     if (dialect === "mysql") expect(config.json.sql_url).toMatch(/^mysql:\/\//);
     expect(JSON.stringify(config.json)).not.toMatch(/password=|:[^@/]+@/);
+  });
+
+  it("answers the superseded v1 paths as the current ones", async () => {
+    const sessions = await call("POST", "/api/v1/persistence/sessions/batch", { sessions: [sessionRecord("rest-v1")] });
+    expect(sessions.status).toBe(200);
+    expect(sessions.json).toMatchObject({ status: "accepted", count: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
+    const tasks = await call("POST", "/api/v1/persistence/tasks/batch", { tasks: [taskRecord("rest-v1", 1), taskRecord("rest-v1", 2)] });
+    expect(tasks.json).toMatchObject({ status: "accepted", count: 2 });
+    const flushed = await call("POST", "/api/v1/persistence/flush");
+    expect(flushed.json).toMatchObject({ status: "flushed", sessions_written: 1 });
+    expect(flushed.json.tasks_written).toBeGreaterThanOrEqual(2);
+    expect((await call("GET", "/api/v1/translation/sessions/rest-v1/tasks")).json.total).toBe(2);
+    const [v1, v2] = [(await call("GET", "/api/v1/persistence/stats")).json, (await call("GET", "/api/v1/translation/stats")).json];
+    expect(Object.keys(v1).sort()).toEqual(Object.keys(v2).sort());
+    expect(v1.sessions).toEqual(v2.sessions);
+    expect(v1.tasks).toEqual(v2.tasks);
+    const line = server.logs.find((l) => l.route === "POST /api/v1/persistence/flush");
+    expect(line).toMatchObject({ method: "Flush", protocol: "rest", code: "ok" });
+    expect((await call("DELETE", "/api/v1/translation/sessions/rest-v1")).json.deleted_tasks).toBe(2);
   });
 
   it("logs REST calls like any other call, with the route", async () => {
@@ -460,6 +544,244 @@ describeEachDialect("REST query parameters on body routes", (target) => {
   });
 });
 
+describeEachDialect("REST listing parameters in the original spellings", (target) => {
+  let server: TestServer;
+  let base: string;
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`);
+    return { status: res.status, json: (await res.json()) as Json };
+  };
+  const ids = (json: Json, key = "session_id") => json.items.map((item: Json) => item[key]);
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    base = server.url;
+    const post = (path: string, body: unknown) =>
+      fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    await post("/api/v1/translation/sessions/batch", {
+      sessions: [
+        sessionRecord("sort-b", { filename: "a.xlsx", status: "processing", created_at: "2025-01-02T00:00:00Z" }),
+        sessionRecord("sort-a", { filename: "c.xlsx", status: "completed", created_at: "2025-01-03T00:00:00Z" }),
+        sessionRecord("sort-c", { filename: "b.xlsx", status: "failed", created_at: "2025-01-01T00:00:00Z" }),
+      ],
+      durability: "committed",
+    });
+    await post("/api/v1/translation/tasks/batch", {
+      tasks: [
+        taskRecord("sort-a", 1, { sheet_name: "B", row_index: 5, status: "pending", created_at: "2025-01-05T00:00:00Z" }),
+        taskRecord("sort-a", 2, { sheet_name: "A", row_index: 7, status: "completed", created_at: "2025-01-04T00:00:00Z" }),
+        taskRecord("sort-a", 3, { sheet_name: "A", row_index: 6, status: "failed", created_at: "2025-01-06T00:00:00Z" }),
+        taskRecord("sort-b", 1, { sheet_name: "A", row_index: 1, created_at: "2025-01-07T00:00:00Z" }),
+      ],
+      durability: "committed",
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("takes order as the original spelling of sort_order, and refuses the two when they disagree", async () => {
+    expect(ids((await get("/api/v1/translation/sessions?sort_by=created_at&order=asc")).json)).toEqual(["sort-c", "sort-b", "sort-a"]);
+    expect(ids((await get("/api/v1/translation/sessions?order=desc")).json)).toEqual(["sort-a", "sort-b", "sort-c"]);
+    expect(ids((await get("/api/v1/translation/sessions?order=ASC&sort_order=asc")).json)).toEqual(["sort-c", "sort-b", "sort-a"]);
+    const clash = await get("/api/v1/translation/sessions?order=asc&sort_order=desc");
+    expect(clash.status).toBe(400);
+    expect(clash.json.errors).toEqual([{ field: "order", message: "disagrees with sort_order; give one of them" }]);
+  });
+
+  it.each([
+    ["session_id", ["sort-a", "sort-b", "sort-c"]],
+    ["filename", ["sort-b", "sort-c", "sort-a"]],
+    ["status", ["sort-a", "sort-c", "sort-b"]],
+    ["updated_at", expect.any(Array)],
+  ])("sorts sessions by %s", async (field, expected) => {
+    const res = await get(`/api/v1/translation/sessions?sort_by=${field}&order=asc`);
+    expect(res.status).toBe(200);
+    expect(ids(res.json)).toEqual(expected);
+  });
+
+  it("sorts a session's tasks and all tasks by sort_by and order, and pages through them with tokens", async () => {
+    const byRow = await get("/api/v1/translation/sessions/sort-a/tasks?sort_by=row_index&order=desc");
+    expect(byRow.json.items.map((t: Json) => t.row_index)).toEqual([7, 6, 5]);
+    const byStatus = await get("/api/v1/translation/sessions/sort-a/tasks?sort_by=status");
+    expect(byStatus.json.items.map((t: Json) => t.status)).toEqual(["completed", "failed", "pending"]);
+    const reversed = await get("/api/v1/translation/sessions/sort-a/tasks?order=desc");
+    expect(reversed.json.items.map((t: Json) => `${t.sheet_name}${t.row_index}`)).toEqual(["B5", "A7", "A6"]);
+    const newest = await get("/api/v1/translation/tasks?sort_by=created_at&order=desc");
+    expect(newest.json.items.map((t: Json) => t.created_at)).toEqual([
+      "2025-01-07T00:00:00Z",
+      "2025-01-06T00:00:00Z",
+      "2025-01-05T00:00:00Z",
+      "2025-01-04T00:00:00Z",
+    ]);
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await get(`/api/v1/translation/tasks?sort_by=task_id&order=desc&page_size=1${token ? `&page_token=${token}` : ""}`);
+      seen.push(...page.json.items.map((t: Json) => `${t.session_id}/${t.task_id}`));
+      token = page.json.next_page_token;
+    } while (token);
+    expect(seen).toEqual(["sort-a/TASK_0003", "sort-a/TASK_0002", "sort-a/TASK_0001", "sort-b/TASK_0001"]);
+    const unknown = await get("/api/v1/translation/tasks?sort_by=confidence");
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.errors[0].field).toBe("sort_by");
+  });
+
+  it.each(["/api/v1/translation/sessions", "/api/v1/translation/sessions/sort-a/tasks", "/api/v1/translation/tasks"])(
+    "answers page=0 on %s with a 400 that names page",
+    async (path) => {
+      const res = await get(`${path}?page=0`);
+      expect(res.status).toBe(400);
+      expect(res.json.errors).toEqual([{ field: "page", message: "must be 1 or more" }]);
+      expect((await get(`${path}?page=1`)).status).toBe(200);
+    },
+  );
+});
+
+describeEachDialect("REST writes with JSON null", (target) => {
+  let server: TestServer;
+  let base: string;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
+  };
+  const writeTasks = (tasks: Json[]) => call("POST", "/api/v1/translation/tasks/batch", { tasks, durability: "committed" });
+  const writeSessions = (sessions: Json[]) => call("POST", "/api/v1/translation/sessions/batch", { sessions, durability: "committed" });
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("a task re-queued with \"error_message\": null loses its old error; omitted fields keep theirs", async () => {
+    expect((await writeSessions([sessionRecord("null-task")])).status).toBe(200);
+    const failed = taskRecord("null-task", 1, {
+      status: "failed",
+      error_message: "LLM timeout",
+      target_text: "draft",
+      confidence: 0.4,
+      retry_count: 2,
+      start_time: "2025-09-30T10:00:00Z",
+      duration_ms: 2000,
+    });
+    expect((await writeTasks([failed])).status).toBe(200);
+    const requeued = await writeTasks([
+      { task_id: "TASK_0001", session_id: "null-task", status: "pending", error_message: null, target_text: null, confidence: null, duration_ms: null },
+    ]);
+    expect(requeued.status).toBe(200);
+    const task = (await call("GET", "/api/v1/translation/tasks/TASK_0001?session_id=null-task")).json;
+    expect(task.status).toBe("pending");
+    for (const cleared of ["error_message", "target_text", "confidence", "duration_ms"]) expect(task[cleared] ?? null).toBeNull();
+    expect(task).toMatchObject({ retry_count: 2, start_time: "2025-09-30T10:00:00Z", source_text: "Hello, adventurer #1!", sheet_name: "Dialogue", row_index: 11 });
+  });
+
+  it("a session written with null metadata and file_path loses them; game_info, left out, stays", async () => {
+    expect((await writeSessions([sessionRecord("null-session")])).status).toBe(200);
+    expect((await writeSessions([{ session_id: "null-session", metadata: null, file_path: null, status: "completed" }])).status).toBe(200);
+    const session = (await call("GET", "/api/v1/translation/sessions/null-session")).json;
+    expect(session.metadata ?? null).toBeNull();
+    expect(session.file_path ?? null).toBeNull();
+    expect(session).toMatchObject({ status: "completed", filename: "null-session.xlsx", game_info: { game_name: "Dragon Quest" } });
+  });
+
+  it("null on a key, the status, the stamps or a derived field changes nothing of them", async () => {
+    expect((await writeSessions([sessionRecord("null-keep", { created_at: "2025-09-30T10:00:00Z" })])).status).toBe(200);
+    const before = (await call("GET", "/api/v1/translation/sessions/null-keep")).json;
+    const res = await writeSessions([
+      { session_id: "null-keep", status: null, created_at: null, updated_at: null, pending_tasks: null, progress: null, estimated_completion: null, llm_provider: "qwen" },
+    ]);
+    expect(res.status).toBe(200);
+    const after = (await call("GET", "/api/v1/translation/sessions/null-keep")).json;
+    expect(after).toMatchObject({ status: before.status, created_at: "2025-09-30T10:00:00Z", llm_provider: "qwen" });
+    const noKey = await writeSessions([{ session_id: null, filename: "x.xlsx" }]);
+    expect(noKey.status).toBe(400);
+    expect(noKey.json.details[0].field_violations).toEqual([{ field: "sessions[0].session_id", description: "is required" }]);
+  });
+
+  it("a null on a field the first write needs leaves the session without it: 400", async () => {
+    const res = await writeSessions([{ session_id: "null-new", filename: null }]);
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual([{ field: "sessions[0].filename", description: "is required on the first write of a session" }]);
+  });
+});
+
+describeEachDialect("REST routes that take no body", (target) => {
+  let server: TestServer;
+  let base: string;
+  const call = async (method: string, path: string, body?: string, headers: Record<string, string> = { "content-type": "application/json" }) => {
+    const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? {} : headers, body });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
+  };
+  const seed = async (id: string) => {
+    await call("POST", "/api/v1/translation/sessions/batch", JSON.stringify({ sessions: [sessionRecord(id)], durability: "committed" }));
+    await call("POST", "/api/v1/translation/tasks/batch", JSON.stringify({ tasks: [taskRecord(id, 1)], durability: "committed" }));
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ PERSISTENCE_SQL_URL: target().url });
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("refuses DELETE of a session with {\"soft\": true} in the body, naming soft, and deletes nothing", async () => {
+    await seed("nobody-soft");
+    const res = await call("DELETE", "/api/v1/translation/sessions/nobody-soft", JSON.stringify({ soft: true }));
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual([
+      { field: "soft", description: "DELETE /api/v1/translation/sessions/{session_id} takes no body; send soft in the query (?soft=...)" },
+    ]);
+    expect((await call("GET", "/api/v1/translation/sessions/nobody-soft")).status).toBe(200);
+    expect((await call("GET", "/api/v1/translation/sessions/nobody-soft/tasks")).json.total).toBe(1);
+    // The query is where it goes: a soft delete hides the session and keeps its rows for cleanup.
+    const soft = await call("DELETE", "/api/v1/translation/sessions/nobody-soft?soft=true");
+    expect(soft.json).toEqual({ status: "deleted", session_id: "nobody-soft", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
+  });
+
+  it.each([
+    ["an unknown key", JSON.stringify({ force: true }), [{ field: "force", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body, and force is no field of it" }]],
+    ["the path field", JSON.stringify({ session_id: "other" }), [{ field: "session_id", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body; session_id is set by the path" }]],
+    ["an array", "[1]", [{ field: "body", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body" }]],
+    ["text that is not JSON", "soft=true", [{ field: "body", description: "POST /api/v1/translation/recovery/restore/{session_id} takes no body" }]],
+  ])("refuses a restore with %s in the body", async (_name, body, violations) => {
+    await seed("nobody-restore");
+    const res = await call("POST", "/api/v1/translation/recovery/restore/nobody-restore", body);
+    expect(res.status).toBe(400);
+    expect(res.json.details[0].field_violations).toEqual(violations);
+  });
+
+  it.each([
+    ["no body", undefined],
+    ["an empty body", ""],
+    ["blank space", "  \n"],
+    ["the empty object", "{}"],
+    ["the empty object, gzipped", gzipSync("{}")],
+  ])("serves a restore and a DELETE sent with %s", async (name, body) => {
+    const id = `nobody-ok-${name.replace(/\W+/g, "-")}`;
+    await seed(id);
+    const headers: Record<string, string> = Buffer.isBuffer(body) ? { "content-type": "application/json", "content-encoding": "gzip" } : { "content-type": "application/json" };
+    const send = (method: string, path: string) =>
+      fetch(`${base}${path}`, { method, headers: body === undefined ? {} : headers, body }).then(async (r) => ({ status: r.status, json: (await r.json()) as Json }));
+    const restored = await send("POST", `/api/v1/translation/recovery/restore/${id}`);
+    expect(restored.status).toBe(200);
+    expect(restored.json.tasks_count).toBe(1);
+    const deleted = await send("DELETE", `/api/v1/translation/sessions/${id}`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.json.deleted_tasks).toBe(1);
+    expect((await call("GET", `/api/v1/translation/sessions/${id}`)).status).toBe(404);
+  });
+});
+
 describe("REST HTTP semantics", () => {
   let server: TestServer;
   let base: string;
@@ -492,6 +814,14 @@ describe("REST HTTP semantics", () => {
           { field: "tasks[1].extra", description: "unknown field" },
         ],
       },
+    ]);
+    // The original design's shape beside it: FastAPI's detail, and errors [{field, message}].
+    expect(body.detail).toBe(body.message);
+    expect(body.errors).toEqual([
+      { field: "tasks[0].status", message: "must be one of pending, processing, completed, failed, cancelled" },
+      { field: "tasks[1].row_index", message: "expected an integer" },
+      { field: "tasks[1].start_time", message: "expected an RFC 3339 time such as 2025-09-30T10:00:00Z" },
+      { field: "tasks[1].extra", message: "unknown field" },
     ]);
     const after = (await (await fetch(`${base}/api/v1/translation/recovery/status`)).json()) as Json;
     expect(after.buffer_records).toBe(0);
@@ -582,7 +912,7 @@ describe("REST HTTP semantics", () => {
     expect(((await badQuery.json()) as Json).details[0].field_violations).toEqual([{ field: "colour", description: "unknown query parameter" }]);
   });
 
-  it("publishes the OpenAPI document and the API page", async () => {
+  it("publishes the OpenAPI document and the API pages, Swagger UI and ReDoc", async () => {
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json;
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/v1/translation/tasks/batch", "/health", "/"]));
@@ -593,6 +923,20 @@ describe("REST HTTP semantics", () => {
     expect(bundle.status).toBe(200);
     expect((await bundle.text()).length).toBeGreaterThan(100_000);
     expect((await fetch(`${base}/docs/..%2Fpackage.json`)).status).toBe(404);
+
+    // The original's second page: ReDoc, from the redoc package, nothing fetched from elsewhere.
+    const redoc = await fetch(`${base}/redoc`);
+    expect(redoc.status).toBe(200);
+    expect(redoc.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await redoc.text();
+    expect(html).toContain('<redoc spec-url="/openapi.json">');
+    expect(html).toContain('<script src="/redoc/redoc.standalone.js">');
+    expect(html).not.toMatch(/https?:\/\//);
+    const standalone = await fetch(`${base}/redoc/redoc.standalone.js`);
+    expect(standalone.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect((await standalone.text()).length).toBeGreaterThan(500_000);
+    expect((await fetch(`${base}/redoc/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${base}/redoc/redoc.lib.js`)).status).toBe(404);
   });
 });
 

@@ -108,6 +108,7 @@ describeEachDialect("server", (target, dialect) => {
       message: "no route for GET /nope",
       details: [],
       request_id: unknown.headers.get("x-request-id"),
+      detail: "no route for GET /nope",
     });
   });
 

@@ -54,7 +54,7 @@ describeEachDialect("translation-reads", (target) => {
           status: SessionStatus.PROCESSING,
           llmProvider: "openai",
           gameInfo: { game_name: "Saga", target_language: "ja" },
-          totalTasks: 999, // client-reported; the stored tasks win
+          totalTasks: 1200, // declared by the client, which has sent 1,000 of them so far
           createdAt: timestampFromMs(created),
           updatedAt: timestampFromMs(created),
         },
@@ -66,7 +66,7 @@ describeEachDialect("translation-reads", (target) => {
     await server?.close();
   });
 
-  it.each(PROTOCOLS)("shows a session with counters from its 1,000 stored tasks and the derived figures (%s)", async (protocol) => {
+  it.each(PROTOCOLS)("shows a session with its declared total, the other counters from its 1,000 stored tasks, and the derived figures (%s)", async (protocol) => {
     const session = (await server.client(TranslationService, protocol).getSession({ sessionId })).session!;
     expect(session).toMatchObject({
       sessionId,
@@ -74,17 +74,18 @@ describeEachDialect("translation-reads", (target) => {
       status: SessionStatus.PROCESSING,
       llmProvider: "openai",
       gameInfo: { game_name: "Saga", target_language: "ja" },
-      totalTasks: 1000,
+      totalTasks: 1200,
       completedTasks: 400,
       failedTasks: 100,
       processingTasks: 150,
-      pendingTasks: 350,
-      progress: 40,
+      pendingTasks: 550,
+      storedTasks: { total: 1000n, pending: 350n, processing: 150n, completed: 400n, failed: 100n, cancelled: 0n },
     });
-    // 400 done in the hour since creation: the 500 left take about 75 more minutes.
+    expect(session.progress).toBeCloseTo((400 / 1200) * 100, 9);
+    // 400 done in the hour since creation: the 700 left of the declared 1,200 take about 105 more minutes.
     const eta = timestampDate(session.estimatedCompletion!).getTime();
-    expect(eta - Date.now()).toBeGreaterThan(70 * 60_000);
-    expect(eta - Date.now()).toBeLessThan(80 * 60_000);
+    expect(eta - Date.now()).toBeGreaterThan(100 * 60_000);
+    expect(eta - Date.now()).toBeLessThan(110 * 60_000);
   });
 
   it("shows client-reported counters for a session without stored tasks, and no estimate", async () => {
@@ -258,14 +259,15 @@ describeEachDialect("translation-reads", (target) => {
     const incomplete = await client().listIncompleteSessions({});
     expect(incomplete.count).toBe(incomplete.sessions.length);
     const mine = incomplete.sessions.find((s) => s.sessionId === sessionId);
-    expect(mine).toMatchObject({ pendingTasks: 350, processingTasks: 150 });
+    expect(mine).toMatchObject({ pendingTasks: 550, processingTasks: 150, totalTasks: 1200 });
     const times = incomplete.sessions.map((s) => Number(s.createdAt?.seconds));
     expect(times).toEqual([...times].sort((x, y) => y - x));
     expect(incomplete.sessions.every((s) => s.status === SessionStatus.PENDING || s.status === SessionStatus.PROCESSING)).toBe(true);
 
     const restored = await client().restoreSession({ sessionId });
     expect(restored).toMatchObject({ sessionId, tasksCount: 500 });
-    expect(restored.session?.totalTasks).toBe(1000);
+    expect(restored.session?.totalTasks).toBe(1200);
+    expect(restored.session?.storedTasks?.total).toBe(1000n);
     expect(restored.tasks.every((t) => t.status === TaskStatus.PENDING || t.status === TaskStatus.PROCESSING)).toBe(true);
     const order = restored.tasks.map((t) => [t.sheetName, String(t.rowIndex).padStart(6, "0"), t.columnName].join("|"));
     expect(order).toEqual([...order].sort());

@@ -1,4 +1,4 @@
-import { DeleteSessionRequestSchema, GetStatsResponseSchema, ListSessionsRequestSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
+import { DeleteSessionRequestSchema, GetStatsResponseSchema, ListSessionsRequestSchema, SessionSchema, TaskSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { GetHealthResponseSchema, SystemService } from "../../gen/persistence/v1/system_pb";
 import { BoolValueSchema, BytesValueSchema, DurationSchema, FieldMaskSchema, Int64ValueSchema, StructSchema } from "@bufbuild/protobuf/wkt";
 import type { FieldViolation } from "../../server/core/errors";
@@ -153,7 +153,7 @@ describe("REST JSON", () => {
       { field: "page_size", description: "integer out of range -2147483648..2147483647" },
       { field: "from_date", description: "expected an RFC 3339 time such as 2025-09-30T10:00:00Z" },
       { field: "extra", description: "unknown field" },
-      { field: "sort_by", description: "must be one of created_at, updated_at" },
+      { field: "sort_by", description: "must be one of created_at, updated_at, session_id, filename, status" },
     ]);
   });
 
@@ -178,6 +178,32 @@ describe("REST JSON", () => {
     ]);
   });
 
+  it("reads a JSON null in a record as emptying its field, and elsewhere as not set", () => {
+    const out: FieldViolation[] = [];
+    const json = fromRestJson(
+      TaskSchema,
+      {
+        task_id: "T1",
+        session_id: null,
+        status: null,
+        error_message: null,
+        targetText: null,
+        start_time: null,
+        confidence: 0.5,
+        clear_fields: ["context", "target_text"],
+      },
+      out,
+      STRICT,
+    );
+    expect(out).toEqual([]);
+    // The keys and the status have no "empty": null there is "not set", as in proto3 JSON.
+    expect(json).toEqual({ task_id: "T1", session_id: null, status: null, confidence: 0.5, clear_fields: ["context", "target_text", "error_message", "start_time"] });
+    // Output-only fields are ignored, null or not; a request without clear_fields keeps proto3's null.
+    expect(fromRestJson(SessionSchema, { session_id: "s", estimated_completion: null, pending_tasks: null }, out, STRICT)).toEqual({ session_id: "s", estimated_completion: null, pending_tasks: null });
+    expect(fromRestJson(ListSessionsRequestSchema, { llm_provider: null }, out, STRICT)).toEqual({ llm_provider: null });
+    expect(out).toEqual([]);
+  });
+
   it("drops unknown fields when told to", () => {
     const out: FieldViolation[] = [];
     expect(fromRestJson(TaskSchema, { task_id: "T", legacy: true }, out, { ignoreUnknownFields: true })).toEqual({ task_id: "T" });
@@ -185,12 +211,20 @@ describe("REST JSON", () => {
   });
 
   it("writes short lowercase enum names and exact 64-bit integers as numbers", () => {
-    expect(toRestJson(TaskSchema, { status: "TASK_STATUS_COMPLETED", row_index: 3 })).toEqual({ status: "completed", row_index: 3 });
-    expect(toRestJson(GetStatsResponseSchema, { total_tasks: "12", sessions_by_status: { completed: "2" }, total_sessions: "9007199254740993" })).toEqual({
+    expect(toRestJson(TaskSchema, { status: "TASK_STATUS_COMPLETED", row_index: 3 })).toMatchObject({ status: "completed", row_index: 3 });
+    expect(toRestJson(GetStatsResponseSchema, { total_tasks: "12", sessions_by_status: { completed: "2" }, total_sessions: "9007199254740993" })).toMatchObject({
       total_tasks: 12,
       sessions_by_status: { completed: 2 },
       total_sessions: "9007199254740993",
     });
+  });
+
+  it("writes every field of a reply, null when it is not set, but not the input-only clear_fields", () => {
+    const json = toRestJson(SessionSchema, { session_id: "s", filename: "f.xlsx", clear_fields: [], pending_tasks: 0 }) as Record<string, unknown>;
+    const names = SessionSchema.fields.map((f) => f.name).filter((n) => n !== "clear_fields");
+    expect(Object.keys(json).sort()).toEqual(names.sort());
+    expect(json).toMatchObject({ session_id: "s", filename: "f.xlsx", pending_tasks: 0, file_path: null, estimated_completion: null, metadata: null });
+    expect(json).not.toHaveProperty("clear_fields");
   });
 
   it.each([
@@ -215,7 +249,7 @@ describe("OpenAPI document", () => {
   const routes = readHttpRules([TranslationService, SystemService]);
   const doc = buildOpenApi(routes, { title: "t", version: "1" }) as {
     openapi: string;
-    paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; requestBody?: unknown }>>;
+    paths: Record<string, Record<string, { parameters: { name: string; in: string; schema?: unknown }[]; requestBody?: unknown }>>;
     components: { schemas: Record<string, unknown> };
   };
 
@@ -230,7 +264,11 @@ describe("OpenAPI document", () => {
       "query:page",
       "query:page_size",
       "query:page_token",
+      "query:sort_by",
+      "query:sort_order",
+      "query:order",
     ]);
+    expect(list?.parameters.find((p) => p.name === "page")?.schema).toMatchObject({ type: "integer", minimum: 1 });
     expect(doc.paths["/api/v1/translation/tasks/batch"]?.post?.requestBody).toBeDefined();
     const cleanup = doc.paths["/api/v1/translation/sessions/cleanup"]?.post;
     expect(cleanup?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(["query:completed_days", "query:failed_days", "query:cancelled_days", "query:dry_run"]);

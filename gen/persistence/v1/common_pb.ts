@@ -2,15 +2,17 @@
 // @generated from file persistence/v1/common.proto (package persistence.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { FieldOptions } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file persistence/v1/common.proto.
  */
 export const file_persistence_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxItIBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAxIMCgRuYW1lGAkgASgJKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACYgZwcm90bzM");
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxItIBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAxIMCgRuYW1lGAkgASgJKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACOj8KCW1pbl92YWx1ZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYqYsDIAEoA1IIbWluVmFsdWWIAQFiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * The state of this instance's write buffer.
@@ -145,4 +147,14 @@ export enum SortOrder {
  */
 export const SortOrderSchema: GenEnum<SortOrder> = /*@__PURE__*/
   enumDesc(file_persistence_v1_common, 1);
+
+/**
+ * The least value a number field may be given. proto3 reads an absent number as 0, so a bound
+ * above 0 (a 1-based page number) cannot be told from "not set" once the request is a message:
+ * the REST paths check it on the caller's own text.
+ *
+ * @generated from extension: optional int64 min_value = 50601;
+ */
+export const min_value: GenExtension<FieldOptions, bigint> = /*@__PURE__*/
+  extDesc(file_persistence_v1_common, 0);
 

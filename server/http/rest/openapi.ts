@@ -4,7 +4,8 @@ import { codeName } from "../../core/errors.js";
 import type { AccessTable } from "../../security/access.js";
 import { METRICS_REQUIREMENT, type Requirement } from "../../security/scopes.js";
 import type { RestRoute } from "./http-rules.js";
-import { isWellKnown, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
+import { FieldBehavior } from "../../../gen/google/api/field_behavior_pb.js";
+import { hasBehavior, isWellKnown, minValue, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
 
 export interface OpenApiInfo {
   readonly title: string;
@@ -43,7 +44,12 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     if (!schemas[desc.typeName]) {
       const properties: JsonObject = {};
       schemas[desc.typeName] = { type: "object", properties, additionalProperties: false };
-      for (const field of desc.fields) properties[field.name] = fieldSchema(field);
+      for (const field of desc.fields) {
+        const schema = fieldSchema(field);
+        if (hasBehavior(field, FieldBehavior.OUTPUT_ONLY)) schema.readOnly = true;
+        if (hasBehavior(field, FieldBehavior.INPUT_ONLY)) schema.writeOnly = true;
+        properties[field.name] = schema;
+      }
     }
     return ref(desc.typeName);
   };
@@ -71,12 +77,18 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
 
   schemas.Error = {
     type: "object",
-    required: ["code", "message", "request_id"],
+    required: ["code", "message", "request_id", "detail"],
     properties: {
       code: { type: "string", enum: Object.values(Code).filter((c): c is Code => typeof c === "number").map(codeName) },
       message: { type: "string" },
       details: { type: "array", items: { type: "object", properties: { "@type": { type: "string" } } } },
       request_id: { type: "string" },
+      detail: { type: "string", description: "The message again, under the original design's name." },
+      errors: {
+        type: "array",
+        description: "Invalid input only: one entry per field violation, as the original design listed them.",
+        items: { type: "object", required: ["field", "message"], properties: { field: { type: "string" }, message: { type: "string" } } },
+      },
     },
   };
 
@@ -105,6 +117,8 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
     for (const [name, field] of queryFields(method.input, "", 0)) {
       if (route.template.fields.includes(name) || (bodyField !== undefined && name.split(".")[0] === bodyField)) continue;
       const schema = fieldSchema(field);
+      const min = minValue(field);
+      if (min !== undefined) schema.minimum = min;
       parameters.push({ name, in: "query", schema, ...(field.fieldKind === "list" ? { explode: true } : {}) });
     }
     let operationId = `${method.parent.name}_${method.name}`;

@@ -35,7 +35,9 @@ export interface RestError {
 
 /**
  * `{"code": "invalid_argument", "message": "...", "details": [...], "request_id": "..."}` with the
- * status of SPEC §2 and, on 429 and 503, `Retry-After` in whole seconds (from the error's RetryInfo).
+ * original design's `detail` (the message) and, for invalid input, `errors: [{field, message}]` (one
+ * per field violation) beside them; the status of SPEC §2 and, on 429 and 503, `Retry-After` in
+ * whole seconds (from the error's RetryInfo).
  * Details are the google.rpc messages in their JSON form, each with its `@type`.
  */
 export function restError(error: ConnectError, requestId: string, status = STATUS[error.code]): RestError {
@@ -43,17 +45,27 @@ export function restError(error: ConnectError, requestId: string, status = STATU
   const challenge = error.metadata.get("www-authenticate");
   if (challenge) headers["www-authenticate"] = challenge;
   if (status === 429 || status === 503) headers["retry-after"] = String(Math.max(1, Math.ceil((retryDelayMs(error) ?? 1000) / 1000)));
+  const detailList = error.details.map((d): JsonObject => {
+    const type = "type" in d ? d.type : d.desc.typeName;
+    const schema = details.getMessage(type);
+    const message = !schema ? undefined : "type" in d ? fromBinary(schema, d.value) : create(schema, d.value as MessageInitShape<DescMessage>);
+    const fields = message && schema ? toJson(schema, message, { useProtoFieldName: true }) : {};
+    return { "@type": `type.googleapis.com/${type}`, ...(fields as JsonObject) };
+  });
+  const errors = detailList
+    .filter((d) => d["@type"] === BAD_REQUEST)
+    .flatMap((d) => (Array.isArray(d.field_violations) ? (d.field_violations as JsonObject[]) : []))
+    .map((v) => ({ field: v.field ?? "", message: v.description ?? "" }) as JsonObject);
   const body: JsonObject = {
     code: codeName(error.code),
     message: error.rawMessage,
-    details: error.details.map((d) => {
-      const type = "type" in d ? d.type : d.desc.typeName;
-      const schema = details.getMessage(type);
-      const message = !schema ? undefined : "type" in d ? fromBinary(schema, d.value) : create(schema, d.value as MessageInitShape<DescMessage>);
-      const fields = message && schema ? toJson(schema, message, { useProtoFieldName: true }) : {};
-      return { "@type": `type.googleapis.com/${type}`, ...(fields as JsonObject) };
-    }),
+    details: detailList,
     request_id: requestId,
+    // The original design's shape, for its callers: FastAPI's `detail`, and `errors` on validation failures.
+    detail: error.rawMessage,
+    ...(errors.length > 0 ? { errors } : {}),
   };
   return { status, headers, body };
 }
+
+const BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest";

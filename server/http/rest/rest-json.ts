@@ -1,4 +1,7 @@
-import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { getOption, hasOption, ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
+import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
+import { min_value } from "../../../gen/persistence/v1/common_pb.js";
 import type { FieldViolation } from "../../core/errors.js";
 
 /**
@@ -9,7 +12,8 @@ import type { FieldViolation } from "../../core/errors.js";
  * Input is converted to canonical proto3 JSON (which `fromJson` then reads) and checked on the way:
  * every problem is reported with its field path (`tasks[3].status`), all of them at once. Input is
  * lenient where the original callers were: lowerCamel names, full enum names or numbers, times with
- * an offset, without a zone (UTC) or as a bare date.
+ * an offset, without a zone (UTC) or as a bare date. In a record that has `clear_fields` a JSON null
+ * empties its field, as the original's upsert did (JSON Merge Patch); an omitted field keeps its value.
  */
 
 export interface RestJsonOptions {
@@ -99,6 +103,8 @@ function messageIn(desc: DescMessage, value: unknown, path: string, out: FieldVi
   if (wrapped) return scalarIn(wrapped.scalar, value, path, out);
   if (!isObject(value)) return violation(out, path, "expected an object");
   const result: JsonObject = {};
+  const clears = clearFieldsOf(desc);
+  const cleared: string[] = [];
   for (const [key, item] of Object.entries(value)) {
     const field = findField(desc, key);
     const at = path === "" ? key : `${path}.${key}`;
@@ -106,16 +112,56 @@ function messageIn(desc: DescMessage, value: unknown, path: string, out: FieldVi
       if (!options.ignoreUnknownFields) violation(out, at, "unknown field");
       continue;
     }
+    if (item === null && clears && field !== clears && nullClears(field)) {
+      cleared.push(field.name);
+      continue;
+    }
     result[field.name] = fieldIn(field, item, path === "" ? field.name : `${path}.${field.name}`, out, options);
   }
+  if (clears && cleared.length > 0) {
+    const listed = Array.isArray(result[clears.name]) ? (result[clears.name] as JsonValue[]) : [];
+    result[clears.name] = [...new Set([...listed, ...cleared])];
+  }
   return result;
+}
+
+/**
+ * The `repeated string clear_fields` of a record message: the fields a patch empties. In such a
+ * message a JSON null empties its field (JSON Merge Patch, RFC 7396) instead of meaning "not set".
+ */
+function clearFieldsOf(desc: DescMessage): DescField | undefined {
+  const field = desc.fields.find((f) => f.name === "clear_fields");
+  return field?.fieldKind === "list" && field.listKind === "scalar" && field.scalar === ScalarType.STRING ? field : undefined;
+}
+
+/**
+ * Whether a null empties the field: only one that can be absent (an `optional` scalar, a message)
+ * and that a caller may write. A null on a plain scalar or enum (a key, a status) keeps its proto3
+ * meaning, "not set", and one on an output-only field is ignored like any value there.
+ */
+function nullClears(field: DescField): boolean {
+  return field.presence === FeatureSet_FieldPresence.EXPLICIT && field.fieldKind !== "list" && field.fieldKind !== "map" && !hasBehavior(field, FieldBehavior.OUTPUT_ONLY);
+}
+
+/** The `(persistence.v1.min_value)` of a number field, if it has one. */
+export function minValue(field: DescField): number | undefined {
+  return hasOption(field, min_value) ? Number(getOption(field, min_value)) : undefined;
+}
+
+/** Whether a field carries a `google.api.field_behavior`. */
+export function hasBehavior(field: DescField, behavior: FieldBehavior): boolean {
+  return hasOption(field, field_behavior) && getOption(field, field_behavior).includes(behavior);
 }
 
 function fieldIn(field: DescField, value: unknown, path: string, out: FieldViolation[], options: RestJsonOptions): JsonValue {
   if (value === null) return null;
   switch (field.fieldKind) {
-    case "scalar":
-      return scalarIn(field.scalar, value, path, out);
+    case "scalar": {
+      const scalar = scalarIn(field.scalar, value, path, out);
+      const min = minValue(field);
+      if (min !== undefined && typeof scalar === "number" && scalar < min) return violation(out, path, `must be ${min} or more`);
+      return scalar;
+    }
     case "enum":
       return enumIn(field.enum, value, path, out);
     case "message":
@@ -249,7 +295,11 @@ export function normalizeTime(text: string): string | undefined {
 
 // --- output -------------------------------------------------------------------------------------
 
-/** Proto3 JSON (with proto field names) of `desc` → REST JSON: short enum names, exact 64-bit integers as numbers. */
+/**
+ * Proto3 JSON (with proto field names) of `desc` → REST JSON: short enum names, exact 64-bit integers
+ * as numbers, and every field there, `null` when it is not set (the original returned every column,
+ * and its callers index `item["target_text"]`), save input-only ones (`clear_fields`).
+ */
 export function toRestJson(desc: DescMessage, json: JsonValue): JsonValue {
   if (isWellKnown(desc)) {
     const wrapped = wrappedField(desc);
@@ -257,9 +307,10 @@ export function toRestJson(desc: DescMessage, json: JsonValue): JsonValue {
   }
   if (!isObject(json)) return json;
   const result: JsonObject = {};
-  for (const [key, value] of Object.entries(json)) {
-    const field = findField(desc, key);
-    result[key] = field && value !== null ? fieldOut(field, value) : value;
+  for (const field of desc.fields) {
+    if (hasBehavior(field, FieldBehavior.INPUT_ONLY)) continue;
+    const value = json[field.name];
+    result[field.name] = value === undefined || value === null ? null : fieldOut(field, value);
   }
   return result;
 }

@@ -4,7 +4,7 @@ import { fromBinary, fromJson, toBinary, toJson, type JsonValue } from "@bufbuil
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { createAsyncIterable, encodeEnvelope, pipe, readAllBytes, transformSplitEnvelope, type UniversalHandler } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamFromJson, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { invalidArgument } from "../../core/errors.js";
+import { invalidArgument, type FieldViolation } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { normalizeAddress } from "../../rpc/client-address.js";
 import { clientAddressKey, httpStatusKey, requestIdOf, restRouteKey } from "../../rpc/context.js";
@@ -13,7 +13,7 @@ import { decodeUtf8Body } from "../utf8-body.js";
 import { readHttpRules, type RestRoute } from "./http-rules.js";
 import { restError } from "./rest-errors.js";
 import { sendError, sendJson } from "./reply.js";
-import { toRestJson, fieldToRestJson, type RestJsonOptions } from "./rest-json.js";
+import { findField, toRestJson, fieldToRestJson, type RestJsonOptions } from "./rest-json.js";
 import { restRequestToJson } from "./rest-request.js";
 
 const gunzipAsync = promisify(gunzip);
@@ -115,7 +115,12 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       if ("error" in read) return reject(read.error, read.status);
       body = read.value;
     } else {
-      req.resume();
+      // A body here would be dropped, and what it says with it: `{"soft": true}` on a DELETE would
+      // make a soft delete a hard one. So it is refused, save the empty object some clients always send.
+      const read = await readBodyBytes(req, options.maxRequestBytes);
+      if ("error" in read) return reject(read.error, read.status);
+      const violations = strayBodyViolations(route, read.raw);
+      if (violations.length > 0) return reject(invalidArgument(violations));
     }
     const { json, violations } = restRequestToJson(route, { pathValues, query, body }, options.json);
     if (violations.length > 0) return reject(invalidArgument(violations));
@@ -222,10 +227,58 @@ async function sendStream(
 }
 
 type BodyRead = { value: unknown } | { error: ConnectError; status?: number };
+type BytesRead = { raw: Buffer } | { error: ConnectError; status?: number };
 
 /** Reads a JSON request body: size limit (before and after gunzip), content type, UTF-8, nesting depth. */
 async function readJsonBody(req: NodeRequest, maxBytes: number): Promise<BodyRead> {
-  const tooLarge = (): BodyRead => ({
+  const read = await readBodyBytes(req, maxBytes);
+  if ("error" in read) return read;
+  const raw = read.raw;
+  if (raw.length === 0) return { value: undefined };
+  const contentType = (headerOf(req, "content-type") ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
+  if (contentType !== "application/json" && !contentType.endsWith("+json")) {
+    return { error: new ConnectError(`unsupported content-type ${JSON.stringify(contentType)}; send application/json`, Code.InvalidArgument), status: 415 };
+  }
+  let text: string;
+  try {
+    text = decodeUtf8Body(raw);
+  } catch (err) {
+    return { error: ConnectError.from(err) };
+  }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) return { error: invalidArgument([{ field: "body", description: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }]) };
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return { error: invalidArgument([{ field: "body", description: `is not valid JSON (${(err as Error).message})` }]) };
+  }
+}
+
+/**
+ * What is wrong with a body sent to a route that takes none: nothing when it is empty (or blank, or
+ * the empty object `{}`); otherwise each key it holds, named, or the body as a whole.
+ */
+function strayBodyViolations(route: RestRoute, raw: Buffer): FieldViolation[] {
+  const text = raw.toString("utf8").trim();
+  if (text === "") return [];
+  const where = `${route.verb} ${route.template.source} takes no body`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [{ field: "body", description: where }];
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return [{ field: "body", description: where }];
+  return Object.keys(parsed).map((key) => {
+    const field = findField(route.method.input, key);
+    if (!field) return { field: key, description: `${where}, and ${key} is no field of it` };
+    if (route.template.fields.includes(field.name)) return { field: field.name, description: `${where}; ${field.name} is set by the path` };
+    return { field: field.name, description: `${where}; send ${field.name} in the query (?${field.name}=...)` };
+  });
+}
+
+/** Reads a request body's bytes: size limit (before and after gunzip) and content encoding. */
+async function readBodyBytes(req: NodeRequest, maxBytes: number): Promise<BytesRead> {
+  const tooLarge = (): BytesRead => ({
     error: new ConnectError(`request body larger than ${maxBytes} bytes`, Code.ResourceExhausted),
     status: 413,
   });
@@ -256,23 +309,7 @@ async function readJsonBody(req: NodeRequest, maxBytes: number): Promise<BodyRea
   } else if (encoding !== "identity" && encoding !== "") {
     return { error: new ConnectError(`unsupported content-encoding ${JSON.stringify(encoding)}; use gzip or none`, Code.InvalidArgument), status: 415 };
   }
-  if (raw.length === 0) return { value: undefined };
-  const contentType = (headerOf(req, "content-type") ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
-  if (contentType !== "application/json" && !contentType.endsWith("+json")) {
-    return { error: new ConnectError(`unsupported content-type ${JSON.stringify(contentType)}; send application/json`, Code.InvalidArgument), status: 415 };
-  }
-  let text: string;
-  try {
-    text = decodeUtf8Body(raw);
-  } catch (err) {
-    return { error: ConnectError.from(err) };
-  }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) return { error: invalidArgument([{ field: "body", description: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }]) };
-  try {
-    return { value: JSON.parse(text) as unknown };
-  } catch (err) {
-    return { error: invalidArgument([{ field: "body", description: `is not valid JSON (${(err as Error).message})` }]) };
-  }
+  return { raw };
 }
 
 /** The deepest nesting of objects and arrays in JSON text (strings skipped). */

@@ -6,7 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_persistence_v1_access } from "./access_pb.js";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { WritePathStats } from "./common_pb.js";
 import { file_persistence_v1_common } from "./common_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -15,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file persistence/v1/system.proto.
  */
 export const file_persistence_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCKHAgoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIXCg9iYWNrZW5kc19hZ2VfbXMYBiABKAMaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIloKDEJ1ZmZlckhlYWx0aBIPCgdyZWNvcmRzGAEgASgDEg0KBWJ5dGVzGAIgASgDEhUKDW9sZGVzdF9hZ2VfbXMYAyABKAMSEwoLdXRpbGl6YXRpb24YBCABKAEiEwoRR2V0TWV0cmljc1JlcXVlc3QikwMKEkdldE1ldHJpY3NSZXNwb25zZRIWCg51cHRpbWVfc2Vjb25kcxgBIAEoBRIoCgRycGNzGAIgAygLMhoucGVyc2lzdGVuY2UudjEuUnBjTWV0cmljcxJCCghiYWNrZW5kcxgDIAMoCzIwLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXNwb25zZS5CYWNrZW5kc0VudHJ5Ei8KB3Byb2Nlc3MYBCABKAsyHi5wZXJzaXN0ZW5jZS52MS5Qcm9jZXNzTWV0cmljcxIsCgZidWZmZXIYBSABKAsyHC5wZXJzaXN0ZW5jZS52MS5CdWZmZXJIZWFsdGgSMgoKd3JpdGVfcGF0aBgGIAEoCzIeLnBlcnNpc3RlbmNlLnYxLldyaXRlUGF0aFN0YXRzEjMKC3dyaXRlX3BhdGhzGAcgAygLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIvwBCgpScGNNZXRyaWNzEg8KB3NlcnZpY2UYASABKAkSDgoGbWV0aG9kGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYBSABKAESDgoGcDUwX21zGAYgASgBEg4KBnA5NV9tcxgHIAEoARIOCgZwOTlfbXMYCCABKAESNAoFY29kZXMYCSADKAsyJS5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzLkNvZGVzRW50cnkaLAoKQ29kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInAKDlByb2Nlc3NNZXRyaWNzEhEKCXJzc19ieXRlcxgBIAEoAxIXCg9oZWFwX3VzZWRfYnl0ZXMYAiABKAMSEwoLY3B1X3NlY29uZHMYAyABKAESHQoVZXZlbnRfbG9vcF9sYWdfcDk5X21zGAQgASgBIhIKEEdldENvbmZpZ1JlcXVlc3QiPAoRR2V0Q29uZmlnUmVzcG9uc2USJwoGY29uZmlnGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIQCg5HZXRJbmZvUmVxdWVzdCKdAgoPR2V0SW5mb1Jlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIQCghzZXJ2aWNlcxgDIAMoCRI/CghiYWNrZW5kcxgEIAMoCzItLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZS5CYWNrZW5kc0VudHJ5EjkKBWxpbmtzGAUgAygLMioucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkxpbmtzRW50cnkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGiwKCkxpbmtzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATKCBQoNU3lzdGVtU2VydmljZRJ9CglHZXRIZWFsdGgSIC5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXF1ZXN0GiEucGVyc2lzdGVuY2UudjEuR2V0SGVhbHRoUmVzcG9uc2UiK5ACAaK7GBUKC3N5c3RlbTpyZWFkEgZoZWFsdGiC0+STAgkSBy9oZWFsdGgShwEKCkdldE1ldHJpY3MSIS5wZXJzaXN0ZW5jZS52MS5HZXRNZXRyaWNzUmVxdWVzdBoiLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXNwb25zZSIykAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAhgSFi9hcGkvdjEvc3lzdGVtL21ldHJpY3MShQEKCUdldENvbmZpZxIgLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1JlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRDb25maWdSZXNwb25zZSIzkAIBorsYBwoFYWRtaW6C0+STAh9iBmNvbmZpZxIVL2FwaS92MS9zeXN0ZW0vY29uZmlnEmkKB0dldEluZm8SHi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVxdWVzdBofLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZSIdkAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAgMSAS8SdQoERWNobxIbLnBlcnNpc3RlbmNlLnYxLkVjaG9SZXF1ZXN0GhwucGVyc2lzdGVuY2UudjEuRWNob1Jlc3BvbnNlIjKQAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCGDoBKiITL2FwaS92MS9zeXN0ZW0vZWNob2IGcHJvdG8z", [file_google_api_annotations, file_persistence_v1_access, file_google_protobuf_struct, file_persistence_v1_common]);
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCKZAgoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIXCg9iYWNrZW5kc19hZ2VfbXMYBiABKAMSEAoIZGF0YWJhc2UYByABKAkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsICCgxCdWZmZXJIZWFsdGgSDwoHcmVjb3JkcxgBIAEoAxINCgVieXRlcxgCIAEoAxIVCg1vbGRlc3RfYWdlX21zGAMgASgDEhMKC3V0aWxpemF0aW9uGAQgASgBEhYKDnNlc3Npb25zX2NvdW50GAUgASgDEhMKC3Rhc2tzX2NvdW50GAYgASgDEhMKC3RvdGFsX2NvdW50GAcgASgDEhAKCGNhcGFjaXR5GAggASgDEhUKDXVzYWdlX3BlcmNlbnQYCSABKAESLgoKbGFzdF9mbHVzaBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdG90YWxfYnVmZmVyZWQYCyABKAMSMwoPbGFzdF9mbHVzaF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRNZXRyaWNzUmVxdWVzdCKTAwoSR2V0TWV0cmljc1Jlc3BvbnNlEhYKDnVwdGltZV9zZWNvbmRzGAEgASgFEigKBHJwY3MYAiADKAsyGi5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzEkIKCGJhY2tlbmRzGAMgAygLMjAucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSLwoHcHJvY2VzcxgEIAEoCzIeLnBlcnNpc3RlbmNlLnYxLlByb2Nlc3NNZXRyaWNzEiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIyCgp3cml0ZV9wYXRoGAYgASgLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMSMwoLd3JpdGVfcGF0aHMYByADKAsyHi5wZXJzaXN0ZW5jZS52MS5Xcml0ZVBhdGhTdGF0cxovCg1CYWNrZW5kc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/AEKClJwY01ldHJpY3MSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkSEAoIcmVxdWVzdHMYAyABKAMSDgoGZXJyb3JzGAQgASgDEhcKD3JhdGVfcGVyX3NlY29uZBgFIAEoARIOCgZwNTBfbXMYBiABKAESDgoGcDk1X21zGAcgASgBEg4KBnA5OV9tcxgIIAEoARI0CgVjb2RlcxgJIAMoCzIlLnBlcnNpc3RlbmNlLnYxLlJwY01ldHJpY3MuQ29kZXNFbnRyeRosCgpDb2Rlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEicAoOUHJvY2Vzc01ldHJpY3MSEQoJcnNzX2J5dGVzGAEgASgDEhcKD2hlYXBfdXNlZF9ieXRlcxgCIAEoAxITCgtjcHVfc2Vjb25kcxgDIAEoARIdChVldmVudF9sb29wX2xhZ19wOTlfbXMYBCABKAEiEgoQR2V0Q29uZmlnUmVxdWVzdCI8ChFHZXRDb25maWdSZXNwb25zZRInCgZjb25maWcYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhAKDkdldEluZm9SZXF1ZXN0IusCCg9HZXRJbmZvUmVzcG9uc2USDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhAKCHNlcnZpY2VzGAMgAygJEj8KCGJhY2tlbmRzGAQgAygLMi0ucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSOQoFbGlua3MYBSADKAsyKi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVzcG9uc2UuTGlua3NFbnRyeRIPCgdzZXJ2aWNlGAYgASgJEg4KBnN0YXR1cxgHIAEoCRIMCgRkb2NzGAggASgJEg0KBXJlZG9jGAkgASgJEg4KBmhlYWx0aBgKIAEoCRovCg1CYWNrZW5kc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLAoKTGlua3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBMoIFCg1TeXN0ZW1TZXJ2aWNlEn0KCUdldEhlYWx0aBIgLnBlcnNpc3RlbmNlLnYxLkdldEhlYWx0aFJlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZSIrkAIBorsYFQoLc3lzdGVtOnJlYWQSBmhlYWx0aILT5JMCCRIHL2hlYWx0aBKHAQoKR2V0TWV0cmljcxIhLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlIjKQAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCGBIWL2FwaS92MS9zeXN0ZW0vbWV0cmljcxKFAQoJR2V0Q29uZmlnEiAucGVyc2lzdGVuY2UudjEuR2V0Q29uZmlnUmVxdWVzdBohLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1Jlc3BvbnNlIjOQAgGiuxgHCgVhZG1pboLT5JMCH2IGY29uZmlnEhUvYXBpL3YxL3N5c3RlbS9jb25maWcSaQoHR2V0SW5mbxIeLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXF1ZXN0Gh8ucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlIh2QAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCAxIBLxJ1CgRFY2hvEhsucGVyc2lzdGVuY2UudjEuRWNob1JlcXVlc3QaHC5wZXJzaXN0ZW5jZS52MS5FY2hvUmVzcG9uc2UiMpACAaK7GA0KC3N5c3RlbTpyZWFkgtPkkwIYOgEqIhMvYXBpL3YxL3N5c3RlbS9lY2hvYgZwcm90bzM", [file_google_api_annotations, file_persistence_v1_access, file_google_protobuf_struct, file_google_protobuf_timestamp, file_persistence_v1_common]);
 
 /**
  * @generated from message persistence.v1.EchoRequest
@@ -105,6 +106,13 @@ export type GetHealthResponse = Message<"persistence.v1.GetHealthResponse"> & {
    * @generated from field: int64 backends_age_ms = 6;
    */
   backendsAgeMs: bigint;
+
+  /**
+   * The SQL store, "healthy" or "unhealthy" (the original design's field).
+   *
+   * @generated from field: string database = 7;
+   */
+  database: string;
 };
 
 /**
@@ -141,6 +149,51 @@ export type BufferHealth = Message<"persistence.v1.BufferHealth"> & {
    * @generated from field: double utilization = 4;
    */
   utilization: number;
+
+  /**
+   * The original design's figures: buffered session and task records, their sum, the record limit,
+   * the fill level in percent (utilization * 100), and the last successful flush.
+   *
+   * @generated from field: int64 sessions_count = 5;
+   */
+  sessionsCount: bigint;
+
+  /**
+   * @generated from field: int64 tasks_count = 6;
+   */
+  tasksCount: bigint;
+
+  /**
+   * @generated from field: int64 total_count = 7;
+   */
+  totalCount: bigint;
+
+  /**
+   * @generated from field: int64 capacity = 8;
+   */
+  capacity: bigint;
+
+  /**
+   * @generated from field: double usage_percent = 9;
+   */
+  usagePercent: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_flush = 10;
+   */
+  lastFlush?: Timestamp | undefined;
+
+  /**
+   * total_count and last_flush under the names the original code used.
+   *
+   * @generated from field: int64 total_buffered = 11;
+   */
+  totalBuffered: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_flush_time = 12;
+   */
+  lastFlushTime?: Timestamp | undefined;
 };
 
 /**
@@ -401,6 +454,34 @@ export type GetInfoResponse = Message<"persistence.v1.GetInfoResponse"> & {
    * @generated from field: map<string, string> links = 5;
    */
   links: { [key: string]: string };
+
+  /**
+   * The original design's fields: the service's name, "running", and the paths of the API pages and
+   * of the health check.
+   *
+   * @generated from field: string service = 6;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string status = 7;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string docs = 8;
+   */
+  docs: string;
+
+  /**
+   * @generated from field: string redoc = 9;
+   */
+  redoc: string;
+
+  /**
+   * @generated from field: string health = 10;
+   */
+  health: string;
 };
 
 /**
