@@ -36,6 +36,17 @@ function newTask(sessionId: string, n: number, extra: TaskInit = {}) {
   };
 }
 
+/** A trigger `name` that makes the database refuse inserting one task (dropped by the test with `drop trigger`). */
+async function poisonTask(store: SqlBackend, name: string, sessionId: string, taskId: string): Promise<void> {
+  if (store.dialect === "mysql") {
+    await sql.raw(`create trigger ${name} before insert on translation_tasks for each row
+      if new.task_id = '${taskId}' and new.session_id = '${sessionId}' then signal sqlstate '45000' set message_text = 'poisoned row'; end if`).execute(store.db);
+  } else {
+    await sql.raw(`create trigger ${name} before insert on translation_tasks
+      when new.task_id = '${taskId}' and new.session_id = '${sessionId}' begin select raise(abort, 'poisoned row'); end`).execute(store.db);
+  }
+}
+
 describeEachDialect("translation-writes", (target) => {
   let server: TestServer;
   let store: SqlBackend;
@@ -354,13 +365,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
     const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
     const s = newSession();
     try {
-      if (store.dialect === "mysql") {
-        await sql.raw(`create trigger poison_flush before insert on translation_tasks for each row
-          if new.task_id = 'TASK_0003' and new.session_id = '${s}' then signal sqlstate '45000' set message_text = 'poisoned row'; end if`).execute(store.db);
-      } else {
-        await sql.raw(`create trigger poison_flush before insert on translation_tasks
-          when new.task_id = 'TASK_0003' and new.session_id = '${s}' begin select raise(abort, 'poisoned row'); end`).execute(store.db);
-      }
+      await poisonTask(store, "poison_flush", s, "TASK_0003");
       const client = server.client(TranslationService);
       await client.batchUpsertTasks({ tasks: Array.from({ length: 10 }, (_, i) => newTask(s, i)), durability: Durability.ACCEPTED });
       const flushed = await client.flush({});
@@ -400,13 +405,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
     const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
     const s = newSession();
     try {
-      if (store.dialect === "mysql") {
-        await sql.raw(`create trigger poison before insert on translation_tasks for each row
-          if new.task_id = 'TASK_0500' and new.session_id = '${s}' then signal sqlstate '45000' set message_text = 'poisoned row'; end if`).execute(store.db);
-      } else {
-        await sql.raw(`create trigger poison before insert on translation_tasks
-          when new.task_id = 'TASK_0500' and new.session_id = '${s}' begin select raise(abort, 'poisoned row'); end`).execute(store.db);
-      }
+      await poisonTask(store, "poison", s, "TASK_0500");
       const client = server.client(TranslationService);
       const reply = await client.batchUpsertTasks({ tasks: Array.from({ length: 1000 }, (_, i) => newTask(s, i)), durability: Durability.COMMITTED });
       expect(reply.durability).toBe(Durability.COMMITTED);
