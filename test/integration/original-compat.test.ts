@@ -259,7 +259,8 @@ describeEachDialect("original design, replayed", (target) => {
     expect(Object.keys(json.performance).sort()).toEqual(["average_session_time", "average_task_time", "success_rate"]);
     expect(json.performance.success_rate).toBeGreaterThanOrEqual(0);
     expect(json.performance.success_rate).toBeLessThanOrEqual(100);
-    expect(json.storage_totals).toEqual({ database_size_mb: expect.any(Number), sessions_table_rows: expect.any(Number), tasks_table_rows: expect.any(Number) });
+    // Python callers read stats["storage"]["database_size_mb"].
+    expect(json.storage).toEqual({ database_size_mb: expect.any(Number), sessions_table_rows: expect.any(Number), tasks_table_rows: expect.any(Number) });
     // v1's stats path answers as today's.
     expect((await call("GET", "/api/v1/persistence/stats")).json.sessions.total).toBe(json.sessions.total);
   });

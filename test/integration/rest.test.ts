@@ -333,20 +333,22 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect(json.total_tasks).toBe(5);
     expect(json.sessions_by_status).toEqual({ processing: 1, completed: 1, cancelled: 1 });
     expect(json.tasks_by_status).toMatchObject({ pending: 2, completed: 2, failed: 1 });
-    expect(json.storage.map((t: Json) => t.table)).toEqual(expect.arrayContaining(["translation_sessions", "translation_tasks"]));
+    // Per table under `tables` on REST (`storage` over Connect and gRPC): there `storage` is the original's block.
+    expect(json.tables.map((t: Json) => t.table)).toEqual(expect.arrayContaining(["translation_sessions", "translation_tasks"]));
+    expect(json.storage_totals).toBeUndefined();
     expect(json.write_path).toMatchObject({ dead_letters: 0 });
     // The original design's blocks beside them.
     expect(json.sessions).toEqual({ total: 3, pending: 0, processing: 1, completed: 1, failed: 0, cancelled: 1 });
     expect(json.tasks).toMatchObject({ total: 5, pending: 2, processing: 0, completed: 2, failed: 1 });
     expect(json.performance.success_rate).toBeCloseTo((2 / 3) * 100, 9);
     expect(json.performance).toEqual({ average_session_time: expect.any(Number), average_task_time: expect.any(Number), success_rate: expect.any(Number) });
-    const rows = (table: string) => json.storage.find((t: Json) => t.table === table).rows;
-    expect(json.storage_totals).toEqual({
+    const rows = (table: string) => json.tables.find((t: Json) => t.table === table).rows;
+    expect(json.storage).toEqual({
       database_size_mb: expect.any(Number),
       sessions_table_rows: rows("translation_sessions"),
       tasks_table_rows: rows("translation_tasks"),
     });
-    expect(json.storage_totals.database_size_mb).toBeGreaterThan(0);
+    expect(json.storage.database_size_mb).toBeGreaterThan(0);
   });
 
   it("POST /api/v1/translation/sessions/cleanup and DELETE /api/v1/translation/sessions/{session_id}", async () => {

@@ -5,7 +5,7 @@ import type { AccessTable } from "../../security/access.js";
 import { METRICS_REQUIREMENT, type Requirement } from "../../security/scopes.js";
 import type { RestRoute } from "./http-rules.js";
 import { FieldBehavior } from "../../../gen/google/api/field_behavior_pb.js";
-import { hasBehavior, isWellKnown, minValue, resolveFieldPath, shortEnumNames, wrappedField } from "./rest-json.js";
+import { hasBehavior, isWellKnown, minValue, resolveFieldPath, restName, shortEnumNames, wrappedField } from "./rest-json.js";
 
 export interface OpenApiInfo {
   readonly title: string;
@@ -48,7 +48,7 @@ export function buildOpenApi(routes: readonly RestRoute[], info: OpenApiInfo): J
         const schema = fieldSchema(field);
         if (hasBehavior(field, FieldBehavior.OUTPUT_ONLY)) schema.readOnly = true;
         if (hasBehavior(field, FieldBehavior.INPUT_ONLY)) schema.writeOnly = true;
-        properties[field.name] = schema;
+        properties[restName(field)] = schema;
       }
     }
     return ref(desc.typeName);

@@ -1,7 +1,7 @@
 import { getOption, hasOption, ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
-import { min_value } from "../../../gen/persistence/v1/common_pb.js";
+import { min_value, rest_name } from "../../../gen/persistence/v1/common_pb.js";
 import type { FieldViolation } from "../../core/errors.js";
 
 /**
@@ -141,6 +141,26 @@ function clearFieldsOf(desc: DescMessage): DescField | undefined {
  */
 function nullClears(field: DescField): boolean {
   return field.presence === FeatureSet_FieldPresence.EXPLICIT && field.fieldKind !== "list" && field.fieldKind !== "map" && !hasBehavior(field, FieldBehavior.OUTPUT_ONLY);
+}
+
+const restNames = new WeakMap<DescMessage, void>();
+
+/**
+ * A field's key in REST JSON: its `(persistence.v1.rest_name)`, else its proto name. Throws (at the
+ * first use, which start-up's OpenAPI build makes) when two fields of a message would share a key.
+ */
+export function restName(field: DescField): string {
+  const desc = field.parent;
+  if (!restNames.has(desc)) {
+    const seen = new Set<string>();
+    for (const f of desc.fields) {
+      const name = hasOption(f, rest_name) ? getOption(f, rest_name) : f.name;
+      if (seen.has(name)) throw new Error(`${desc.typeName}: two fields are named "${name}" in REST JSON`);
+      seen.add(name);
+    }
+    restNames.set(desc);
+  }
+  return hasOption(field, rest_name) ? getOption(field, rest_name) : field.name;
 }
 
 /** The `(persistence.v1.min_value)` of a number field, if it has one. */
@@ -310,7 +330,7 @@ export function toRestJson(desc: DescMessage, json: JsonValue): JsonValue {
   for (const field of desc.fields) {
     if (hasBehavior(field, FieldBehavior.INPUT_ONLY)) continue;
     const value = json[field.name];
-    result[field.name] = value === undefined || value === null ? null : fieldOut(field, value);
+    result[restName(field)] = value === undefined || value === null ? null : fieldOut(field, value);
   }
   return result;
 }

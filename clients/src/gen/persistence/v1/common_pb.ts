@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file persistence/v1/common.proto.
  */
 export const file_persistence_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxItIBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAxIMCgRuYW1lGAkgASgJKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACOj8KCW1pbl92YWx1ZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYqYsDIAEoA1IIbWluVmFsdWWIAQFiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxItIBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAxIMCgRuYW1lGAkgASgJKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACOj8KCW1pbl92YWx1ZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYqYsDIAEoA1IIbWluVmFsdWWIAQE6PAoJcmVzdF9uYW1lEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxiqiwMgASgJUghyZXN0TmFtZWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * The state of this instance's write buffer.
@@ -157,4 +157,14 @@ export const SortOrderSchema: GenEnum<SortOrder> = /*@__PURE__*/
  */
 export const min_value: GenExtension<FieldOptions, bigint> = /*@__PURE__*/
   extDesc(file_persistence_v1_common, 0);
+
+/**
+ * The field's name in the REST paths' replies, where it must differ from its proto name: the
+ * original design's callers read another shape under that name. Connect and gRPC JSON keep the
+ * proto name. (Only reply messages use it.)
+ *
+ * @generated from extension: string rest_name = 50602;
+ */
+export const rest_name: GenExtension<FieldOptions, string> = /*@__PURE__*/
+  extDesc(file_persistence_v1_common, 1);
 
