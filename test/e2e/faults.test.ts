@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,6 +11,7 @@ import { openSqlBackend } from "../../server/backends/sql/sql-backend";
 import { runLoad, type LoadResult } from "../support/load";
 import { createPrivateMariadb, type PrivateMariadb } from "../support/private-mariadb";
 import { startServiceProcess } from "../support/service-process";
+import { mountTmpfs } from "../support/tmpfs";
 import { describeEachDialect } from "../support/sql-targets";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,10 +89,10 @@ describeEachDialect("faults", (target) => {
   }, 120_000);
 
   // The log on a real disk that fills up: a small tmpfs (mounting needs privileges not every machine grants).
-  const fullDiskIt = canMountTmpfs() ? it : it.skip;
-  fullDiskIt("answers UNAVAILABLE while its log's disk is full and, once space is freed, loses none of what it acknowledged after a SIGKILL", async () => {
-    const mountPoint = mkdtempSync(path.join(os.tmpdir(), "persistence-full-"));
-    expect(spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint]).status).toBe(0);
+  const disk = mountTmpfs("2m", "the full-disk fault test");
+  afterAll(() => disk?.remove());
+  (disk ? it : it.skip)("answers UNAVAILABLE while its log's disk is full and, once space is freed, loses none of what it acknowledged after a SIGKILL", async () => {
+    const mountPoint = disk!.dir;
     // Nothing flushes before the kill: every acknowledged record exists only in the log.
     const env = {
       PERSISTENCE_SQL_URL: target().url,
@@ -102,45 +102,40 @@ describeEachDialect("faults", (target) => {
     };
     const sessionId = `full-${process.pid}-${Date.now()}`;
     const acked = new Map<string, number>();
+    const first = await startServiceProcess(env);
+    const client = createClient(TranslationService, createConnectTransport({ baseUrl: first.url, httpVersion: "1.1" }));
+    const write = async (prefix: string, n: number) => {
+      const tasks = Array.from({ length: 50 }, (_, i) => ({
+        sessionId,
+        taskId: `${prefix}_${n}_${i}`,
+        sheetName: "Sheet1",
+        rowIndex: n * 50 + i,
+        columnName: "Text",
+        sourceText: `${prefix} ${n} ${i} `.repeat(40),
+        status: TaskStatus.PENDING,
+        retryCount: 1,
+      }));
+      await client.batchUpsertTasks({ tasks, durability: Durability.LOGGED });
+      for (const t of tasks) acked.set(t.taskId, 1);
+    };
+    writeFileSync(path.join(mountPoint, "filler"), Buffer.alloc(1900 * 1024));
+    let refusal: ConnectError | undefined;
+    for (let n = 0; n < 200 && !refusal; n++) await write("before", n).catch((err: unknown) => (refusal = ConnectError.from(err)));
+    expect(refusal?.code).toBe(Code.Unavailable);
+    expect(refusal?.rawMessage).toMatch(/write-ahead log cannot be written \(ENOSPC\)/);
+    expect(retryDelayMs(refusal!)).toBeGreaterThanOrEqual(1000);
+
+    rmSync(path.join(mountPoint, "filler"));
+    for (let n = 0; n < 10; n++) await write("after", n); // 500 more records, each acknowledged
+    await first.stop("SIGKILL");
+
+    const second = await startServiceProcess(env);
     try {
-      const first = await startServiceProcess(env);
-      const client = createClient(TranslationService, createConnectTransport({ baseUrl: first.url, httpVersion: "1.1" }));
-      const write = async (prefix: string, n: number) => {
-        const tasks = Array.from({ length: 50 }, (_, i) => ({
-          sessionId,
-          taskId: `${prefix}_${n}_${i}`,
-          sheetName: "Sheet1",
-          rowIndex: n * 50 + i,
-          columnName: "Text",
-          sourceText: `${prefix} ${n} ${i} `.repeat(40),
-          status: TaskStatus.PENDING,
-          retryCount: 1,
-        }));
-        await client.batchUpsertTasks({ tasks, durability: Durability.LOGGED });
-        for (const t of tasks) acked.set(t.taskId, 1);
-      };
-      writeFileSync(path.join(mountPoint, "filler"), Buffer.alloc(1900 * 1024));
-      let refusal: ConnectError | undefined;
-      for (let n = 0; n < 200 && !refusal; n++) await write("before", n).catch((err: unknown) => (refusal = ConnectError.from(err)));
-      expect(refusal?.code).toBe(Code.Unavailable);
-      expect(refusal?.rawMessage).toMatch(/write-ahead log cannot be written \(ENOSPC\)/);
-      expect(retryDelayMs(refusal!)).toBeGreaterThanOrEqual(1000);
-
-      rmSync(path.join(mountPoint, "filler"));
-      for (let n = 0; n < 10; n++) await write("after", n); // 500 more records, each acknowledged
-      await first.stop("SIGKILL");
-
-      const second = await startServiceProcess(env);
-      try {
-        await flushUntilDone(second.url);
-        await expectAllStored(target().url, sessionId, { acked, failures: {}, exhausted: [] });
-        expect([...acked.keys()].filter((id) => id.startsWith("after_"))).toHaveLength(500);
-      } finally {
-        expect(await second.stop()).toBe(0);
-      }
+      await flushUntilDone(second.url);
+      await expectAllStored(target().url, sessionId, { acked, failures: {}, exhausted: [] });
+      expect([...acked.keys()].filter((id) => id.startsWith("after_"))).toHaveLength(500);
     } finally {
-      spawnSync("umount", [mountPoint]);
-      rmSync(mountPoint, { recursive: true, force: true });
+      expect(await second.stop()).toBe(0);
     }
   }, 120_000);
 });
@@ -193,15 +188,6 @@ describe("faults on a MariaDB whose max_allowed_packet is smaller than a row", (
     }
   }, 120_000);
 });
-
-function canMountTmpfs(): boolean {
-  const probe = mkdtempSync(path.join(os.tmpdir(), "persistence-mount-probe-"));
-  const ok = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe]).status === 0;
-  if (ok) spawnSync("umount", [probe]);
-  rmSync(probe, { recursive: true, force: true });
-  if (!ok) process.stderr.write("\n*** SKIPPED: the full-disk fault test needs `mount -t tmpfs` (not permitted here) ***\n\n");
-  return ok;
-}
 
 describe("faults on a MariaDB that stops for 20 s under load", () => {
   let mariadb: PrivateMariadb;

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createPersistenceClient, createTranslationBatcher, recoverIncompleteSessions, SessionStatus, TaskStatus } from "../../clients/src/index";
 import { BackendV2Client, TIMEOUTS, type Json } from "../support/backend-v2-client";
+import { restCall, RFC3339_UTC } from "../support/rest-call";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
@@ -11,8 +12,6 @@ import { startTestServer, type TestServer } from "../support/test-server";
  * reference code disagree, the code's behaviour is expected unless it lost data; where this service
  * deliberately differs (422 is 400 here, 202 is 200 as in the code), the test says so.
  */
-
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 /** The API guide's session example: a UUID id, game_info and metadata objects, the counters of its detail example. */
 function guideSession(sessionId: string, extra: Json = {}): Json {
@@ -50,15 +49,7 @@ function guideTask(sessionId: string, n: number, extra: Json = {}): Json {
 describeEachDialect("original design, replayed", (target) => {
   let server: TestServer;
   let base: string;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
-  };
+  const call = (method: string, path: string, body?: unknown) => restCall(base, method, path, body);
 
   beforeAll(async () => {
     server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_CLEANUP_INTERVAL_MS: "0" });
@@ -73,7 +64,7 @@ describeEachDialect("original design, replayed", (target) => {
     const sessions = await call("POST", "/api/v1/translation/sessions/batch", { sessions: [guideSession(id)] });
     expect(sessions.status).toBe(200);
     expect(sessions.json).toMatchObject({ status: "accepted", count: 1 });
-    expect(sessions.json.timestamp).toMatch(ISO_UTC);
+    expect(sessions.json.timestamp).toMatch(RFC3339_UTC);
     const tasks = await call("POST", "/api/v1/translation/tasks/batch", { tasks: [1, 2, 3].map((n) => guideTask(id, n)) });
     expect(tasks.status).toBe(200);
     expect(tasks.json).toMatchObject({ status: "accepted", count: 3 });
@@ -115,9 +106,9 @@ describeEachDialect("original design, replayed", (target) => {
       pending_tasks: 635,
       progress: 35,
     });
-    expect(json.created_at).toMatch(ISO_UTC);
-    expect(json.updated_at).toMatch(ISO_UTC);
-    expect(json.estimated_completion).toMatch(ISO_UTC);
+    expect(json.created_at).toMatch(RFC3339_UTC);
+    expect(json.updated_at).toMatch(RFC3339_UTC);
+    expect(json.estimated_completion).toMatch(RFC3339_UTC);
 
     const missing = await call("GET", `/api/v1/translation/sessions/${randomUUID()}`);
     expect(missing.status).toBe(404);
@@ -213,7 +204,7 @@ describeEachDialect("original design, replayed", (target) => {
       ["TASK_0003", "processing"],
       ["TASK_0004", "pending"],
     ]);
-    expect(restored.json.restored_at).toMatch(ISO_UTC);
+    expect(restored.json.restored_at).toMatch(RFC3339_UTC);
     expect((await call("POST", `/api/v1/translation/recovery/restore/${randomUUID()}`)).status).toBe(404);
   });
 
@@ -223,7 +214,7 @@ describeEachDialect("original design, replayed", (target) => {
     await call("POST", "/api/v1/translation/tasks/batch", { tasks: [guideTask(id, 1), guideTask(id, 2)], durability: "committed" });
     const deleted = await call("DELETE", `/api/v1/translation/sessions/${id}`);
     expect(deleted.status).toBe(200);
-    expect(deleted.json).toEqual({ status: "deleted", session_id: id, deleted_tasks: 2, timestamp: expect.stringMatching(ISO_UTC) });
+    expect(deleted.json).toEqual({ status: "deleted", session_id: id, deleted_tasks: 2, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("GET", `/api/v1/translation/sessions/${id}`)).status).toBe(404);
     expect((await call("DELETE", `/api/v1/translation/sessions/${id}`)).status).toBe(404);
   });
@@ -239,7 +230,7 @@ describeEachDialect("original design, replayed", (target) => {
     expect(dry.status).toBe(200);
     expect(dry.json).toMatchObject({ status: "completed", dry_run: true });
     expect(dry.json.deleted_sessions).toBeGreaterThanOrEqual(1);
-    expect(dry.json.timestamp).toMatch(ISO_UTC);
+    expect(dry.json.timestamp).toMatch(RFC3339_UTC);
     expect((await call("GET", `/api/v1/translation/sessions/${old}`)).status).toBe(200);
     const real = await call("POST", "/api/v1/translation/sessions/cleanup", { completed_days: 90, failed_days: 30, dry_run: false });
     expect(real.json).toMatchObject({ status: "completed", dry_run: false });

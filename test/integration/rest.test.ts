@@ -1,12 +1,11 @@
 import http2 from "node:http2";
 import { gunzipSync, gzipSync } from "node:zlib";
+import { restCall, restSend, RFC3339_UTC } from "../support/rest-call";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 
 /** JSON as the REST paths write it. */
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 /** Original-style records: snake_case, short enum names, RFC 3339 times, a free-form game_info object. */
 function sessionRecord(id: string, extra: Json = {}): Json {
@@ -60,15 +59,7 @@ describeEachDialect("REST paths", (target, dialect) => {
   let server: TestServer;
   let base: string;
   /** A REST call with a JSON body (when given); returns status, headers and parsed body. */
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, text, json: (text ? JSON.parse(text) : undefined) as Json };
-  };
+  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => restCall(base, method, path, body, headers);
 
   beforeAll(async () => {
     server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
@@ -429,15 +420,7 @@ describeEachDialect("REST query parameters on body routes", (target) => {
   let base: string;
   const OLD = "2020-01-01T00:00:00Z";
   let seq = 0;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
-  };
+  const call = (method: string, path: string, body?: unknown) => restCall(base, method, path, body);
   /** Sessions last updated years ago, one task each, in the database before the call returns. */
   const seedExpired = async (status: "completed" | "failed", count: number): Promise<string[]> => {
     const ids = Array.from({ length: count }, () => `expired-${status}-${++seq}`);
@@ -643,15 +626,7 @@ describeEachDialect("REST listing parameters in the original spellings", (target
 describeEachDialect("REST writes with JSON null", (target) => {
   let server: TestServer;
   let base: string;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
-  };
+  const call = (method: string, path: string, body?: unknown) => restCall(base, method, path, body);
   const writeTasks = (tasks: Json[]) => call("POST", "/api/v1/translation/tasks/batch", { tasks, durability: "committed" });
   const writeSessions = (sessions: Json[]) => call("POST", "/api/v1/translation/sessions/batch", { sessions, durability: "committed" });
 
@@ -718,11 +693,8 @@ describeEachDialect("REST writes with JSON null", (target) => {
 describeEachDialect("REST routes that take no body", (target) => {
   let server: TestServer;
   let base: string;
-  const call = async (method: string, path: string, body?: string, headers: Record<string, string> = { "content-type": "application/json" }) => {
-    const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? {} : headers, body });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as Json };
-  };
+  const call = (method: string, path: string, body?: string, headers: Record<string, string> = { "content-type": "application/json" }) =>
+    restSend(base, method, path, body, body === undefined ? {} : headers);
   const seed = async (id: string) => {
     await call("POST", "/api/v1/translation/sessions/batch", JSON.stringify({ sessions: [sessionRecord(id)], durability: "committed" }));
     await call("POST", "/api/v1/translation/tasks/batch", JSON.stringify({ tasks: [taskRecord(id, 1)], durability: "committed" }));

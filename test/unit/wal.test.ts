@@ -1,9 +1,9 @@
-import { spawnSync } from "node:child_process";
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { openWal, type WalFile } from "../../server/core/wal";
+import { mountTmpfs } from "../support/tmpfs";
 
 const tempDir = () => mkdtempSync(path.join(os.tmpdir(), "persistence-wal-unit-"));
 const payload = (n: number) => Buffer.from(JSON.stringify({ n, text: "翻訳".repeat(n) }));
@@ -175,20 +175,11 @@ describe("the write-ahead log on a disk that fills up", () => {
   });
 
   // A real full disk: a small tmpfs. Mounting needs privileges that not every machine grants.
-  const mountPoint = mkdtempSync(path.join(os.tmpdir(), "persistence-wal-tmpfs-"));
-  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]).status === 0;
-  if (!mounted) {
-    process.stderr.write(`\n*** SKIPPED: the real full-disk WAL test needs \`mount -t tmpfs\` (not permitted here) ***\n\n`);
-    rmSync(mountPoint, { recursive: true, force: true });
-  }
-  afterAll(() => {
-    if (!mounted) return;
-    spawnSync("umount", [mountPoint]);
-    rmSync(mountPoint, { recursive: true, force: true });
-  });
-  (mounted ? it : it.skip)("on a real tmpfs that fills up: refuses what it cannot store, and after space is freed loses nothing it acknowledged", async () => {
-    const dir = path.join(mountPoint, "wal");
-    const filler = path.join(mountPoint, "filler");
+  const disk = mountTmpfs("1m", "the real full-disk WAL test");
+  afterAll(() => disk?.remove());
+  (disk ? it : it.skip)("on a real tmpfs that fills up: refuses what it cannot store, and after space is freed loses nothing it acknowledged", async () => {
+    const dir = path.join(disk!.dir, "wal");
+    const filler = path.join(disk!.dir, "filler");
     writeFileSync(filler, Buffer.alloc(900 * 1024));
     const { wal } = await openWal(dir);
     const big = (n: number) => Buffer.from(JSON.stringify({ n, text: "x".repeat(20_000) }));
