@@ -198,9 +198,9 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     routes: (router) => {
       routes(router);
       // Whatever gets registered, nothing is served that declares no access.
-      const undeclared = router.handlers.map((h) => h.requestPath).filter((rpc) => !access.has(rpc));
-      if (undeclared.length > 0) throw new Error(`no declared access for ${undeclared.join(", ")}`);
       rpcs = router.handlers.map((h) => h.requestPath);
+      const undeclared = rpcs.filter((rpc) => !access.has(rpc));
+      if (undeclared.length > 0) throw new Error(`no declared access for ${undeclared.join(", ")}`);
       transcoder = createTranscoder({
         handlers: router.handlers,
         maxRequestBytes: config.limits.maxRequestBytes,

@@ -58,6 +58,11 @@ export interface OpenedWal {
 const HEADER = 8;
 const SEGMENT = /^(\d{16})\.wal$/;
 
+/** Whether a file name is one of the log's segments. */
+export function isSegmentFile(name: string): boolean {
+  return SEGMENT.test(name);
+}
+
 interface Pending {
   /** Reassigned to a newer segment when its own could not be repaired after a failed write. */
   segment: number;

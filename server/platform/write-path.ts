@@ -6,7 +6,7 @@ import { createPatchWriter, type PatchGroups, type PatchTable, type WriteMode } 
 import type { SqlBackend } from "../backends/sql/sql-backend.js";
 import type { Logger } from "../core/logger.js";
 import type { Patch } from "../core/patch.js";
-import { openWal } from "../core/wal.js";
+import { isSegmentFile, openWal } from "../core/wal.js";
 import { createWriteBatcher, deserializePatches, type WriteBatcher } from "../core/write-batcher.js";
 
 /** The limits of one write path (see WriteBatcherOptions for each). */
@@ -81,8 +81,6 @@ export async function openWritePath(options: WritePathOptions): Promise<WritePat
   return { name, batcher, countDeadLetters: writer.countDeadLetters };
 }
 
-const SEGMENT = /^\d{16}\.wal$/;
-
 /**
  * `<data dir>/wal/<name>`. Before there were several write paths, the translation log lived in
  * `<data dir>/wal` itself: its segments move into their write path's folder, unread frames included.
@@ -90,11 +88,10 @@ const SEGMENT = /^\d{16}\.wal$/;
 function walDir(dataDir: string, name: string): string {
   const root = path.join(dataDir, "wal");
   const dir = path.join(root, name);
-  const legacy = existsSync(root) ? readdirSync(root).filter((f) => SEGMENT.test(f)) : [];
-  if (legacy.length > 0 && name === LEGACY_WRITE_PATH) {
-    mkdirSync(dir, { recursive: true });
-    for (const file of legacy) renameSync(path.join(root, file), path.join(dir, file));
-  }
+  if (name !== LEGACY_WRITE_PATH || !existsSync(root)) return dir;
+  const legacy = readdirSync(root).filter(isSegmentFile);
+  if (legacy.length > 0) mkdirSync(dir, { recursive: true });
+  for (const file of legacy) renameSync(path.join(root, file), path.join(dir, file));
   return dir;
 }
 
