@@ -206,9 +206,9 @@ export async function createPatchWriter(
   const deadLetterRow = async ({ patch, reason }: RejectedPatch, now: number, n: number): Promise<DeadLetterRow> => {
     const record = JSON.stringify(Object.fromEntries(patch.fields));
     const row = { write_path: writePath, table_name: patch.table, record_key: JSON.stringify(patch.key), payload: record, reason: reason.slice(0, 2000), failed_at: now };
-    // Escaping can double the text in the statement.
-    if (2 * Buffer.byteLength(record) + 4096 <= maxBytes) return row;
-    const overflow: Record<string, unknown> = { truncated: true, bytes: Buffer.byteLength(record), fields: [...patch.fields.keys()] };
+    const bytes = Buffer.byteLength(record);
+    if (deadLetterStatementBytes(bytes) <= maxBytes) return row;
+    const overflow: Record<string, unknown> = { truncated: true, bytes, fields: [...patch.fields.keys()] };
     if (options.overflowDir) {
       const file = `${patch.table}-${now}-${n}.json`;
       await mkdir(options.overflowDir, { recursive: true });
@@ -233,7 +233,7 @@ export async function createPatchWriter(
       let chunk: DeadLetterRow[] = [];
       let bytes = 0;
       for (const row of rows) {
-        const rowBytes = 2 * Buffer.byteLength(row.payload) + 4096;
+        const rowBytes = deadLetterStatementBytes(Buffer.byteLength(row.payload));
         if (chunk.length > 0 && bytes + rowBytes > maxBytes) {
           await insert(chunk);
           chunk = [];
@@ -320,6 +320,11 @@ function upsertShape(table: PatchTable, written: readonly string[], insertOnly: 
     tail = `on conflict (${table.keyColumns.join(",")}) do update set ${sets.join(", ")}`;
   }
   return { head, tail, rowSql, perRow: columns.length };
+}
+
+/** What a dead letter with a payload of `payloadBytes` adds to a statement: escaping can double the text; the rest is room for its other columns. */
+function deadLetterStatementBytes(payloadBytes: number): number {
+  return 2 * payloadBytes + 4096;
 }
 
 /** MySQL's "Got a packet bigger than 'max_allowed_packet' bytes" (ER_NET_PACKET_TOO_LARGE). */
