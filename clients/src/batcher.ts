@@ -12,22 +12,22 @@ export type RecordKind = "sessions" | "tasks";
 
 export interface TranslationBatcherOptions {
   /** Records per request (default 100). A kind is sent as soon as it has this many pending. */
-  readonly maxBatchRecords?: number;
+  readonly maxBatchRecords?: number | undefined;
   /** Longest a record waits before it is sent, in ms (default 200). */
-  readonly flushIntervalMs?: number;
+  readonly flushIntervalMs?: number | undefined;
   /**
    * Most distinct records held, pending and in flight (default 50000). Updates of a record already
    * held never count; `persist*` refuses new records beyond this (returns false) instead of blocking.
    */
-  readonly maxHeldRecords?: number;
+  readonly maxHeldRecords?: number | undefined;
   /** Requests in flight per kind (default 4). */
-  readonly maxInFlight?: number;
+  readonly maxInFlight?: number | undefined;
   /** Durability asked of the service (default: the service's, LOGGED). */
-  readonly durability?: Durability;
+  readonly durability?: Durability | undefined;
   /** Backoff between failed sends of a kind: first delay and cap, in ms (defaults 200 and 10000). */
-  readonly retry?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
+  readonly retry?: { readonly initialDelayMs?: number | undefined; readonly maxDelayMs?: number | undefined } | undefined;
   /** Told about every failed send and every refused or dropped record. Never throws into the caller. */
-  readonly onError?: (event: BatchErrorEvent) => void;
+  readonly onError?: ((event: BatchErrorEvent) => void) | undefined;
 }
 
 export interface BatchErrorEvent {
@@ -63,13 +63,13 @@ export interface TranslationBatcher {
    * so it is committed and visible to every instance. Rejects after `timeoutMs` (default 30000), keeping
    * whatever is still unsent.
    */
-  flushAll(options?: { readonly timeoutMs?: number }): Promise<FlushResponse>;
+  flushAll(options?: { readonly timeoutMs?: number | undefined }): Promise<FlushResponse>;
   stats(): BatcherStats;
   /**
    * Refuses new records, runs `flushAll`, then stops. Records it could not send within the timeout
    * are reported through `onError` (willRetry false) and the returned promise rejects.
    */
-  close(options?: { readonly timeoutMs?: number }): Promise<void>;
+  close(options?: { readonly timeoutMs?: number | undefined }): Promise<void>;
 }
 
 /** A record waiting to be sent, with the sequence number of the oldest persist it carries. */
@@ -222,10 +222,11 @@ export function createTranslationBatcher(client: PersistenceClient, options: Tra
     counters.requests++;
     const records = batch.map((e) => e.record);
     try {
+      const durability = options.durability === undefined ? {} : { durability: options.durability };
       if (target.kind === "sessions") {
-        await client.translation.batchUpsertSessions({ sessions: records as SessionRecord[], durability: options.durability });
+        await client.translation.batchUpsertSessions({ sessions: records as SessionRecord[], ...durability });
       } else {
-        await client.translation.batchUpsertTasks({ tasks: records as TaskRecord[], durability: options.durability });
+        await client.translation.batchUpsertTasks({ tasks: records as TaskRecord[], ...durability });
       }
       counters.sent += batch.length;
       target.failures = 0;
@@ -305,7 +306,7 @@ export function createTranslationBatcher(client: PersistenceClient, options: Tra
     }
   };
 
-  const flushAll = async (flushOptions: { readonly timeoutMs?: number } = {}): Promise<FlushResponse> => {
+  const flushAll = async (flushOptions: { readonly timeoutMs?: number | undefined } = {}): Promise<FlushResponse> => {
     const timeoutMs = flushOptions.timeoutMs ?? 30_000;
     const upTo = seq;
     let timer: NodeJS.Timeout | undefined;

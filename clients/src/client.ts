@@ -14,19 +14,19 @@ export interface PersistenceClientOptions {
   /** Where the service listens, e.g. `http://127.0.0.1:8001`. */
   readonly baseUrl: string;
   /** Wire protocol (default `connect`). gRPC always runs over HTTP/2. */
-  readonly protocol?: Protocol;
+  readonly protocol?: Protocol | undefined;
   /** HTTP version for Connect and gRPC-Web (default `2`, one multiplexed connection). */
-  readonly httpVersion?: "1.1" | "2";
+  readonly httpVersion?: "1.1" | "2" | undefined;
   /** Sent as `Authorization: Bearer <key>` on every call. */
-  readonly apiKey?: string;
+  readonly apiKey?: string | undefined;
   /** Deadline of each call, retries included, in ms (default 30000). Per-call `timeoutMs` overrides it. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /** Retry policy of unary calls; `false` turns retries off. */
-  readonly retry?: RetryOptions | false;
+  readonly retry?: RetryOptions | false | undefined;
   /** Headers added to every call. */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** More interceptors, run inside the client's own (after request ids, retries and auth). */
-  readonly interceptors?: readonly Interceptor[];
+  readonly interceptors?: readonly Interceptor[] | undefined;
 }
 
 /** Typed clients for every service, sharing one transport. Every error they raise is a PersistenceError. */
@@ -55,10 +55,10 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
     httpVersion === "2" ? new Http2SessionManager(options.baseUrl, { idleConnectionTimeoutMs: 30_000 }, { maxSessionMemory: 64 }) : undefined;
   const common = { baseUrl: options.baseUrl, interceptors, defaultTimeoutMs: options.timeoutMs ?? 30_000, useBinaryFormat: true };
   let transport: Transport;
-  if (protocol === "grpc") transport = createGrpcTransport({ ...common, sessionManager });
-  else if (sessionManager) {
+  if (sessionManager) {
     const http2 = { ...common, httpVersion: "2" as const, sessionManager };
-    transport = protocol === "grpc-web" ? createGrpcWebTransport(http2) : createConnectTransport(http2);
+    if (protocol === "grpc") transport = createGrpcTransport(http2);
+    else transport = protocol === "grpc-web" ? createGrpcWebTransport(http2) : createConnectTransport(http2);
   } else {
     const http1 = { ...common, httpVersion: "1.1" as const };
     transport = protocol === "grpc-web" ? createGrpcWebTransport(http1) : createConnectTransport(http1);

@@ -2,8 +2,12 @@
  * The Persistence Service client: typed calls over Connect, gRPC or gRPC-Web with deadlines, retries
  * and request ids (`createPersistenceClient`), typed errors (`PersistenceError`), the client-side
  * write batcher (`createTranslationBatcher`) and start-up recovery (`recoverIncompleteSessions`).
- * The generated messages and enums are re-exported from `./gen`.
+ * The generated messages and enums are re-exported from `./gen`, and `Code` and `ConnectError` from
+ * `@connectrpc/connect`, and the Timestamp helpers from `@bufbuild/protobuf/wkt`, so callers need no
+ * dependency of their own for them.
  */
+export { Code, ConnectError } from "@connectrpc/connect";
+export { timestampDate, timestampFromDate, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 export { createPersistenceClient, type PersistenceClient, type PersistenceClientOptions, type Protocol } from "./client.js";
 export { PersistenceError, type FieldViolation, type PreconditionViolation } from "./errors.js";
 export { isIdempotent, type RetryOptions } from "./retry.js";

@@ -3,9 +3,9 @@ import type { PersistenceClient } from "./client.js";
 
 export interface RecoveryOptions {
   /** Sessions with more pending and processing tasks than this are read as a stream (default 5000). */
-  readonly streamAbove?: number;
+  readonly streamAbove?: number | undefined;
   /** Tasks per streamed chunk (default 500). */
-  readonly chunkSize?: number;
+  readonly chunkSize?: number | undefined;
 }
 
 export interface RecoveryReport {

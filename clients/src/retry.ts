@@ -5,11 +5,11 @@ import { PersistenceError } from "./errors.js";
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 5). */
-  readonly maxAttempts?: number;
+  readonly maxAttempts?: number | undefined;
   /** Delay before the first retry when the service gives none, in ms (default 100); doubled each time. */
-  readonly initialDelayMs?: number;
+  readonly initialDelayMs?: number | undefined;
   /** Cap on the delay between attempts, in ms (default 5000). */
-  readonly maxDelayMs?: number;
+  readonly maxDelayMs?: number | undefined;
 }
 
 /**
