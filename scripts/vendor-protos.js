@@ -16,6 +16,7 @@ const sources = [
       "google/api/field_behavior.proto": "google/api/field_behavior.proto",
       "google/rpc/error_details.proto": "google/rpc/error_details.proto",
       "google/rpc/status.proto": "google/rpc/status.proto",
+      "google/rpc/code.proto": "google/rpc/code.proto",
     },
   },
   {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { ConnectError, createContextValues } from "@connectrpc/connect";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { version } from "../package.json";
+import { license, version } from "../package.json";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
 import { isUnreachable } from "./backends/sql/unreachable.js";
 import { redactUrl, type Config } from "./config.js";
@@ -191,7 +191,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     registry,
     authenticator,
     monitor,
-    openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version, access, openEndpoints: config.openEndpoints }),
+    openApi: () => buildOpenApi(transcoder?.routes ?? [], { title: "Persistence Service", version, license, access, openEndpoints: config.openEndpoints }),
   });
   const handler = createRpcHandler({
     logger,

@@ -281,7 +281,7 @@ describe("OpenAPI document", () => {
     const refs = JSON.stringify(doc).match(/#\/components\/schemas\/[\w.]+/g) ?? [];
     expect(refs.length).toBeGreaterThan(10);
     for (const ref of refs) expect(doc.components.schemas[ref.slice("#/components/schemas/".length)]).toBeDefined();
-    expect(doc.components.schemas["persistence.v1.TaskStatus"]).toEqual({
+    expect(doc.components.schemas["persistence.v1.TaskStatus"]).toMatchObject({
       type: "string",
       enum: ["pending", "processing", "completed", "failed", "cancelled"],
     });

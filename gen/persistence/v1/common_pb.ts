@@ -4,15 +4,55 @@
 
 import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldOptions } from "@bufbuild/protobuf/wkt";
+import type { FieldOptions, MethodOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
+import type { Code } from "../../google/rpc/code_pb.js";
+import { file_google_rpc_code } from "../../google/rpc/code_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file persistence/v1/common.proto.
  */
 export const file_persistence_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxItIBCg5Xcml0ZVBhdGhTdGF0cxIWCg5idWZmZXJfcmVjb3JkcxgBIAEoAxIUCgxidWZmZXJfYnl0ZXMYAiABKAMSHwoXb2xkZXN0X3VuZmx1c2hlZF9hZ2VfbXMYAyABKAMSDwoHZmx1c2hlcxgEIAEoAxIXCg9yZWNvcmRzX3dyaXR0ZW4YBSABKAMSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEg8KB3JldHJpZXMYByABKAMSEgoKc3RhdGVtZW50cxgIIAEoAxIMCgRuYW1lGAkgASgJKnIKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0RVUkFCSUxJVFlfQUNDRVBURUQQARIVChFEVVJBQklMSVRZX0xPR0dFRBACEhgKFERVUkFCSUxJVFlfQ09NTUlUVEVEEAMqUAoJU29ydE9yZGVyEhoKFlNPUlRfT1JERVJfVU5TUEVDSUZJRUQQABISCg5TT1JUX09SREVSX0FTQxABEhMKD1NPUlRfT1JERVJfREVTQxACOj8KCW1pbl92YWx1ZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYqYsDIAEoA1IIbWluVmFsdWWIAQE6PAoJcmVzdF9uYW1lEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxiqiwMgASgJUghyZXN0TmFtZWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9jb21tb24ucHJvdG8SDnBlcnNpc3RlbmNlLnYxImkKDVJlc3RSZXNwb25zZXMSIAoGZXJyb3JzGAEgAygOMhAuZ29vZ2xlLnJwYy5Db2RlEhQKDHJlcGx5X3N0YXR1cxgCIAEoDRIgChhyZXBseV9zdGF0dXNfZGVzY3JpcHRpb24YAyABKAki0gEKDldyaXRlUGF0aFN0YXRzEhYKDmJ1ZmZlcl9yZWNvcmRzGAEgASgDEhQKDGJ1ZmZlcl9ieXRlcxgCIAEoAxIfChdvbGRlc3RfdW5mbHVzaGVkX2FnZV9tcxgDIAEoAxIPCgdmbHVzaGVzGAQgASgDEhcKD3JlY29yZHNfd3JpdHRlbhgFIAEoAxIUCgxkZWFkX2xldHRlcnMYBiABKAMSDwoHcmV0cmllcxgHIAEoAxISCgpzdGF0ZW1lbnRzGAggASgDEgwKBG5hbWUYCSABKAkqcgoKRHVyYWJpbGl0eRIaChZEVVJBQklMSVRZX1VOU1BFQ0lGSUVEEAASFwoTRFVSQUJJTElUWV9BQ0NFUFRFRBABEhUKEURVUkFCSUxJVFlfTE9HR0VEEAISGAoURFVSQUJJTElUWV9DT01NSVRURUQQAypQCglTb3J0T3JkZXISGgoWU09SVF9PUkRFUl9VTlNQRUNJRklFRBAAEhIKDlNPUlRfT1JERVJfQVNDEAESEwoPU09SVF9PUkRFUl9ERVNDEAI6PwoJbWluX3ZhbHVlEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxipiwMgASgDUghtaW5WYWx1ZYgBATo8CglyZXN0X25hbWUSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGKqLAyABKAlSCHJlc3ROYW1lOmYKDnJlc3RfcmVzcG9uc2VzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYq4sDIAEoCzIdLnBlcnNpc3RlbmNlLnYxLlJlc3RSZXNwb25zZXNSDXJlc3RSZXNwb25zZXNiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_rpc_code]);
+
+/**
+ * What an RPC's REST binding answers besides its reply and the errors any call can get (400 invalid
+ * input, 401 and 403 credentials, 429 a rate or buffer limit, 500 an internal error, 503 a backend or
+ * the instance unavailable; 413 a body over the size limit): declared beside the RPC, read by the
+ * OpenAPI document.
+ *
+ * @generated from message persistence.v1.RestResponses
+ */
+export type RestResponses = Message<"persistence.v1.RestResponses"> & {
+  /**
+   * Further codes this RPC gives, e.g. NOT_FOUND (404) for an unknown session.
+   *
+   * @generated from field: repeated google.rpc.Code errors = 1;
+   */
+  errors: Code[];
+
+  /**
+   * An HTTP status the reply itself may come with, its body unchanged (GetHealth: 503 while unhealthy).
+   *
+   * @generated from field: uint32 reply_status = 2;
+   */
+  replyStatus: number;
+
+  /**
+   * When the reply comes with `reply_status`.
+   *
+   * @generated from field: string reply_status_description = 3;
+   */
+  replyStatusDescription: string;
+};
+
+/**
+ * Describes the message persistence.v1.RestResponses.
+ * Use `create(RestResponsesSchema)` to create a new message.
+ */
+export const RestResponsesSchema: GenMessage<RestResponses> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_common, 0);
 
 /**
  * The state of this instance's write buffer.
@@ -75,7 +115,7 @@ export type WritePathStats = Message<"persistence.v1.WritePathStats"> & {
  * Use `create(WritePathStatsSchema)` to create a new message.
  */
 export const WritePathStatsSchema: GenMessage<WritePathStats> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_common, 0);
+  messageDesc(file_persistence_v1_common, 1);
 
 /**
  * How far a write must have travelled before the service acknowledges it.
@@ -167,4 +207,12 @@ export const min_value: GenExtension<FieldOptions, bigint> = /*@__PURE__*/
  */
 export const rest_name: GenExtension<FieldOptions, string> = /*@__PURE__*/
   extDesc(file_persistence_v1_common, 1);
+
+/**
+ * In the range for an organisation's own options (50000-99999), beside the REST field options.
+ *
+ * @generated from extension: persistence.v1.RestResponses rest_responses = 50603;
+ */
+export const rest_responses: GenExtension<MethodOptions, RestResponses> = /*@__PURE__*/
+  extDesc(file_persistence_v1_common, 2);
 

@@ -24,6 +24,11 @@ const STATUS: Record<Code, number> = {
   [Code.Unauthenticated]: 401,
 };
 
+/** The HTTP status the REST paths answer `code` with. */
+export function restStatus(code: Code): number {
+  return STATUS[code];
+}
+
 const details = createRegistry(file_google_rpc_error_details);
 
 /** A REST error reply: status, headers and the body of SPEC §2. */
