@@ -18,6 +18,7 @@ import type { PlatformView } from "./platform/module.js";
 import { createRoleSet } from "./platform/roles.js";
 import { schemaOf, serviceNeeds, startModules, type StartedModules } from "./platform/start-modules.js";
 import { listen, type Listener } from "./http/listener.js";
+import { createModuleRoutes } from "./http/module-routes.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
 import { createRpcHandler } from "./http/rpc-handler.js";
 import { decodeUtf8Body } from "./http/utf8-body.js";
@@ -34,7 +35,7 @@ import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-back
 import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
-import { createKvBuckets, createMemoryBuckets, createRateLimitInterceptor } from "./security/rate-limit.js";
+import { createKvBuckets, createMemoryBuckets, createRateLimiter, createRateLimitInterceptor } from "./security/rate-limit.js";
 
 /**
  * JSON over Connect, gRPC and gRPC-Web: unknown fields are ignored (Connect's default), and bodies are
@@ -151,6 +152,8 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   const access = servedAccess(product);
   const authenticator = createAuthenticator({ ...config, access });
   if (!authenticator.enabled) logger.warn({ listen: `${config.listen.host}:${config.listen.port}` }, "no API keys configured: every caller that can reach the listener has full access");
+  const limiter = createRateLimiter(config.rateLimits, redis ? createKvBuckets(createRedisKvStore(redis.client), logger) : createMemoryBuckets());
+  const moduleRoutes = createModuleRoutes(modules.http, { authenticator, limiter, logger });
   const plainRoutes = createPlainRoutes({
     registry,
     authenticator,
@@ -182,11 +185,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
       rpcMetrics.interceptor,
       inFlight.interceptor,
       authenticator.interceptor,
-      createRateLimitInterceptor(
-        config.rateLimits,
-        redis ? createKvBuckets(createRedisKvStore(redis.client), logger) : createMemoryBuckets(),
-        (rpcPath) => access.get(rpcPath)?.openWith === "health",
-      ),
+      createRateLimitInterceptor(limiter, (rpcPath) => access.get(rpcPath)?.openWith === "health"),
       createErrorMappingInterceptor(logger),
     ],
     contextValues: (req) => createContextValues().set(clientAddressKey, normalizeAddress(req.socket.remoteAddress)),
@@ -195,7 +194,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     writeMaxBytes: 4 * config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
     fallback: (req, res) => {
-      if (!plainRoutes(req, res) && !transcoder?.handle(req, res)) sendNotFound(req, res);
+      if (!moduleRoutes(req, res) && !plainRoutes(req, res) && !transcoder?.handle(req, res)) sendNotFound(req, res);
     },
   });
 

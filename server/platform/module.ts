@@ -10,6 +10,7 @@ import type { SearchIndex } from "../backends/search/search-index.js";
 import type { SqlBackend } from "../backends/sql/sql-store.js";
 import type { Config } from "../config.js";
 import type { HealthMonitor } from "../core/health-monitor.js";
+import type { NodeRequest, NodeResponse } from "../http/node-types.js";
 import type { Logger } from "../core/logger.js";
 import type { Durability } from "../core/write-batcher.js";
 import type { RpcMetrics } from "../rpc/interceptors/metrics.js";
@@ -106,9 +107,28 @@ export interface ModuleContext<S, R extends Role> {
   use<E>(module: Module<never, never, E>): E;
 }
 
+/**
+ * A plain HTTP route a module serves besides its RPCs and their REST bindings: what a JSON body cannot
+ * carry (a multipart upload, a streamed download with Range, a redirect, a page).
+ */
+export interface HttpRoute {
+  readonly method: "GET" | "HEAD" | "POST" | "PUT" | "DELETE";
+  /** Literal segments and `{name}` parameters, e.g. `/api/v1/files/{file_id}/content`. */
+  readonly path: string;
+  /**
+   * The RPC (`/<service>/<method>`) this route is another form of: the caller needs that RPC's declared
+   * access, checked with the API keys before `handle` runs, and its rate limits apply. Absent: the route
+   * checks its own credentials (a presigned URL's signature).
+   */
+  readonly rpc?: string;
+  handle(req: NodeRequest, res: NodeResponse, params: Readonly<Record<string, string>>): Promise<void>;
+}
+
 export interface StartedModule<E> {
   /** One binding per declared service. */
   readonly services: readonly ServiceBinding[];
+  /** Plain HTTP routes (see HttpRoute). */
+  readonly http?: readonly HttpRoute[];
   /** What other modules may call (see ModuleContext.use). */
   readonly exports: E;
   /** Stops background work and waits for a run in progress; `deadline` is ms since the epoch. */

@@ -6,7 +6,7 @@ import type { Durability } from "../core/write-batcher.js";
 import type { SqlBackend } from "../backends/sql/sql-store.js";
 import type { Closers } from "./closers.js";
 import { PLATFORM_MIGRATIONS } from "./migrations/index.js";
-import type { AnyModule, PlatformView, RoleBackends, ServiceBinding } from "./module.js";
+import type { AnyModule, HttpRoute, PlatformView, RoleBackends, ServiceBinding } from "./module.js";
 import type { RoleSet } from "./roles.js";
 import { openWritePath, type WritePath } from "./write-path.js";
 
@@ -44,6 +44,8 @@ export interface StartModulesOptions {
 export interface StartedModules {
   /** Every module's services with their implementations, in module order. */
   readonly services: readonly ServiceBinding[];
+  /** Every module's plain HTTP routes. */
+  readonly http: readonly HttpRoute[];
   /** Every write path the modules opened, in the order they were opened. */
   readonly writePaths: readonly WritePath[];
   /** Stops the modules in reverse order, then closes their write paths (what cannot be flushed by `deadline` stays in the logs). */
@@ -57,6 +59,7 @@ export interface StartedModules {
 export async function startModules(options: StartModulesOptions): Promise<StartedModules> {
   const { config } = options;
   const services: ServiceBinding[] = [];
+  const http: HttpRoute[] = [];
   const writePaths: WritePath[] = [];
   const stops: { name: string; stop: (deadline: number) => Promise<void> }[] = [];
   const exported = new Map<AnyModule, unknown>();
@@ -107,6 +110,7 @@ export async function startModules(options: StartModulesOptions): Promise<Starte
       throw new Error(`module ${module.name} declares ${declared.join(", ") || "no service"} but serves ${served.join(", ") || "none"}`);
     }
     services.push(...started.services);
+    http.push(...(started.http ?? []));
     exported.set(module, started.exports);
     if (started.stop) {
       const stop = started.stop.bind(started);
@@ -117,6 +121,7 @@ export async function startModules(options: StartModulesOptions): Promise<Starte
 
   return {
     services,
+    http,
     writePaths,
     async stop(deadline) {
       for (const { name, stop } of [...stops].reverse()) {
