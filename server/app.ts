@@ -6,16 +6,19 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { license, version } from "../package.json";
 import { openSqlBackend } from "./backends/sql/sql-backend.js";
 import { isUnreachable } from "./backends/sql/unreachable.js";
-import { redactUrl, type Config } from "./config.js";
+import { redactedConfig, redactUrl, type Config } from "./config.js";
 import { createHealthMonitor } from "./core/health-monitor.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { retryAtStartup } from "./core/startup-retry.js";
-import { createStreamSlots } from "./core/stream-slots.js";
 import type { BatcherStatus } from "./core/write-batcher.js";
 import { withGrpcMessageEncoding } from "./http/grpc-message.js";
+import { MODULES } from "./modules.js";
 import { createClosers, type Closers } from "./platform/closers.js";
-import { openWritePath } from "./platform/write-path.js";
+import type { PlatformView } from "./platform/module.js";
+import { createRoleSet } from "./platform/roles.js";
+import { schemaOf, serviceNeeds, startModules, type StartedModules } from "./platform/start-modules.js";
 import { listen, type Listener } from "./http/listener.js";
+import { createModuleRoutes } from "./http/module-routes.js";
 import { createPlainRoutes, sendNotFound } from "./http/plain-routes.js";
 import { createRpcHandler } from "./http/rpc-handler.js";
 import { decodeUtf8Body } from "./http/utf8-body.js";
@@ -26,22 +29,13 @@ import { createErrorMappingInterceptor } from "./rpc/interceptors/error-mapping.
 import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
 import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
-import { createRoutes, SERVED_SERVICES, servedAccess } from "./rpc/routes.js";
-import type { Backend } from "./backends/backend.js";
+import { createRoutes, servedAccess, servedServices } from "./rpc/routes.js";
 import { createRedisKvStore } from "./backends/kv/redis.js";
 import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
 import { normalizeAddress } from "./rpc/client-address.js";
 import { clientAddressKey } from "./rpc/context.js";
 import { createAuthenticator } from "./security/auth.js";
-import { createKvBuckets, createMemoryBuckets, createRateLimitInterceptor } from "./security/rate-limit.js";
-import { registerSystemMetrics } from "./system/system.metrics.js";
-import { createSystemService } from "./system/system.service.js";
-import { createTranslationReads } from "./translation/translation.reads.js";
-import { createTombstoneGuard } from "./translation/translation.tombstones.js";
-import { createSessionEvents } from "./translation/translation.events.js";
-import { scheduleCleanup } from "./translation/translation.cleanup.js";
-import { createTranslationService } from "./translation/translation.service.js";
-import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation/translation.table.js";
+import { createKvBuckets, createMemoryBuckets, createRateLimiter, createRateLimitInterceptor } from "./security/rate-limit.js";
 
 /**
  * JSON over Connect, gRPC and gRPC-Web: unknown fields are ignored (Connect's default), and bodies are
@@ -56,7 +50,7 @@ export interface App {
   /** Base URL of the listener, e.g. http://127.0.0.1:8001. */
   readonly url: string;
   readonly logger: Logger;
-  /** The write path's state: buffer, flushes, log. */
+  /** The first write path's state (translation's): buffer, flushes, log. */
   status(): BatcherStatus;
   /** Every RPC the router serves, by `/<service>/<method>` path. */
   readonly rpcs: readonly string[];
@@ -91,102 +85,75 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 async function assemble(config: Config, options: AppOptions, opened: Closers): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const startedAt = Date.now();
+  const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-  const sql = await retryAtStartup(() => openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs }), {
-    what: `PERSISTENCE_SQL_URL=${redactUrl(config.sqlUrl)}`,
-    timeoutMs: config.startupTimeoutMs,
-    retryable: isUnreachable,
-    logger,
-    signal: options.signal,
-  });
+  // The backends: SQL first (it holds the schema of every module), then the roles the modules need.
+  const sql = await retryAtStartup(
+    () => openSqlBackend(config.sqlUrl, { pingTimeoutMs: config.health.timeoutMs, migrations: schemaOf(MODULES) }),
+    {
+      what: `PERSISTENCE_SQL_URL=${redactUrl(config.sqlUrl)}`,
+      timeoutMs: config.startupTimeoutMs,
+      retryable: isUnreachable,
+      logger,
+      signal: options.signal,
+    },
+  );
   opened.add(() => sql.close());
+  const roles = createRoleSet({ config, sql, instanceId, logger, closers: opened });
+  for (const module of MODULES) await roles.forModule(module.name, module.needs);
+  // Shared rate limits need Redis; without it they are per instance, and the instance still serves.
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
   if (redis) opened.add(() => redis.close());
-  const backends: Backend[] = redis ? [sql, redis] : [sql];
-  // Redis backs only the shared rate limits (which fall back to per-instance buckets): without it the instance still serves.
-  const monitor = createHealthMonitor(backends, { ...config.health, required: ["sql"] });
+  const backends = [...roles.opened(), ...(redis ? [redis] : [])];
+  const needs = serviceNeeds(MODULES, roles);
+  // Ready while every backend some served service needs answers.
+  const monitor = createHealthMonitor(backends, { ...config.health, required: [...new Set([...needs.values()].flat())] });
   opened.add(() => monitor.stop());
 
+  // The platform: metrics, and what every module sees of the service as a whole.
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const rpcMetrics = createRpcMetrics(registry);
-  registerSystemMetrics(registry, monitor, version);
-
-  // The write path: replay what an earlier run left in the log before taking new writes.
-  const translationPath = await openWritePath({
-    name: "translation",
-    tables: TRANSLATION_PATCH_TABLES,
-    mode: "lww",
-    sql,
-    dataDir: config.dataDir,
-    logWrites: config.wal,
-    limits: {
-      flushMaxRecords: config.flush.maxRecords,
-      flushIntervalMs: config.flush.intervalMs,
-      maxRecords: config.limits.bufferMaxRecords,
-      maxBytes: config.limits.bufferMaxBytes,
-    },
-    prepare: createTombstoneGuard(sql.dialect),
-    groupOf: (patch) => patch.key[0] ?? "",
-    logger,
-    registry,
-  });
-  const { batcher } = translationPath;
-  opened.add(() => batcher.close(0));
-  const translationDb = sql.db.withTables<TranslationTables>();
-  const cleanup =
-    config.cleanupIntervalMs > 0
-      ? scheduleCleanup(translationDb, config.cleanupIntervalMs, `${hostname()}:${process.pid}:${randomUUID()}`, logger)
-      : undefined;
-  if (cleanup) opened.add(() => cleanup.stop());
-  const events = createSessionEvents();
-  batcher.onCommit((patches) => events.committed(patches));
   const stopping = new AbortController();
-  const translationReads = createTranslationReads({
-    db: translationDb,
-    events,
-    stopping: stopping.signal,
-    watchSlots: createStreamSlots({
-      name: "WatchSession",
-      keyName: "session",
-      total: config.limits.maxWatchStreams,
-      perKey: config.limits.maxWatchStreamsPerSession,
-    }),
-    dialect: sql.dialect,
-    batcher,
-    countDeadLetters: translationPath.countDeadLetters,
-  });
-  const translation = createTranslationService({
-    db: translationDb,
-    events,
-    dialect: sql.dialect,
-    batcher,
-    maxBatchRecords: config.limits.maxBatchRecords,
-    countDeadLetters: translationPath.countDeadLetters,
-  });
-  const inFlight = createInFlightTracker();
-  const system = createSystemService({
-    config,
+  let modules: StartedModules | undefined;
+  let served: string[] = [];
+  const platform: PlatformView = {
     version,
     startedAt,
+    instanceId,
     monitor,
-    backends,
     rpcMetrics,
+    backends: () => backends,
+    writePaths: () => modules?.writePaths ?? [],
+    services: () => served,
+    redactedConfig: () => redactedConfig(config),
+  };
+  modules = await startModules({
+    modules: MODULES,
+    config,
+    roles,
+    sql,
+    logger,
     registry,
-    services: SERVED_SERVICES,
-    writePath: () => batcher.status(),
-    bufferedByTable: () => batcher.pendingByTable(),
-    writePaths: () => [batcher.status()],
+    defaultDurability: config.wal ? "logged" : "accepted",
+    stopping: stopping.signal,
+    platform,
+    closers: opened,
   });
+  const product = modules.services.map((s) => s.desc);
+  served = servedServices(product);
+  const inFlight = createInFlightTracker();
 
   const shutdown = new AbortController();
-  const routes = createRoutes({ system, translation, translationReads, monitor, defaultDurability: config.wal ? "logged" : "accepted" });
+  const routes = createRoutes({ services: modules.services, needs, monitor });
   // The REST paths call the very handlers (and interceptors) the router builds for the RPC protocols.
   let transcoder: Transcoder | undefined;
   let rpcs: string[] = [];
-  const access = servedAccess();
+  const access = servedAccess(product);
   const authenticator = createAuthenticator({ ...config, access });
   if (!authenticator.enabled) logger.warn({ listen: `${config.listen.host}:${config.listen.port}` }, "no API keys configured: every caller that can reach the listener has full access");
+  const limiter = createRateLimiter(config.rateLimits, redis ? createKvBuckets(createRedisKvStore(redis.client), logger) : createMemoryBuckets());
+  const moduleRoutes = createModuleRoutes(modules.http, { authenticator, limiter, logger });
   const plainRoutes = createPlainRoutes({
     registry,
     authenticator,
@@ -218,11 +185,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
       rpcMetrics.interceptor,
       inFlight.interceptor,
       authenticator.interceptor,
-      createRateLimitInterceptor(
-        config.rateLimits,
-        redis ? createKvBuckets(createRedisKvStore(redis.client), logger) : createMemoryBuckets(),
-        (rpcPath) => access.get(rpcPath)?.openWith === "health",
-      ),
+      createRateLimitInterceptor(limiter, (rpcPath) => access.get(rpcPath)?.openWith === "health"),
       createErrorMappingInterceptor(logger),
     ],
     contextValues: (req) => createContextValues().set(clientAddressKey, normalizeAddress(req.socket.remoteAddress)),
@@ -231,7 +194,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     writeMaxBytes: 4 * config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
     fallback: (req, res) => {
-      if (!plainRoutes(req, res) && !transcoder?.handle(req, res)) sendNotFound(req, res);
+      if (!moduleRoutes(req, res) && !plainRoutes(req, res) && !transcoder?.handle(req, res)) sendNotFound(req, res);
     },
   });
 
@@ -248,6 +211,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
   logger.info({ url, sql: sql.kind, version }, "listening");
 
+  const started = modules;
   let closing: Promise<void> | undefined;
   const close = async () => {
     const deadline = Date.now() + config.shutdownTimeoutMs;
@@ -263,12 +227,11 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     const grace = setTimeout(() => listener.destroyConnections(), drained ? 1000 : 0);
     await listener.closed();
     clearTimeout(grace);
-    await cleanup?.stop();
-    // What cannot be flushed in time stays in the write-ahead log for the next start.
-    await batcher.close(Math.max(0, deadline - Date.now()));
+    // The modules stop in reverse order; what cannot be flushed in time stays in the write-ahead logs for the next start.
+    await started.stop(deadline);
     monitor.stop();
-    await sql.close();
-    await redis?.close();
+    // The backends close newest first, the SQL store last.
+    await opened.closeAll();
     logger.info("stopped");
   };
 
@@ -276,7 +239,11 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     config,
     url,
     logger,
-    status: () => batcher.status(),
+    status: () => {
+      const first = started.writePaths[0];
+      if (!first) throw new Error("no write path is open");
+      return first.batcher.status();
+    },
     rpcs,
     close: () => (closing ??= close()),
   };

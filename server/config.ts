@@ -1,6 +1,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { parseS3Url } from "./backends/objects/s3-url.js";
+import { MODULES } from "./modules.js";
+import type { Role } from "./platform/module.js";
+import { integer, nonEmpty, parseOnOff, type SettingsReader } from "./platform/settings.js";
 import { sha256Hex, type ApiKey } from "./security/api-keys.js";
 import { isScope, type Scope } from "./security/scopes.js";
 
@@ -23,16 +27,10 @@ export interface Config {
   readonly limits: {
     /** Largest request message accepted, in bytes (`PERSISTENCE_MAX_REQUEST_BYTES`, default 10 MiB). */
     readonly maxRequestBytes: number;
-    /** Most records in one batch write (`PERSISTENCE_MAX_BATCH_RECORDS`, default 1000). */
-    readonly maxBatchRecords: number;
     /** Most records held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_RECORDS`, default 100000). */
     readonly bufferMaxRecords: number;
     /** Most bytes held unflushed before writers get RESOURCE_EXHAUSTED (`PERSISTENCE_BUFFER_MAX_BYTES`, default 256 MiB). */
     readonly bufferMaxBytes: number;
-    /** Most WatchSession streams open on this instance; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS`, default 1000). */
-    readonly maxWatchStreams: number;
-    /** Most WatchSession streams open on one session; more get RESOURCE_EXHAUSTED (`PERSISTENCE_MAX_WATCH_STREAMS_PER_SESSION`, default 16). */
-    readonly maxWatchStreamsPerSession: number;
   };
   /** How long a connection may take or sit idle, and what it may hold open, whatever protocol it speaks. */
   readonly connections: {
@@ -51,8 +49,6 @@ export interface Config {
   };
   /** Whether the REST paths drop JSON fields they do not know instead of answering 400; unknown query parameters are refused either way (`PERSISTENCE_REST_IGNORE_UNKNOWN_FIELDS`, default off). */
   readonly restIgnoreUnknownFields: boolean;
-  /** Time between scheduled cleanups of expired sessions, in ms; 0 turns them off (`PERSISTENCE_CLEANUP_INTERVAL_MS`, default daily). */
-  readonly cleanupIntervalMs: number;
   /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
   readonly shutdownTimeoutMs: number;
   /**
@@ -80,13 +76,44 @@ export interface Config {
   readonly openEndpoints: readonly ("health" | "metrics")[];
   /** Listen beyond loopback without API keys (`PERSISTENCE_ALLOW_INSECURE=1`). */
   readonly allowInsecure: boolean;
-  /** Redis (`PERSISTENCE_REDIS_URL`, `redis://[user:pass@]host:port[/db]`): rate limits shared by every instance. */
+  /**
+   * Redis (`PERSISTENCE_REDIS_URL`, `redis://[user:pass@]host:port[/db]`, `rediss://`, or
+   * `redis+cluster://host:port,host:port`): the `kv` role, and rate limits shared by every instance.
+   */
   readonly redisUrl: string | undefined;
+  /** An S3-compatible store for the `objects` role (`PERSISTENCE_S3_URL`, `http(s)://<access key>:<secret>@host:port/<bucket>?region=...`). */
+  readonly s3Url: string | undefined;
+  /** OpenSearch for the `search` role (`PERSISTENCE_OPENSEARCH_URL`, `http(s)://[user:pass@]host:port`). */
+  readonly opensearchUrl: string | undefined;
+  /** NATS for the `events` role across instances (`PERSISTENCE_EVENTS_URL`, `nats://host:port[,host:port...]`). */
+  readonly eventsUrl: string | undefined;
+  /** The embedded object store's key for signing its URLs, at least 32 bytes (`PERSISTENCE_OBJECTS_SECRET`; default: a random key kept in `<data dir>/objects.secret`). */
+  readonly objectsSecret: string | undefined;
+  /** The base URL clients reach this service at (`PERSISTENCE_PUBLIC_URL`), for URLs it hands out (the embedded object store's presigned URLs). */
+  readonly publicUrl: string | undefined;
+  /**
+   * Which backend a module's role uses when not the default (`PERSISTENCE_ROUTES=users.kv=sql,audit.search=sql`,
+   * or a `routes:` mapping in the config file). By default a role goes to its real backend when that
+   * backend's URL is set, else to its embedded one (see platform/roles.ts).
+   */
+  readonly routes: Readonly<Record<string, BackendChoice>>;
+  /** Each module's own settings, by module name (see ModuleSettings). */
+  readonly modules: Readonly<Record<string, unknown>>;
   /** Token buckets per API key and per client address (`PERSISTENCE_RATE_LIMIT_PER_KEY`, `..._PER_ADDRESS`: `<calls/s>[:<burst>]`; default off). */
   readonly rateLimits: { readonly perKey?: RateLimit; readonly perAddress?: RateLimit };
   /** TLS certificate and key files (`PERSISTENCE_TLS_CERT`, `PERSISTENCE_TLS_KEY`); both or neither. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
 }
+
+/** The backends each role can use; the first is the embedded default. */
+export const BACKEND_CHOICES = {
+  sql: ["sql"],
+  objects: ["local", "s3"],
+  kv: ["sql", "redis"],
+  search: ["sql", "opensearch"],
+  events: ["memory", "nats"],
+} as const satisfies Record<Role, readonly string[]>;
+export type BackendChoice = (typeof BACKEND_CHOICES)[Role][number];
 
 export interface RateLimit {
   readonly ratePerSecond: number;
@@ -120,7 +147,7 @@ const MiB = 1024 * 1024;
  * Variables and keys it does not know are ignored, and reported to `onUnknown` (a typo would otherwise go unseen).
  */
 export function loadConfig(env: Source = process.env, onUnknown: (unknown: UnknownSetting) => void = () => {}): Config {
-  const fileValues = readConfigFile(env[`${PREFIX}CONFIG`]);
+  const { values: fileValues, routes: fileRoutes } = readConfigFile(env[`${PREFIX}CONFIG`]);
   // Every setting is read below, whatever its value: what was read is what is known.
   const known = new Set<string>(["config"]);
   const read = (key: string): { value: string | undefined; origin: string } => {
@@ -150,11 +177,8 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
     },
     limits: {
       maxRequestBytes: get("max_request_bytes", 10 * MiB, integer(1024, 1024 * MiB), "bytes from 1024 to 1 GiB"),
-      maxBatchRecords: get("max_batch_records", 1000, integer(1, 100_000), "an integer from 1 to 100000"),
       bufferMaxRecords: get("buffer_max_records", 100_000, integer(1, 100_000_000), "an integer from 1 to 100000000"),
       bufferMaxBytes: get("buffer_max_bytes", 256 * MiB, integer(MiB, 64 * 1024 * MiB), "bytes from 1 MiB to 64 GiB"),
-      maxWatchStreams: get("max_watch_streams", 1000, integer(1, 1_000_000), "an integer from 1 to 1000000"),
-      maxWatchStreamsPerSession: get("max_watch_streams_per_session", 16, integer(1, 1_000_000), "an integer from 1 to 1000000"),
     },
     connections: {
       // Below 100, clients that send before the SETTINGS arrive (Node's and grpc-go's assume 100) get streams reset.
@@ -166,7 +190,6 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
       maxConnectionsPerAddress: get("max_connections_per_address", 256, integer(0, 10_000_000), "an integer from 0 (no limit) to 10000000"),
     },
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
-    cleanupIntervalMs: get("cleanup_interval_ms", 86_400_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
     startupTimeoutMs: get("startup_timeout_ms", 30_000, integer(0, 3_600_000), "milliseconds from 0 (one attempt) to 3600000"),
     health: {
@@ -177,13 +200,33 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
     apiKeys: readApiKeys(read),
     openEndpoints: get("open_endpoints", [] as ("health" | "metrics")[], parseOpenEndpoints, "a comma-separated list of health, metrics"),
     allowInsecure: get("allow_insecure", false, parseOnOff, "on or off (1 or 0)"),
-    redisUrl: get("redis_url", undefined as string | undefined, parseRedisUrl, "redis://[user:pass@]host:port[/db]"),
+    redisUrl: get("redis_url", undefined as string | undefined, parseRedisUrl, "redis://[user:pass@]host:port[/db], rediss://... or redis+cluster://host:port,host:port"),
     rateLimits: {
       ...optional("perKey", get("rate_limit_per_key", undefined as RateLimit | undefined, parseRateLimit, "<calls per second>[:<burst>], e.g. 100:200")),
       ...optional("perAddress", get("rate_limit_per_address", undefined as RateLimit | undefined, parseRateLimit, "<calls per second>[:<burst>], e.g. 100:200")),
     },
+    s3Url: get("s3_url", undefined as string | undefined, (raw) => raw, "an S3 URL"),
+    opensearchUrl: get("opensearch_url", undefined as string | undefined, parseHttpUrl, "http(s)://[user:pass@]host:port"),
+    eventsUrl: get("events_url", undefined as string | undefined, parseNatsUrl, "nats://host:port[,host:port...] or tls://..."),
+    objectsSecret: get("objects_secret", undefined as string | undefined, (raw) => (Buffer.byteLength(raw) >= 32 ? raw : undefined), "at least 32 bytes"),
+    publicUrl: get("public_url", undefined as string | undefined, parseHttpUrl, "http(s)://host[:port][/path]"),
+    routes: readRoutes(read, fileRoutes),
     tls: readTls(read),
+    modules: {},
   };
+  if (config.s3Url !== undefined) {
+    try {
+      parseS3Url(config.s3Url, read("s3_url").origin);
+    } catch (err) {
+      // parseS3Url's messages name the setting and never repeat the URL (it holds the secret).
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  const reader: SettingsReader = { get };
+  const modules: Record<string, unknown> = {};
+  for (const module of MODULES) if (module.settings) modules[module.name] = module.settings.read(reader);
+  (config as { modules: Record<string, unknown> }).modules = modules;
+  checkRoutes(config);
   const { headersTimeoutMs, requestTimeoutMs } = config.connections;
   if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) {
     throw new ConfigError(`${PREFIX}HEADERS_TIMEOUT_MS: ${headersTimeoutMs} is longer than ${PREFIX}REQUEST_TIMEOUT_MS (${requestTimeoutMs}), which includes the headers`);
@@ -243,11 +286,8 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     flush_max_records: config.flush.maxRecords,
     flush_interval_ms: config.flush.intervalMs,
     max_request_bytes: config.limits.maxRequestBytes,
-    max_batch_records: config.limits.maxBatchRecords,
     buffer_max_records: config.limits.bufferMaxRecords,
     buffer_max_bytes: config.limits.bufferMaxBytes,
-    max_watch_streams: config.limits.maxWatchStreams,
-    max_watch_streams_per_session: config.limits.maxWatchStreamsPerSession,
     max_streams_per_connection: config.connections.maxStreams,
     headers_timeout_ms: config.connections.headersTimeoutMs,
     request_timeout_ms: config.connections.requestTimeoutMs,
@@ -255,7 +295,6 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     max_connections: config.connections.maxConnections,
     max_connections_per_address: config.connections.maxConnectionsPerAddress,
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
-    cleanup_interval_ms: config.cleanupIntervalMs,
     shutdown_timeout_ms: config.shutdownTimeoutMs,
     startup_timeout_ms: config.startupTimeoutMs,
     health_interval_ms: config.health.intervalMs,
@@ -266,8 +305,15 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     allow_insecure: config.allowInsecure ? "on" : "off",
     tls: config.tls ? "on" : "off",
     redis_url: config.redisUrl === undefined ? "" : redactUrl(config.redisUrl),
+    s3_url: config.s3Url === undefined ? "" : redactUrl(config.s3Url),
+    opensearch_url: config.opensearchUrl === undefined ? "" : redactUrl(config.opensearchUrl),
+    events_url: config.eventsUrl === undefined ? "" : redactUrl(config.eventsUrl),
+    objects_secret: config.objectsSecret === undefined ? "" : "[redacted]",
+    public_url: config.publicUrl ?? "",
+    routes: Object.entries(config.routes).map(([route, backend]) => `${route}=${backend}`).join(","),
     rate_limit_per_key: formatRateLimit(config.rateLimits.perKey),
     rate_limit_per_address: formatRateLimit(config.rateLimits.perAddress),
+    ...Object.fromEntries(MODULES.flatMap((m) => (m.settings ? Object.entries(m.settings.show(config.modules[m.name])) : []))),
   };
 }
 
@@ -279,7 +325,61 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
+function parseHttpUrl(raw: string): string | undefined {
+  try {
+    const url = new URL(raw);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname ? raw.replace(/\/+$/, "") : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseNatsUrl(raw: string): string | undefined {
+  return /^(nats|tls):\/\/[^\s/]+(,[^\s/,]+)*\/?$/.test(raw) ? raw : undefined;
+}
+
+/** `users.kv=redis,audit.search=sql` (or the config file's `routes:` mapping): `<module>.<role>` → one of the role's backends. */
+function readRoutes(read: Reader, fromFile: Record<string, string> | undefined): Record<string, BackendChoice> {
+  const { value, origin } = read("routes");
+  const entries: [string, string, string][] = [];
+  if (value !== undefined && origin.startsWith(PREFIX)) {
+    for (const part of value.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const [route = "", backend = ""] = part.split("=").map((p) => p.trim());
+      entries.push([route, backend, origin]);
+    }
+  } else if (fromFile) {
+    for (const [route, backend] of Object.entries(fromFile)) entries.push([route, backend, `routes.${route} in ${origin.replace(/^routes in /, "")}`]);
+  }
+  const routes: Record<string, BackendChoice> = {};
+  for (const [route, backend, at] of entries) {
+    const [module = "", role = "", extra] = route.split(".");
+    if (extra !== undefined || !MODULES.some((m) => m.name === module)) {
+      throw new ConfigError(`${at}: ${JSON.stringify(route)} is not <module>.<role>; modules: ${MODULES.map((m) => m.name).join(", ")}`);
+    }
+    if (!(role in BACKEND_CHOICES)) throw new ConfigError(`${at}: unknown role ${JSON.stringify(role)}; roles: ${Object.keys(BACKEND_CHOICES).join(", ")}`);
+    const choices = BACKEND_CHOICES[role as Role] as readonly string[];
+    if (!choices.includes(backend)) throw new ConfigError(`${at}: the ${role} role's backends are ${choices.join(", ")}, not ${JSON.stringify(backend)}`);
+    routes[`${module}.${role}`] = backend as BackendChoice;
+  }
+  return routes;
+}
+
+/** A route to a real backend needs that backend's URL. */
+function checkRoutes(config: Config): void {
+  const needs: Partial<Record<BackendChoice, [string | undefined, string]>> = {
+    s3: [config.s3Url, "S3_URL"],
+    redis: [config.redisUrl, "REDIS_URL"],
+    opensearch: [config.opensearchUrl, "OPENSEARCH_URL"],
+    nats: [config.eventsUrl, "EVENTS_URL"],
+  };
+  for (const [route, backend] of Object.entries(config.routes)) {
+    const need = needs[backend];
+    if (need && need[0] === undefined) throw new ConfigError(`${PREFIX}ROUTES: ${route}=${backend} needs ${PREFIX}${need[1]}`);
+  }
+}
+
 function parseRedisUrl(raw: string): string | undefined {
+  if (/^redis\+cluster:\/\/[^\s/]+(,[^\s/,]+)*\/?$/.test(raw)) return raw;
   try {
     const url = new URL(raw);
     return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname ? raw : undefined;
@@ -389,22 +489,27 @@ export function redactUrl(raw: string): string {
   return url.toString().replace(/%5Bredacted%5D/g, "[redacted]");
 }
 
-function readConfigFile(file: string | undefined): Record<string, string> {
-  if (!file) return {};
+function readConfigFile(file: string | undefined): { values: Record<string, string>; routes: Record<string, string> | undefined } {
+  if (!file) return { values: {}, routes: undefined };
   let parsed: unknown;
   try {
     parsed = parseYaml(readFileSync(file, "utf8"));
   } catch (err) {
     throw new ConfigError(`${PREFIX}CONFIG: cannot read ${file}: ${(err as Error).message}`);
   }
-  if (parsed === null || parsed === undefined) return {};
+  if (parsed === null || parsed === undefined) return { values: {}, routes: undefined };
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`${PREFIX}CONFIG: ${file} must hold a mapping of settings`);
   }
   const values: Record<string, string> = {};
+  let routes: Record<string, string> | undefined;
   for (const [key, value] of Object.entries(parsed)) {
     if (key.toLowerCase() === "api_keys" && Array.isArray(value)) {
       values.api_keys = JSON.stringify(value);
+      continue;
+    }
+    if (key.toLowerCase() === "routes" && value !== null && typeof value === "object" && !Array.isArray(value)) {
+      routes = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([route, backend]) => [route, String(backend)]));
       continue;
     }
     if (value === null || typeof value === "object") {
@@ -412,26 +517,7 @@ function readConfigFile(file: string | undefined): Record<string, string> {
     }
     values[key.toLowerCase()] = String(value);
   }
-  return values;
-}
-
-function nonEmpty(raw: string): string | undefined {
-  return raw === "" ? undefined : raw;
-}
-
-function integer(min: number, max: number): (raw: string) => number | undefined {
-  return (raw) => {
-    if (!/^-?\d+$/.test(raw)) return undefined;
-    const n = Number(raw);
-    return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
-  };
-}
-
-function parseOnOff(raw: string): boolean | undefined {
-  const v = raw.toLowerCase();
-  if (["on", "true", "1", "yes"].includes(v)) return true;
-  if (["off", "false", "0", "no"].includes(v)) return false;
-  return undefined;
+  return { values, routes };
 }
 
 function parseListen(raw: string): { host: string; port: number } | undefined {

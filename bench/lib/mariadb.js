@@ -12,8 +12,8 @@ async function freshDatabase(name) {
   const conn = await mysql.createConnection(SERVER);
   await conn.query(`drop database if exists \`${name}\``);
   await conn.end();
-  const { openSqlBackend } = require(path.join(ROOT, "dist/server/backends/sql/sql-backend.js"));
-  await (await openSqlBackend(url(name))).close();
+  const { openServiceSql } = require(path.join(ROOT, "dist/server/schema.js"));
+  await (await openServiceSql(url(name))).close();
 }
 
 async function dropDatabase(name) {

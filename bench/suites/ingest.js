@@ -91,8 +91,8 @@ async function rawMysql({ records, batchSize, connections, database }) {
 async function rawSqlite({ records, batchSize }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sqlite-raw-"));
   const file = path.join(dir, "raw.db");
-  const { openSqlBackend } = require(path.join(ROOT, "dist/server/backends/sql/sql-backend.js"));
-  await (await openSqlBackend(`sqlite:${file}`)).close();
+  const { openServiceSql } = require(path.join(ROOT, "dist/server/schema.js"));
+  await (await openServiceSql(`sqlite:${file}`)).close();
   const Database = require("better-sqlite3");
   const sqlite = new Database(file);
   sqlite.pragma("journal_mode = WAL");

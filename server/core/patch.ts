@@ -78,3 +78,27 @@ export function clonePatch(patch: Patch): Patch {
 function valueBytes(value: FieldValue): number {
   return typeof value === "string" ? value.length * 2 : 8;
 }
+
+/**
+ * How a write path's rows reach their table:
+ * - `lww`: per-column last-writer-wins upserts; each field column has a `<column>_stamp` companion and
+ *   the row an `updated_at` (the newest stamp applied);
+ * - `append`: insert-only, idempotent by key (a row already there is left as it is), no stamp
+ *   columns, rows inserted in the order they were accepted, in one transaction at a time.
+ */
+export type WriteMode = "lww" | "append";
+
+/** How patches of one table map onto its columns. */
+export interface PatchTable {
+  readonly name: string;
+  readonly keyColumns: readonly string[];
+  /** Columns a patch may set; in `lww` mode each has a `<column>_stamp` companion holding the stamp of its value. */
+  readonly fieldColumns: readonly string[];
+  /** Field columns a new row must be given even when no patch sets them (NOT NULL without a usable default). */
+  readonly insertRequired: readonly string[];
+  /** The value a new row gets for a column its first patch does not set. */
+  insertDefault(column: string, patch: Patch): FieldValue;
+}
+
+/** Groups of patches on their way to the tables. */
+export type PatchGroups = readonly { table: string; patches: readonly Patch[] }[];

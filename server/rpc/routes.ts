@@ -1,75 +1,59 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import type { DescFile } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection, ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import {
   file_grpc_reflection_v1alpha_reflection,
   ServerReflection as ServerReflectionV1alpha,
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { file_persistence_v1_system, SystemService } from "../../gen/persistence/v1/system_pb.js";
-import { file_persistence_v1_translation, TranslationService } from "../../gen/persistence/v1/translation_pb.js";
 import type { HealthMonitor } from "../core/health-monitor.js";
-import { createSystemHandler } from "../system/system.handler.js";
-import type { SystemService as System } from "../system/system.service.js";
-import type { Durability } from "../core/write-batcher.js";
-import { createTranslationHandler } from "../translation/translation.handler.js";
-import type { TranslationReads } from "../translation/translation.reads.js";
-import type { TranslationService as Translation } from "../translation/translation.service.js";
+import type { ServiceBinding } from "../platform/module.js";
 import { readAccessTable, type AccessTable } from "../security/access.js";
 import { HEALTH_REQUIREMENT } from "../security/scopes.js";
 import { registerHealth } from "./health.js";
 import { createReflectionIndex, registerReflection } from "./reflection.js";
 
-/** The product's own services, whose health is reported per service, with the backends each needs to serve. */
-export const PRODUCT_SERVICES: ReadonlyMap<string, readonly string[]> = new Map([
-  [TranslationService.typeName, ["sql"]],
-  [SystemService.typeName, []],
-]);
+/**
+ * What the listener serves: every module's services (server/modules.ts), plus gRPC health and
+ * reflection. Nothing here names a domain; the lists below are derived from the modules.
+ */
 
-/** Every service the listener serves, as reflection lists them. */
-export const SERVED_SERVICES = [
-  ...PRODUCT_SERVICES.keys(),
-  Health.typeName,
-  ServerReflection.typeName,
-  ServerReflectionV1alpha.typeName,
-] as const;
+/** The services every instance serves besides the modules' own, as the vendored protos publish them. */
+const VENDORED = [Health, ServerReflection, ServerReflectionV1alpha] as const;
+const VENDORED_FILES = [file_grpc_health_v1_health, file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection];
+
+/** Every service the listener serves, as reflection lists them: the modules' (in module order), then health and reflection. */
+export function servedServices(product: readonly DescService[]): string[] {
+  return [...product, ...VENDORED].map((s) => s.typeName);
+}
 
 /**
  * Who may call each served RPC: the product's RPCs declare it in the contract; the vendored health and
  * reflection protos stay as published, so theirs is declared here.
  */
-export function servedAccess(): AccessTable {
-  return readAccessTable([TranslationService, SystemService], [
+export function servedAccess(product: readonly DescService[]): AccessTable {
+  return readAccessTable(product, [
     { service: Health, requirement: HEALTH_REQUIREMENT },
     { service: ServerReflection, requirement: { scope: "system:read" } },
     { service: ServerReflectionV1alpha, requirement: { scope: "system:read" } },
   ]);
 }
 
-const DESCRIPTOR_FILES: readonly DescFile[] = [
-  file_persistence_v1_translation,
-  file_persistence_v1_system,
-  file_grpc_health_v1_health,
-  file_grpc_reflection_v1_reflection,
-  file_grpc_reflection_v1alpha_reflection,
-];
-
 export interface RoutesDeps {
-  readonly system: System;
-  readonly translation: Translation;
-  readonly translationReads: TranslationReads;
-  /** Durability of writes that do not ask for one. */
-  readonly defaultDurability: Durability;
+  /** Every module's services with their implementations. */
+  readonly services: readonly ServiceBinding[];
+  /** The backends (by health name) each product service needs to serve, for per-service gRPC health. */
+  readonly needs: ReadonlyMap<string, readonly string[]>;
   readonly monitor: HealthMonitor;
 }
 
 /** Registers every service on the router: a pure function of its dependencies. */
 export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
-  const reflection = createReflectionIndex(DESCRIPTOR_FILES, SERVED_SERVICES);
+  const product = deps.services.map((s) => s.desc);
+  const reflection = createReflectionIndex([...new Set(product.map((s) => s.file)), ...VENDORED_FILES], servedServices(product));
   return (router) => {
-    router.service(TranslationService, createTranslationHandler(deps.translation, deps.translationReads, deps.defaultDurability));
-    router.service(SystemService, createSystemHandler(deps.system));
-    registerHealth(router, deps.monitor, PRODUCT_SERVICES);
+    for (const { desc, impl } of deps.services) router.service(desc, impl);
+    registerHealth(router, deps.monitor, deps.needs);
     registerReflection(router, reflection);
   };
 }

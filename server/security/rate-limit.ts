@@ -72,19 +72,26 @@ export function createKvBuckets(kv: KvStore, logger: Logger, prefix = "ratelimit
  * Limits calls per API key and per client address; a call over either limit gets RESOURCE_EXHAUSTED
  * (429 on REST) with the delay after which a token is available. `exempt` calls (health checks) pass.
  */
-export function createRateLimitInterceptor(limits: RateLimits, buckets: Buckets, exempt: (rpcPath: string) => boolean = () => false): Interceptor {
-  return (next) => async (req) => {
-    if (exempt(`/${req.service.typeName}/${req.method.name}`)) return next(req);
-    const key = req.contextValues.get(principalKey)?.name;
+/** Takes one call from the caller's buckets (per key, per address); throws RESOURCE_EXHAUSTED when either is empty. */
+export type RateLimiter = (key: string | undefined, address: string | undefined) => Promise<void>;
+
+export function createRateLimiter(limits: RateLimits, buckets: Buckets): RateLimiter {
+  return async (key, address) => {
     if (limits.perKey && key !== undefined) {
       const { allowed, retryAfterMs } = await buckets.take(`key:${key}`, limits.perKey);
       if (!allowed) throw resourceExhausted(`rate limit of API key "${key}" exceeded (${limits.perKey.ratePerSecond} calls/s)`, retryAfterMs);
     }
-    const address = req.contextValues.get(clientAddressKey);
     if (limits.perAddress && address) {
       const { allowed, retryAfterMs } = await buckets.take(`ip:${address}`, limits.perAddress);
       if (!allowed) throw resourceExhausted(`rate limit of this client address exceeded (${limits.perAddress.ratePerSecond} calls/s)`, retryAfterMs);
     }
+  };
+}
+
+export function createRateLimitInterceptor(limiter: RateLimiter, exempt: (rpcPath: string) => boolean = () => false): Interceptor {
+  return (next) => async (req) => {
+    if (exempt(`/${req.service.typeName}/${req.method.name}`)) return next(req);
+    await limiter(req.contextValues.get(principalKey)?.name, req.contextValues.get(clientAddressKey));
     return next(req);
   };
 }

@@ -3,17 +3,25 @@
  * `(persistence.v1.access)` method option (see access.ts: a served RPC without one stops the start-up).
  * Scopes nest: `<area>:admin` grants `<area>:write`, which grants `<area>:read`; `admin` grants everything.
  */
+import { MODULES } from "../modules.js";
 
-export const AREAS = ["translation", "system", "files", "users", "audit"] as const;
 export const LEVELS = ["read", "write", "admin"] as const;
-export type Area = (typeof AREAS)[number];
+/** A module's name (server/modules.ts): each module is one area of scopes. */
+export type Area = string;
 export type Scope = `${Area}:${(typeof LEVELS)[number]}` | "admin";
 
+/** The scope areas: one per module, in module order. */
+export function areas(): string[] {
+  return MODULES.map((m) => m.name);
+}
+
 /** Every scope a key may be given. */
-export const SCOPES: readonly Scope[] = ["admin", ...AREAS.flatMap((a) => LEVELS.map((l) => `${a}:${l}` as Scope))];
+export function scopes(): Scope[] {
+  return ["admin", ...areas().flatMap((a) => LEVELS.map((l) => `${a}:${l}` as Scope))];
+}
 
 export function isScope(value: string): value is Scope {
-  return (SCOPES as readonly string[]).includes(value);
+  return scopes().includes(value as Scope);
 }
 
 /** Whether a key holding `held` may call something that needs `required`. */

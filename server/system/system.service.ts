@@ -1,5 +1,4 @@
 import type { Registry } from "prom-client";
-import { redactedConfig, type Config } from "../config.js";
 import type { Backend } from "../backends/backend.js";
 import type { BackendState, HealthMonitor } from "../core/health-monitor.js";
 import type { BatcherStatus } from "../core/write-batcher.js";
@@ -56,21 +55,23 @@ export interface Info {
 }
 
 export interface SystemServiceDeps {
-  readonly config: Config;
+  /** The configuration as GetConfig shows it (secrets replaced). */
+  readonly config: () => Record<string, unknown>;
+  /** The per-write-path buffer limits, for the fill level. */
+  readonly bufferLimits: { readonly maxRecords: number; readonly maxBytes: number };
   readonly version: string;
   readonly startedAt: number;
   readonly monitor: HealthMonitor;
-  readonly backends: readonly Backend[];
+  /** Every backend opened. */
+  readonly backends: () => readonly Backend[];
   readonly rpcMetrics: RpcMetrics;
   readonly registry: Registry;
   /** Fully qualified names of every service the listener serves. */
-  readonly services: readonly string[];
-  /** The translation write path's state (what `buffer` and `write_path` report). */
-  readonly writePath: () => BatcherStatus;
-  /** Buffered records per table of the translation write path. */
-  readonly bufferedByTable: () => Record<string, number>;
-  /** Every write path's state. */
+  readonly services: () => readonly string[];
+  /** Every write path's state, the first opened first (`write_path` reports that one, as before there were several). */
   readonly writePaths: () => BatcherStatus[];
+  /** Buffered records per table, all write paths together. */
+  readonly bufferedByTable: () => Record<string, number>;
 }
 
 /** The service's view of itself: health, figures, configuration and identity. */
@@ -84,19 +85,21 @@ export interface SystemService {
 
 export function createSystemService(deps: SystemServiceDeps): SystemService {
   const uptimeSeconds = () => Math.floor((Date.now() - deps.startedAt) / 1000);
+  /** Every write path's buffer together; the fill level is the fullest path's. */
   const buffer = (): BufferFigures => {
-    const s = deps.writePath();
-    const { bufferMaxRecords, bufferMaxBytes } = deps.config.limits;
+    const paths = deps.writePaths();
+    const { maxRecords, maxBytes } = deps.bufferLimits;
     const byTable = deps.bufferedByTable();
+    const flushed = paths.map((p) => p.lastFlushAt).filter((t): t is number => t !== undefined);
     return {
-      records: s.bufferRecords,
-      bytes: s.bufferBytes,
-      oldestAgeMs: s.oldestAgeMs,
-      utilization: Math.min(1, Math.max(s.bufferRecords / bufferMaxRecords, s.bufferBytes / bufferMaxBytes)),
+      records: paths.reduce((n, p) => n + p.bufferRecords, 0),
+      bytes: paths.reduce((n, p) => n + p.bufferBytes, 0),
+      oldestAgeMs: Math.max(0, ...paths.map((p) => p.oldestAgeMs)),
+      utilization: Math.min(1, Math.max(0, ...paths.map((p) => Math.max(p.bufferRecords / maxRecords, p.bufferBytes / maxBytes)))),
       sessions: byTable.translation_sessions ?? 0,
       tasks: byTable.translation_tasks ?? 0,
-      capacity: bufferMaxRecords,
-      lastFlushAt: s.lastFlushAt,
+      capacity: maxRecords,
+      lastFlushAt: flushed.length > 0 ? Math.max(...flushed) : undefined,
     };
   };
   return {
@@ -119,16 +122,16 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
           eventLoopLagP99Ms: (lag?.values[0]?.value ?? 0) * 1000,
         },
         buffer: buffer(),
-        writePath: deps.writePath(),
+        writePath: deps.writePaths()[0] ?? idleWritePath(),
         writePaths: deps.writePaths(),
       };
     },
-    config: () => redactedConfig(deps.config),
+    config: () => deps.config(),
     info: () => ({
       name: "persistence",
       version: deps.version,
-      services: [...deps.services],
-      backends: Object.fromEntries(deps.backends.map((b) => [b.name, b.kind])),
+      services: [...deps.services()],
+      backends: Object.fromEntries(deps.backends().map((b) => [b.name, b.kind])),
       service: "Persistence Service",
       status: "running",
       docs: "/docs",
@@ -145,5 +148,25 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         reflection: "grpc.reflection.v1.ServerReflection",
       },
     }),
+  };
+}
+
+/** What `write_path` reports on an instance with no write path. */
+function idleWritePath(): BatcherStatus {
+  return {
+    name: "",
+    bufferRecords: 0,
+    bufferBytes: 0,
+    oldestAgeMs: 0,
+    lastFlushAt: undefined,
+    flushes: 0,
+    recordsWritten: 0,
+    statements: 0,
+    retries: 0,
+    deadLetters: 0,
+    retryBacklog: 0,
+    databaseReachable: true,
+    walReplayed: 0,
+    walPendingRecords: 0,
   };
 }

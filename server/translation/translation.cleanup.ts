@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { acquireLease } from "../backends/sql/leases.js";
+import type { SqlBackend } from "../backends/sql/sql-store.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import * as repo from "./translation.repository.js";
@@ -81,17 +81,17 @@ export interface CleanupSchedule {
  * itself (default: `cleanupSessions` with the default retention).
  */
 export function scheduleCleanup(
-  db: Kysely<TranslationTables>,
+  sql: Pick<SqlBackend, "db" | "acquireLease">,
   intervalMs: number,
   holder: string,
   logger: Logger,
-  run: () => Promise<CleanupResult> = () => cleanupSessions(db, { dryRun: false }),
+  run: () => Promise<CleanupResult> = () => cleanupSessions(sql.db.withTables<TranslationTables>(), { dryRun: false }),
 ): CleanupSchedule {
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
     if (running) return;
     running = (async () => {
-      if (!(await acquireLease(db as Kysely<unknown>, "translation-cleanup", holder, intervalMs))) return;
+      if (!(await sql.acquireLease("translation-cleanup", holder, intervalMs))) return;
       const result = await run();
       logger.info({ ...result }, "scheduled cleanup done");
     })()

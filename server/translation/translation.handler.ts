@@ -5,7 +5,9 @@ import { SessionSortField, TaskSortField, TranslationService as TranslationServi
 import { invalidArgument } from "../core/errors.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
-import { SESSION, SESSION_STATUS_NAMES, TASK, TASK_STATUS_NAMES, timestampMicros } from "./translation.fields.js";
+import { durabilityEnum, requestedDurability } from "../records/durability.js";
+import { timestampMicros } from "../records/fields.js";
+import { SESSION, SESSION_STATUS_NAMES, TASK, TASK_STATUS_NAMES } from "./translation.fields.js";
 import { statusCountsMessage } from "./translation.mapping.js";
 import type { TranslationReads } from "./translation.reads.js";
 import type { TranslationService } from "./translation.service.js";
@@ -13,36 +15,17 @@ import type { TranslationService } from "./translation.service.js";
 /** How long Flush waits for everything accepted to commit. */
 const FLUSH_TIMEOUT_MS = 10_000;
 
-const TO_ENUM: Record<Durability, DurabilityEnum> = {
-  accepted: DurabilityEnum.ACCEPTED,
-  logged: DurabilityEnum.LOGGED,
-  committed: DurabilityEnum.COMMITTED,
-};
-
 /** persistence.v1.TranslationService: maps the contract onto the translation service. */
 export function createTranslationHandler(
   translation: TranslationService,
   reads: TranslationReads,
   defaultDurability: Durability,
 ): ServiceImpl<typeof TranslationServiceDesc> {
-  const durabilityOf = (requested: DurabilityEnum): Durability => {
-    switch (requested) {
-      case DurabilityEnum.UNSPECIFIED:
-        return defaultDurability;
-      case DurabilityEnum.ACCEPTED:
-        return "accepted";
-      case DurabilityEnum.LOGGED:
-        return "logged";
-      case DurabilityEnum.COMMITTED:
-        return "committed";
-      default:
-        throw invalidArgument([{ field: "durability", description: `unknown durability ${String(requested)}` }]);
-    }
-  };
+  const durabilityOf = (requested: DurabilityEnum): Durability => requestedDurability(requested, defaultDurability);
   const accepted = ({ count, durability }: { count: number; durability: Durability }) => ({
     status: "accepted",
     count,
-    durability: TO_ENUM[durability],
+    durability: durabilityEnum(durability),
     timestamp: timestampNow(),
   });
 

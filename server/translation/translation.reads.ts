@@ -1,11 +1,10 @@
 import type { Kysely } from "kysely";
-import type { SqlDialect } from "../backends/sql/sql-backend.js";
-import { tableSizes } from "../backends/sql/table-sizes.js";
+import type { SqlBackend, SqlDialect } from "../backends/sql/sql-store.js";
 import { failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { nextPageToken, pageFigures, pageRequest, type PageRequest } from "../core/paging.js";
 import type { StreamSlots } from "../core/stream-slots.js";
 import type { WriteBatcher } from "../core/write-batcher.js";
-import { requireKey } from "./translation.records.js";
+import { requireKey } from "../records/to-patches.js";
 import type { SessionEvents } from "./translation.events.js";
 import { sessionView, taskView } from "./translation.mapping.js";
 import * as repo from "./translation.repository.js";
@@ -43,6 +42,8 @@ export interface TranslationReadsDeps {
   /** Bounds the watch streams open at once, per session and in all. */
   readonly watchSlots: StreamSlots;
   readonly dialect: SqlDialect;
+  /** The SQL store's own figures of each table's rows and bytes. */
+  readonly tableSizes: SqlBackend["tableSizes"];
   readonly batcher: WriteBatcher;
   /** Dead letters stored in the database. */
   readonly countDeadLetters: () => Promise<number>;
@@ -141,7 +142,7 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
       const [{ sessions, tasks }, averages, storage, deadLetters] = await Promise.all([
         repo.statusCounts(db),
         repo.averages(db),
-        tableSizes(db as Kysely<unknown>, deps.dialect, STAT_TABLES),
+        deps.tableSizes(STAT_TABLES),
         deps.countDeadLetters(),
       ]);
       const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);

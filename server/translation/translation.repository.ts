@@ -1,5 +1,5 @@
 import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from "kysely";
-import type { SqlDialect } from "../backends/sql/sql-backend.js";
+import type { SqlDialect } from "../backends/sql/sql-store.js";
 import type { Cursor, PageRequest } from "../core/paging.js";
 import { SESSION, TASK } from "./translation.fields.js";
 import type { StatusCounts } from "./translation.mapping.js";

@@ -1,14 +1,15 @@
 import type { Kysely } from "kysely";
-import type { SqlDialect } from "../backends/sql/sql-backend.js";
+import type { SqlDialect } from "../backends/sql/sql-store.js";
 import { invalidArgument, notFound, type FieldViolation } from "../core/errors.js";
 import type { Durability, WriteBatcher } from "../core/write-batcher.js";
 import type { Patch } from "../core/patch.js";
 import { createPatch } from "../core/patch.js";
-import { SESSION, SESSION_STATUS_NAMES, TASK, type EntitySpec } from "./translation.fields.js";
+import type { EntitySpec } from "../records/fields.js";
+import { SESSION, SESSION_STATUS_NAMES, TASK } from "./translation.fields.js";
 import { cleanupSessions, type CleanupRequest, type CleanupResult } from "./translation.cleanup.js";
 import type { SessionEvents } from "./translation.events.js";
 import * as repo from "./translation.repository.js";
-import { requireKey, toPatches } from "./translation.records.js";
+import { requireKey, toPatches } from "../records/to-patches.js";
 import type { TranslationTables } from "./translation.table.js";
 
 type IncomingRecord = Parameters<typeof toPatches>[1][number];

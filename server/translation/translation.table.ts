@@ -1,5 +1,4 @@
-import type { PatchTable } from "../backends/sql/patch-writer.js";
-import type { EntitySpec } from "./translation.fields.js";
+import { patchTable } from "../records/patch-table.js";
 import { SESSION, TASK } from "./translation.fields.js";
 
 /** Times are µs since the epoch; `<column>_stamp` columns hold the ordering stamp of each value. */
@@ -62,21 +61,6 @@ export type TranslationTables = {
   translation_tasks: TaskRow;
   translation_tombstones: TombstoneRow;
 };
-
-/** How the write path maps an entity's patches onto its table. */
-export function patchTable(spec: EntitySpec): PatchTable {
-  const defaults = new Map(spec.fields.map((f) => [f.name, f.insertDefault]));
-  return {
-    name: spec.table,
-    keyColumns: spec.keys.map((k) => k.name),
-    fieldColumns: spec.fields.map((f) => f.name),
-    insertRequired: spec.fields.filter((f) => f.insertDefault === "stamp").map((f) => f.name),
-    insertDefault: (column, patch) => {
-      const value = defaults.get(column);
-      return value === "stamp" ? patch.stamp : (value ?? null);
-    },
-  };
-}
 
 /** Sessions before tasks: the order every flush writes them in. */
 export const TRANSLATION_PATCH_TABLES = [patchTable(SESSION), patchTable(TASK)];

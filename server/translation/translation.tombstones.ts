@@ -1,6 +1,6 @@
 import { sql, type Kysely } from "kysely";
-import type { PatchGroups } from "../backends/sql/patch-writer.js";
-import type { SqlDialect } from "../backends/sql/sql-backend.js";
+import type { PatchGroups } from "../core/patch.js";
+import type { SqlDialect } from "../backends/sql/sql-store.js";
 import { restorePatch, type Patch } from "../core/patch.js";
 import type { TranslationTables } from "./translation.table.js";
 

@@ -12,7 +12,7 @@ import {
   type BatchErrorEvent,
   type TranslationBatcher,
 } from "../../clients/src/index";
-import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { openServiceSql } from "../../server/schema";
 import { startServiceProcess, type ServiceProcess } from "../support/service-process";
 import { createSqlTarget, type SqlTarget } from "../support/sql-targets";
 import { PROTOCOLS, type Protocol } from "../support/test-server";
@@ -76,7 +76,7 @@ async function translateSession(
 
 /** The session and its tasks hold exactly the final state the run reported. */
 async function expectFinalState(target: SqlTarget, sessionId: string, finals: Map<string, string>): Promise<void> {
-  const store = await openSqlBackend(target.url);
+  const store = await openServiceSql(target.url);
   try {
     const { rows: sessions } = await sql<{ status: string; completed_tasks: number; total_tasks: number }>`
       select status, completed_tasks, total_tasks from translation_sessions where session_id = ${sessionId}`.execute(store.db);

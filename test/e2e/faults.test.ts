@@ -7,7 +7,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { Durability } from "../../gen/persistence/v1/common_pb";
 import { TaskStatus, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { retryDelayMs } from "../../server/core/errors";
-import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { openServiceSql } from "../../server/schema";
 import { runLoad, type LoadResult } from "../support/load";
 import { createPrivateMariadb, type PrivateMariadb } from "../support/private-mariadb";
 import { startServiceProcess } from "../support/service-process";
@@ -33,7 +33,7 @@ async function flushUntilDone(url: string): Promise<void> {
 
 /** Every acknowledged record is stored, at least at the version acknowledged. */
 async function expectAllStored(sqlUrl: string, sessionId: string, load: LoadResult): Promise<void> {
-  const store = await openSqlBackend(sqlUrl);
+  const store = await openServiceSql(sqlUrl);
   try {
     const { rows } = await sql<{ task_id: string; retry_count: number }>`select task_id, retry_count from translation_tasks where session_id = ${sessionId}`.execute(store.db);
     const stored = new Map(rows.map((r) => [r.task_id, Number(r.retry_count)]));
@@ -166,7 +166,7 @@ describe("faults on a MariaDB whose max_allowed_packet is smaller than a row", (
 
       // Later writes are not held up behind it.
       await client.batchUpsertTasks({ tasks: [{ sessionId, taskId: "LATER", sourceText: "still flows" }], durability: Durability.COMMITTED }, { timeoutMs: 30_000 });
-      const store = await openSqlBackend(sqlUrl);
+      const store = await openServiceSql(sqlUrl);
       try {
         const { rows } = await sql<{ task_id: string }>`select task_id from translation_tasks where session_id = ${sessionId} order by task_id`.execute(store.db);
         expect(rows.map((r) => r.task_id)).toEqual(["LATER", "SMALL"]);

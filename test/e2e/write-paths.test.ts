@@ -5,7 +5,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { sql } from "kysely";
 import { Registry } from "prom-client";
-import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { openServiceSql } from "../../server/schema";
 import { createLogger } from "../../server/core/logger";
 import { createPatch } from "../../server/core/patch";
 import { openWal } from "../../server/core/wal";
@@ -60,7 +60,7 @@ describeEachDialect("write paths side by side", (target) => {
       expect(report.metrics).toContain(`persistence_flushed_records_total{write_path="translation",table="translation_tasks"} ${report.translation.recordsWritten}`);
       expect(report.metrics).toMatch(/persistence_buffer_records\{write_path="test-append"\} 0/);
 
-      const store = await openSqlBackend(target().url);
+      const store = await openServiceSql(target().url);
       try {
         const stored = await sql<{ task_id: string }>`select task_id from translation_tasks where session_id = ${sessionId}`.execute(store.db);
         expect(tasks.filter((t) => !stored.rows.some((r) => r.task_id === t))).toEqual([]);
@@ -79,7 +79,7 @@ describeEachDialect("write paths side by side", (target) => {
   it("reads back a log left in the layout from before write paths had folders (<data dir>/wal/*.wal)", async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), "persistence-legacy-"));
     const sessionId = `legacy-${process.pid}-${Date.now()}`;
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     try {
       const old = await openWal(path.join(dataDir, "wal"));
       const patch = createPatch("translation_tasks", [sessionId, "T1"], Date.now() * 1000, [["source_text", "kept across the upgrade"]]);

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { sql } from "kysely";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertSessionsRequestSchema, BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
-import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { openServiceSql } from "../../server/schema";
 import { retryDelayMs } from "../../server/core/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
@@ -54,7 +54,7 @@ describeEachDialect("hostile input", (target) => {
 
   /** Every row of every table, in a stable order: what must not change. */
   const dump = async (): Promise<string> => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     try {
       const out: unknown[] = [];
       for (const table of ["translation_sessions", "translation_tasks", "translation_tombstones", "dead_letters"]) {

@@ -1,7 +1,8 @@
 import { sql } from "kysely";
 import { createPatch, type Patch } from "../../server/core/patch";
 import { createPatchWriter, splitByKeyRange } from "../../server/backends/sql/patch-writer";
-import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
+import type { SqlBackend } from "../../server/backends/sql/sql-store";
+import { openServiceSql } from "../../server/schema";
 import { TRANSLATION_PATCH_TABLES } from "../../server/translation/translation.table";
 import { describeEachDialect } from "../support/sql-targets";
 
@@ -26,7 +27,7 @@ describe("splitByKeyRange", () => {
 describeEachDialect("patch writer", (target, dialect) => {
   let backend: SqlBackend;
   beforeAll(async () => {
-    backend = await openSqlBackend(target().url);
+    backend = await openServiceSql(target().url);
   });
   afterAll(async () => {
     await backend?.close();

@@ -5,7 +5,7 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb";
 import { TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { createSqlKvStore } from "../../server/backends/kv/sql";
-import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { openServiceSql } from "../../server/schema";
 import { createLogger } from "../../server/core/logger";
 import { createKvBuckets, createMemoryBuckets } from "../../server/security/rate-limit";
 import { createSqlTarget } from "../support/sql-targets";
@@ -39,7 +39,7 @@ describe("token buckets in memory", () => {
 describe("token buckets in the kv store", () => {
   it("are shared by every instance on the same store (here the embedded SQL one)", async () => {
     const target = createSqlTarget("sqlite", "buckets");
-    const stores = [await openSqlBackend(target.url), await openSqlBackend(target.url)];
+    const stores = [await openServiceSql(target.url), await openServiceSql(target.url)];
     const logger = createLogger("silent");
     try {
       const [a, b] = stores.map((s) => createKvBuckets(createSqlKvStore(s, { sweepIntervalMs: 0 }), logger));

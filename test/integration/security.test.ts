@@ -9,6 +9,7 @@ import { readAccessTable } from "../../server/security/access";
 import { createAuthenticator } from "../../server/security/auth";
 import { grants } from "../../server/security/scopes";
 import { servedAccess } from "../../server/rpc/routes";
+import { MODULES } from "../../server/modules";
 import { errorOf } from "../support/errors";
 import { secret } from "../support/secrets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
@@ -37,7 +38,7 @@ describe("scope declarations", () => {
   it("come from the contract for every RPC the router really serves, and every one of them refuses a caller without a key", async () => {
     const server = await startTestServer({ PERSISTENCE_API_KEYS: API_KEYS });
     try {
-      const access = servedAccess();
+      const access = servedAccess(MODULES.flatMap((m) => m.services.map((s) => s.desc)));
       const authenticator = createAuthenticator({ apiKeys: server.app.config.apiKeys, openEndpoints: [], access });
       expect(server.app.rpcs.length).toBeGreaterThan(20);
       for (const rpc of server.app.rpcs) {

@@ -1,9 +1,9 @@
 import net from "node:net";
 import { sql } from "kysely";
-import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
+import type { SqlBackend } from "../../server/backends/sql/sql-store";
+import { openServiceSql } from "../../server/schema";
 import { parseSqlUrl } from "../../server/backends/sql/sql-url";
-import { acquireLease } from "../../server/backends/sql/leases";
-import { migrationProvider } from "../../server/backends/sql/migrations";
+import { SCHEMA } from "../../server/schema";
 import { createSqlTarget, describeEachDialect, withMysql } from "../support/sql-targets";
 
 /** Index name → columns, as the database itself reports them. */
@@ -37,8 +37,8 @@ describeEachDialect("sql-backend", (target, dialect) => {
   let backend: SqlBackend;
   let MIGRATIONS: string[];
   beforeAll(async () => {
-    backend = await openSqlBackend(target().url);
-    MIGRATIONS = Object.keys(await migrationProvider.getMigrations()).sort();
+    backend = await openServiceSql(target().url);
+    MIGRATIONS = Object.keys(SCHEMA).sort();
     expect(MIGRATIONS[0]).toBe("2026_11_29_000000_translation_tables");
   });
   afterAll(async () => {
@@ -94,7 +94,7 @@ describeEachDialect("sql-backend", (target, dialect) => {
   });
 
   it("opens an already migrated store without changing it", async () => {
-    const again = await openSqlBackend(target().url);
+    const again = await openServiceSql(target().url);
     try {
       const { rows } = await sql<{ name: string }>`select name from schema_migrations`.execute(again.db);
       expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
@@ -106,7 +106,7 @@ describeEachDialect("sql-backend", (target, dialect) => {
   it("lets several instances start on a fresh store at once", async () => {
     const fresh = createSqlTarget(dialect, "concurrent");
     try {
-      const opened = await Promise.all([1, 2, 3, 4].map(() => openSqlBackend(fresh.url)));
+      const opened = await Promise.all([1, 2, 3, 4].map(() => openServiceSql(fresh.url)));
       try {
         const { rows } = await sql<{ name: string }>`select name from schema_migrations order by name`.execute(opened[0]!.db);
         expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
@@ -119,12 +119,12 @@ describeEachDialect("sql-backend", (target, dialect) => {
   });
 
   it("gives a lease to one holder at a time until it expires", async () => {
-    expect(await acquireLease(backend.db, "job", "a", 200)).toBe(true);
-    expect(await acquireLease(backend.db, "job", "b", 200)).toBe(false);
-    expect(await acquireLease(backend.db, "job", "a", 200)).toBe(true);
+    expect(await backend.acquireLease("job", "a", 200)).toBe(true);
+    expect(await backend.acquireLease("job", "b", 200)).toBe(false);
+    expect(await backend.acquireLease("job", "a", 200)).toBe(true);
     await new Promise((r) => setTimeout(r, 250));
-    expect(await acquireLease(backend.db, "job", "b", 200)).toBe(true);
-    expect(await acquireLease(backend.db, "job", "a", 200)).toBe(false);
+    expect(await backend.acquireLease("job", "b", 200)).toBe(true);
+    expect(await backend.acquireLease("job", "a", 200)).toBe(false);
   });
 
   it("answers pings while reachable", async () => {
@@ -136,7 +136,7 @@ describe("sql-backend on MariaDB", () => {
   it("creates the database when it does not exist yet", async () => {
     const fresh = createSqlTarget("mysql", "create");
     try {
-      const backend = await openSqlBackend(fresh.url);
+      const backend = await openServiceSql(fresh.url);
       await backend.close();
       const [rows] = await withMysql((conn) =>
         conn.query("select default_character_set_name as cs from information_schema.schemata where schema_name = ?", [fresh.database]),
@@ -154,7 +154,7 @@ describe("sql-backend on MariaDB", () => {
         probe.close(() => resolve(port));
       });
     });
-    await expect(openSqlBackend(`mysql://root@127.0.0.1:${closedPort}/never`)).rejects.toThrow(/ECONNREFUSED/);
+    await expect(openServiceSql(`mysql://root@127.0.0.1:${closedPort}/never`)).rejects.toThrow(/ECONNREFUSED/);
   });
 });
 

@@ -2,10 +2,9 @@ import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { Durability, SortOrder } from "../../gen/persistence/v1/common_pb";
 import { SessionSortField, SessionStatus, TaskStatus, TranslationService, WatchEventType, type Task } from "../../gen/persistence/v1/translation_pb";
-import { openSqlBackend } from "../../server/backends/sql/sql-backend";
+import { openServiceSql } from "../../server/schema";
 import { createLogger } from "../../server/core/logger";
 import { scheduleCleanup } from "../../server/translation/translation.cleanup";
-import type { TranslationTables } from "../../server/translation/translation.table";
 import { errorOf } from "../support/errors";
 import { describeEachDialect } from "../support/sql-targets";
 import { PROTOCOLS, startTestServer, type TestServer } from "../support/test-server";
@@ -440,13 +439,13 @@ describeEachDialect("translation-cleanup", (target) => {
 
 describeEachDialect("translation-cleanup-schedule", (target) => {
   it("stops only once a run in progress has ended, so the database is not closed under it", async () => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const logger = createLogger("error", { write: () => undefined });
     let release!: () => void;
     let started!: () => void;
     const runStarted = new Promise<void>((r) => (started = r));
     let finished = false;
-    const schedule = scheduleCleanup(store.db.withTables<TranslationTables>(), 50, `test-${process.pid}-${Date.now()}`, logger, async () => {
+    const schedule = scheduleCleanup(store, 50, `test-${process.pid}-${Date.now()}`, logger, async () => {
       started();
       await new Promise<void>((r) => (release = r));
       finished = true;

@@ -8,7 +8,8 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb";
 import { Durability } from "../../gen/persistence/v1/common_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { SessionStatus, TaskStatus, TranslationService } from "../../gen/persistence/v1/translation_pb";
-import { openSqlBackend, type SqlBackend } from "../../server/backends/sql/sql-backend";
+import type { SqlBackend } from "../../server/backends/sql/sql-store";
+import { openServiceSql } from "../../server/schema";
 import { retryDelayMs } from "../../server/core/errors";
 import { errorOf } from "../support/errors";
 import { healthUntil } from "../support/health";
@@ -54,7 +55,7 @@ describeEachDialect("translation-writes", (target) => {
 
   beforeAll(async () => {
     server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
-    store = await openSqlBackend(target().url);
+    store = await openServiceSql(target().url);
   });
   afterAll(async () => {
     await server?.close();
@@ -308,7 +309,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
       PERSISTENCE_FLUSH_INTERVAL_MS: "3600000",
       PERSISTENCE_FLUSH_MAX_RECORDS: "100000",
     });
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const client = () => big.client(TranslationService);
     const statements = () => big.app.status().statements;
     const s = newSession();
@@ -361,7 +362,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
   });
 
   it("reports the rows a Flush moved to the dead letters apart from the rows it wrote", async () => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
     const s = newSession();
     try {
@@ -401,7 +402,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
   });
 
   it("moves the one row the database refuses to the dead letters and stores the other 999", async () => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const server = await startTestServer({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_FLUSH_INTERVAL_MS: "60000" });
     const s = newSession();
     try {
@@ -439,7 +440,7 @@ describeEachDialect("translation-writes under pressure", (target) => {
       const status = await second.client(TranslationService).getRecoveryStatus({});
       expect(Number(status.walReplayedRecords)).toBe(30);
       await second.client(TranslationService).flush({});
-      const store = await openSqlBackend(target().url);
+      const store = await openServiceSql(target().url);
       const { rows } = await sql<{ n: number }>`select count(*) as n from translation_tasks where session_id = ${s}`.execute(store.db);
       await store.close();
       expect(Number(rows[0]?.n)).toBe(30);
@@ -478,7 +479,7 @@ describe("translation-writes on MariaDB while the database is unreachable", () =
       PERSISTENCE_FLUSH_INTERVAL_MS: "50",
       PERSISTENCE_BUFFER_MAX_RECORDS: "500",
     });
-    store = await openSqlBackend(`mysql://root@127.0.0.1:3306/${database}`);
+    store = await openServiceSql(`mysql://root@127.0.0.1:3306/${database}`);
   });
   afterAll(async () => {
     await reachable(true);

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { MODULES } from "../../server/modules";
 
 const SERVER = path.resolve(__dirname, "..", "..", "server");
 
@@ -18,6 +19,20 @@ function importsOf(file: string): string[] {
   return [...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms)].map((m) => m[1]!);
 }
 
+/** What a domain may import from server/backends/: the role interfaces, never an implementation. */
+const ROLE_INTERFACES = [
+  "backends/backend.js",
+  "backends/sql/sql-store.js",
+  "backends/sql/column-types.js",
+  "backends/objects/object-store.js",
+  "backends/kv/kv-store.js",
+  "backends/events/event-bus.js",
+  "backends/search/search-index.js",
+];
+
+/** The folders of the modules (server/modules.ts) and the shared record machinery they build on. */
+const DOMAIN_FOLDERS = [...MODULES.map((m) => m.name), "records"];
+
 const DRIVERS = ["mysql2", "mysql2/promise", "better-sqlite3", "ioredis", "minio", "nats", "@opensearch-project/opensearch"];
 
 describe("the architecture", () => {
@@ -25,6 +40,22 @@ describe("the architecture", () => {
     const offenders = sources()
       .filter((file) => !file.startsWith(`backends${path.sep}`))
       .flatMap((file) => importsOf(file).filter((spec) => DRIVERS.some((d) => spec === d || spec.startsWith(`${d}/`))).map((spec) => `${file} imports ${spec}`));
+    expect(offenders).toEqual([]);
+  });
+
+  it("lets a domain folder reach backends only through the role interfaces (no driver, no implementation file)", () => {
+    expect(DOMAIN_FOLDERS).toEqual(expect.arrayContaining(["translation", "system"]));
+    const offenders = sources()
+      .filter((file) => DOMAIN_FOLDERS.some((folder) => file.startsWith(`${folder}${path.sep}`)))
+      .flatMap((file) =>
+        importsOf(file)
+          .filter((spec) => {
+            if (DRIVERS.some((d) => spec === d || spec.startsWith(`${d}/`))) return true;
+            const resolved = path.relative(SERVER, path.resolve(SERVER, path.dirname(file), spec)).split(path.sep).join("/");
+            return resolved.startsWith("backends/") && !ROLE_INTERFACES.includes(resolved);
+          })
+          .map((spec) => `${file} imports ${spec}`),
+      );
     expect(offenders).toEqual([]);
   });
 
@@ -37,5 +68,6 @@ describe("the architecture", () => {
 
   it("finds the imports it checks (the check itself works)", () => {
     expect(importsOf(path.join("backends", "sql", "sql-backend.ts"))).toEqual(expect.arrayContaining(["better-sqlite3", "kysely"]));
+    expect(importsOf(path.join("translation", "translation.module.ts"))).toEqual(expect.arrayContaining(["../platform/module.js"]));
   });
 });

@@ -21,8 +21,8 @@ describe("configuration", () => {
     expect(config.wal).toBe(true);
     expect(config.flush).toEqual({ maxRecords: 1000, intervalMs: 1000 });
     expect(config.limits.maxRequestBytes).toBe(10 * 1024 * 1024);
-    expect(config.limits.maxBatchRecords).toBe(1000);
-    expect(config.limits).toMatchObject({ maxWatchStreams: 1000, maxWatchStreamsPerSession: 16 });
+    // Translation's own settings are its module's section.
+    expect(config.modules.translation).toEqual({ maxBatchRecords: 1000, maxWatchStreams: 1000, maxWatchStreamsPerSession: 16, cleanupIntervalMs: 86_400_000 });
     expect(config.connections).toEqual({
       maxStreams: 256,
       headersTimeoutMs: 10_000,
@@ -141,8 +141,12 @@ describe("configuration", () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.limits)).toBe(true);
+    expect(Object.isFrozen(config.modules.translation)).toBe(true);
     expect(() => {
-      (config.limits as { maxBatchRecords: number }).maxBatchRecords = 1;
+      (config.limits as { maxRequestBytes: number }).maxRequestBytes = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.modules.translation as { maxBatchRecords: number }).maxBatchRecords = 1;
     }).toThrow(TypeError);
   });
 

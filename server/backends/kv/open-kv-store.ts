@@ -1,5 +1,5 @@
 import type { Logger } from "../../core/logger.js";
-import type { SqlBackend } from "../sql/sql-backend.js";
+import type { SqlBackend } from "../sql/sql-store.js";
 import type { KvStore } from "./kv-store.js";
 import { openRedisKvStore } from "./redis.js";
 import { createSqlKvStore } from "./sql.js";

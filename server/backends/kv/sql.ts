@@ -5,7 +5,7 @@ import { sql, type Kysely } from "kysely";
 import { failedPrecondition, unavailable } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { acquireLease } from "../sql/leases.js";
-import type { SqlBackend } from "../sql/sql-backend.js";
+import type { SqlBackend } from "../sql/sql-store.js";
 import { isUnreachable } from "../sql/unreachable.js";
 import type { ConsumeResult, KvStore, TakeResult } from "./kv-store.js";
 import { createKvView, type KvOperations } from "./kv-view.js";

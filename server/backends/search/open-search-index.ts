@@ -1,4 +1,4 @@
-import type { SqlBackend } from "../sql/sql-backend.js";
+import type { SqlBackend } from "../sql/sql-store.js";
 import { createOpenSearchIndex } from "./opensearch.js";
 import type { SearchIndex } from "./search-index.js";
 import { createSqlSearchIndex } from "./sql.js";

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from "kysely";
 import { failedPrecondition } from "../../core/errors.js";
-import type { SqlBackend } from "../sql/sql-backend.js";
+import type { SqlBackend } from "../sql/sql-store.js";
 import { createDeclaredIndex } from "./declared-index.js";
 import type { SearchIndex } from "./search-index.js";
 import {

@@ -1,29 +1,10 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { CompiledQuery, sql, type Kysely } from "kysely";
-import type { FieldValue, Patch } from "../../core/patch.js";
-import type { SqlBackend } from "./sql-backend.js";
+import type { FieldValue, Patch, PatchGroups, PatchTable, WriteMode } from "../../core/patch.js";
 
-/**
- * How a write path's rows reach their table:
- * - `lww`: per-column last-writer-wins upserts; each field column has a `<column>_stamp` companion and
- *   the row an `updated_at` (the newest stamp applied);
- * - `append`: insert-only, idempotent by key (a row already there is left as it is), no stamp
- *   columns, rows inserted in the order they were accepted, in one transaction at a time.
- */
-export type WriteMode = "lww" | "append";
-
-/** How patches of one table map onto its columns. */
-export interface PatchTable {
-  readonly name: string;
-  readonly keyColumns: readonly string[];
-  /** Columns a patch may set; in `lww` mode each has a `<column>_stamp` companion holding the stamp of its value. */
-  readonly fieldColumns: readonly string[];
-  /** Field columns a new row must be given even when no patch sets them (NOT NULL without a usable default). */
-  readonly insertRequired: readonly string[];
-  /** The value a new row gets for a column its first patch does not set. */
-  insertDefault(column: string, patch: Patch): FieldValue;
-}
+export type { PatchGroups, PatchTable, WriteMode } from "../../core/patch.js";
+import type { SqlBackend } from "./sql-store.js";
 
 /** One patch the database refused, and why. */
 export interface RejectedPatch {
@@ -71,9 +52,6 @@ function compareKeys(a: readonly string[], b: readonly string[]): number {
 
 /** Most bound parameters in one statement: MySQL's prepared-statement limit, SQLite's default variable limit. */
 const MAX_PARAMS = { mysql: 65_535, sqlite: 32_766 } as const;
-
-/** Groups of patches on their way to the tables. */
-export type PatchGroups = readonly { table: string; patches: readonly Patch[] }[];
 
 export interface PatchWriterOptions {
   /** `lww` (default) or `append`; see WriteMode. */

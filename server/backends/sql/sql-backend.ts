@@ -1,35 +1,35 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, Migrator, MysqlDialect, sql, SqliteDialect } from "kysely";
+import { Kysely, Migrator, MysqlDialect, sql, SqliteDialect, type Migration } from "kysely";
 import { createPool } from "mysql2";
 import { createConnection } from "mysql2/promise";
-import type { Backend } from "../backend.js";
-import { migrationProvider } from "./migrations/index.js";
+import { acquireLease } from "./leases.js";
+import type { SqlBackend } from "./sql-store.js";
+import { tableSizes } from "./table-sizes.js";
 import { parseSqlUrl, type SqlTarget } from "./sql-url.js";
 
-export type SqlDialect = SqlTarget["dialect"];
-
-/** The SQL store: a Kysely instance over SQLite or MySQL/MariaDB, migrated to the latest schema. */
-export interface SqlBackend extends Backend {
-  readonly dialect: SqlDialect;
-  /** Untyped on purpose: each domain narrows it to its own tables with `db.withTables<...>()`. */
-  readonly db: Kysely<unknown>;
-}
+export type { SqlBackend, SqlDialect } from "./sql-store.js";
 
 export interface SqlBackendOptions {
+  /**
+   * The schema, by migration name (a UTC timestamp first): the platform's and every module's, merged.
+   * They run in name order; one that sorts before those already applied (a module added later) still runs.
+   */
+  readonly migrations: Readonly<Record<string, Migration>>;
   /** How long a health ping may take before the store counts as down, in ms (default 2000). */
   readonly pingTimeoutMs?: number;
 }
 
 /** Opens the store named by a `sqlite:` or `mysql://` URL (creating the database if missing) and migrates it. */
-export async function openSqlBackend(url: string, options: SqlBackendOptions = {}): Promise<SqlBackend> {
+export async function openSqlBackend(url: string, options: SqlBackendOptions): Promise<SqlBackend> {
   const target = parseSqlUrl(url);
   const sqlite = target.dialect === "sqlite" ? openSqliteFile(target.file) : undefined;
   const db = sqlite ? new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) }) : await openMysql(target as MysqlTarget);
   try {
-    if (sqlite) await migrateSqlite(sqlite, db);
-    else await migrate(db);
+    const migrator = createMigrator(db, options.migrations);
+    if (sqlite) await migrateSqlite(sqlite, migrator);
+    else await migrate(migrator);
   } catch (err) {
     await db.destroy();
     throw err;
@@ -45,6 +45,8 @@ export async function openSqlBackend(url: string, options: SqlBackendOptions = {
     dialect: target.dialect,
     db,
     ping: () => withTimeout(pooled().catch(fresh), pingTimeoutMs, "sql ping"),
+    tableSizes: (tables) => tableSizes(db, target.dialect, tables),
+    acquireLease: (name, holder, ttlMs) => acquireLease(db, name, holder, ttlMs),
     close: () => db.destroy(),
   };
 }
@@ -109,18 +111,20 @@ async function ensureDatabase(options: object, database: string): Promise<void> 
   }
 }
 
-function createMigrator(db: Kysely<unknown>): Migrator {
+function createMigrator(db: Kysely<unknown>, migrations: Readonly<Record<string, Migration>>): Migrator {
   return new Migrator({
     db,
-    provider: migrationProvider,
+    provider: { getMigrations: async () => ({ ...migrations }) },
     migrationTableName: "schema_migrations",
     migrationLockTableName: "schema_migrations_lock",
+    // Modules bring their own migrations: one added later may sort before those already applied.
+    allowUnorderedMigrations: true,
   });
 }
 
 /** MySQL: Kysely serializes concurrent starts with GET_LOCK on the migration connection. */
-async function migrate(db: Kysely<unknown>): Promise<void> {
-  const { error } = await createMigrator(db).migrateToLatest();
+async function migrate(migrator: Migrator): Promise<void> {
+  const { error } = await migrator.migrateToLatest();
   if (error) throw error;
 }
 
@@ -130,7 +134,7 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
  * single connection: exclusive across processes, and all or nothing. Waiting for the write lock
  * would block this process's event loop, so a lost race backs off asynchronously and tries again.
  */
-async function migrateSqlite(database: Database.Database, db: Kysely<unknown>): Promise<void> {
+async function migrateSqlite(database: Database.Database, migrator: Migrator): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     database.pragma("busy_timeout = 0");
     try {
@@ -142,7 +146,7 @@ async function migrateSqlite(database: Database.Database, db: Kysely<unknown>): 
     } finally {
       database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     }
-    const { error } = await createMigrator(db).migrateToLatest();
+    const { error } = await migrator.migrateToLatest();
     database.exec(error ? "rollback" : "commit");
     if (error) throw error;
     return;

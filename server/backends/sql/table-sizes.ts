@@ -1,13 +1,5 @@
 import { sql, type Kysely } from "kysely";
-import type { SqlDialect } from "./sql-backend.js";
-
-/** What the database itself says a table holds. */
-export interface TableSize {
-  readonly table: string;
-  readonly rows: number;
-  readonly dataBytes: number;
-  readonly indexBytes: number;
-}
+import type { SqlDialect, TableSize } from "./sql-store.js";
 
 /**
  * Row counts and sizes from the database's own catalog: MySQL's information_schema (row counts are

@@ -5,7 +5,8 @@ import type { KvStore } from "../../../server/backends/kv/kv-store";
 import { openKvStore } from "../../../server/backends/kv/open-kv-store";
 import { createRedisKvStore, openRedisKvStore, parseRedisKvUrl } from "../../../server/backends/kv/redis";
 import { createSqlKvStore, sweepExpiredKv } from "../../../server/backends/kv/sql";
-import { openSqlBackend, type SqlBackend } from "../../../server/backends/sql/sql-backend";
+import type { SqlBackend } from "../../../server/backends/sql/sql-store";
+import { openServiceSql } from "../../../server/schema";
 import { describeEachBackend, type BackendCase } from "../../support/backends";
 import { errorOf } from "../../support/errors";
 import { freePort } from "../../support/private-mariadb";
@@ -26,7 +27,7 @@ function sqlCase(dialect: Dialect, name: string): BackendCase<Pair & { close(): 
     ...(DIALECTS.includes(dialect) ? {} : { skip: `TEST_DIALECTS leaves out ${dialect}` }),
     async open() {
       const target = createSqlTarget(dialect, "kv");
-      const stores: SqlBackend[] = [await openSqlBackend(target.url), await openSqlBackend(target.url)];
+      const stores: SqlBackend[] = [await openServiceSql(target.url), await openServiceSql(target.url)];
       const [kv, other] = stores.map((s) => createSqlKvStore(s, { sweepIntervalMs: 0 })) as [KvStore, KvStore];
       return {
         kv,
@@ -373,7 +374,7 @@ describeEachBackend("kv", CASES, (pair) => {
 
 describeEachDialect("kv sweeping", (target, dialect) => {
   it("deletes expired rows, values and set members, and nothing live", async () => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const kv = createSqlKvStore(store, { sweepIntervalMs: 0 });
     try {
       await kv.set("live", "1");
@@ -393,7 +394,7 @@ describeEachDialect("kv sweeping", (target, dialect) => {
   });
 
   it(`sweeps on its own under the lease [${dialect}]`, async () => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const kv = createSqlKvStore(store, { sweepIntervalMs: 50 });
     try {
       await kv.set("sweep-me", "x", { ttlMs: 10 });
@@ -410,7 +411,7 @@ describeEachDialect("kv sweeping", (target, dialect) => {
 
 describeEachDialect("kv on a database that cannot serve", (target) => {
   it("answers UNAVAILABLE rather than an internal error", async () => {
-    const store = await openSqlBackend(target().url);
+    const store = await openServiceSql(target().url);
     const kv = createSqlKvStore(store, { sweepIntervalMs: 0 });
     await kv.set("k", "v");
     await store.close();
@@ -470,7 +471,7 @@ describe("Redis kv store", () => {
 describe("openKvStore", () => {
   it("chooses Redis when a URL is given and the SQL tables otherwise", async () => {
     const target = createSqlTarget("sqlite", "kv-open");
-    const store = await openSqlBackend(target.url);
+    const store = await openServiceSql(target.url);
     try {
       const embedded = await openKvStore({ sql: store });
       expect(embedded.kind).toBe("sql-sqlite");

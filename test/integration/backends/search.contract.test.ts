@@ -3,7 +3,8 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb";
 import { openSearchIndex } from "../../../server/backends/search/open-search-index";
 import type { DeclaredIndex, IndexSchema, SearchDocument, SearchIndex, SearchRequest } from "../../../server/backends/search/search-index";
-import { openSqlBackend, type SqlBackend } from "../../../server/backends/sql/sql-backend";
+import type { SqlBackend } from "../../../server/backends/sql/sql-store";
+import { openServiceSql } from "../../../server/schema";
 import { describeEachBackend, type BackendCase } from "../../support/backends";
 import { errorOf } from "../../support/errors";
 import { createSqlTarget, DIALECTS, type Dialect, type SqlTarget } from "../../support/sql-targets";
@@ -31,7 +32,7 @@ function sqlCase(dialect: Dialect, name: string): BackendCase<Opened> {
     skip: DIALECTS.includes(dialect) ? undefined : `TEST_DIALECTS=${process.env.TEST_DIALECTS} leaves out ${dialect}`,
     async open() {
       const target = createSqlTarget(dialect, "search");
-      const sql = await openSqlBackend(target.url);
+      const sql = await openServiceSql(target.url);
       return { search: await openSearchIndex({ sql }), sql, target, declared: [] };
     },
     async close(opened) {

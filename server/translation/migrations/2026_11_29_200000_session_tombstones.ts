@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { columnTypes } from "../column-types.js";
+import { columnTypes } from "../../backends/sql/column-types.js";
 
 /**
  * Deleted sessions stay deleted: `translation_tombstones` remembers when each session was deleted so

@@ -2,9 +2,9 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument, type FieldViolation } from "../core/errors.js";
 import { createPatch, type FieldValue, type Patch } from "../core/patch.js";
-import { keyProblem, timestampMicros, type EntitySpec, type FieldSpec } from "./translation.fields.js";
+import { keyProblem, timestampMicros, type EntitySpec, type FieldSpec } from "./fields.js";
 
-/** A session or task message as it arrives (the generated types, read through the catalog). */
+/** A record message as it arrives (a generated type, read through its catalog). */
 type IncomingRecord = Record<string, unknown> & { clearFields: string[]; updatedAt?: Timestamp };
 
 export interface ConvertedBatch {

@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { columnTypes } from "../column-types.js";
+import { columnTypes } from "../../backends/sql/column-types.js";
 
 /** Columns of the translation tables that writes patch; each gets a companion stamp column. */
 const PATCHED = {
@@ -16,8 +16,9 @@ const PATCHED = {
 
 /**
  * Per-column ordering stamps (`<column>_stamp`, µs since the epoch, 0 = never written): a write
- * applies to a column only when its stamp is at least the stored one. And `dead_letters`, where
- * records the database refused wait with the reason.
+ * applies to a column only when its stamp is at least the stored one. (This migration once created
+ * `dead_letters` too; that table now belongs to the platform, see platform/migrations, which creates
+ * it only where this one has not.)
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   const t = columnTypes(db);
@@ -29,21 +30,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         .execute();
     }
   }
-  await db.schema
-    .createTable("dead_letters")
-    .addColumn("id", t.serial(), (c) => c.primaryKey())
-    .addColumn("table_name", t.varchar(64), (c) => c.notNull())
-    .addColumn("record_key", t.varchar(255), (c) => c.notNull())
-    .addColumn("payload", t.json(), (c) => c.notNull())
-    .addColumn("reason", t.text(), (c) => c.notNull())
-    .addColumn("failed_at", t.micros(), (c) => c.notNull())
-    .modifyEnd(t.tableOptions())
-    .execute();
-  await db.schema.createIndex("dead_letters_table_failed").on("dead_letters").columns(["table_name", "failed_at"]).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await db.schema.dropTable("dead_letters").execute();
   for (const [table, columns] of Object.entries(PATCHED)) {
     for (const column of columns) await db.schema.alterTable(table).dropColumn(`${column}_stamp`).execute();
   }

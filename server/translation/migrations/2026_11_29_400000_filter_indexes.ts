@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { isMysql } from "../column-types.js";
+import { isMysql } from "../../backends/sql/column-types.js";
 
 /**
  * Indexes for the remaining filters of the listings (tasks by status or creation time, sessions by

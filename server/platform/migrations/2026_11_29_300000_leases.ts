@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { columnTypes } from "../column-types.js";
+import { columnTypes } from "../../backends/sql/column-types.js";
 
 /** `leases`: which instance may run a scheduled job (cleanup, ...) until when. */
 export async function up(db: Kysely<unknown>): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { columnTypes } from "../column-types.js";
+import { columnTypes } from "../../backends/sql/column-types.js";
 
 /** translation_sessions and translation_tasks, with the indexes the translation queries use. */
 export async function up(db: Kysely<unknown>): Promise<void> {

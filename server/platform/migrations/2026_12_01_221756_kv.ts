@@ -1,5 +1,5 @@
 import { sql, type Kysely } from "kysely";
-import { columnTypes, isMysql } from "../column-types.js";
+import { columnTypes, isMysql } from "../../backends/sql/column-types.js";
 
 /**
  * The `kv` role's embedded store: `kv_entries` (values, counters, token buckets) and `kv_members`

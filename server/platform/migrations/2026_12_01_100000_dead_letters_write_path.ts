@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { columnTypes } from "../column-types.js";
+import { columnTypes } from "../../backends/sql/column-types.js";
 
 /** Dead letters name the write path they came from; those before this migration came from translation's. */
 export async function up(db: Kysely<unknown>): Promise<void> {

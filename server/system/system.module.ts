@@ -1,0 +1,34 @@
+import { SystemService } from "../../gen/persistence/v1/system_pb.js";
+import { defineModule, implement } from "../platform/module.js";
+import { createSystemHandler } from "./system.handler.js";
+import { registerSystemMetrics } from "./system.metrics.js";
+import { createSystemService } from "./system.service.js";
+
+/** The service's view of itself: health, figures, configuration, identity, and the Echo probe. It needs no backend. */
+export const systemModule = defineModule({
+  name: "system",
+  services: [{ desc: SystemService, needs: [] }],
+  needs: [],
+  async start(ctx) {
+    const { platform } = ctx;
+    registerSystemMetrics(ctx.registry, platform.monitor, platform.version);
+    const system = createSystemService({
+      config: () => platform.redactedConfig(),
+      bufferLimits: { maxRecords: ctx.config.limits.bufferMaxRecords, maxBytes: ctx.config.limits.bufferMaxBytes },
+      version: platform.version,
+      startedAt: platform.startedAt,
+      monitor: platform.monitor,
+      backends: () => platform.backends(),
+      rpcMetrics: platform.rpcMetrics,
+      registry: ctx.registry,
+      services: () => platform.services(),
+      writePaths: () => platform.writePaths().map((p) => p.batcher.status()),
+      bufferedByTable: () => {
+        const total: Record<string, number> = {};
+        for (const p of platform.writePaths()) for (const [table, n] of Object.entries(p.batcher.pendingByTable())) total[table] = (total[table] ?? 0) + n;
+        return total;
+      },
+    });
+    return { services: [implement(SystemService, createSystemHandler(system))], exports: undefined };
+  },
+});

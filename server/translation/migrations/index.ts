@@ -1,0 +1,13 @@
+import type { Migration } from "kysely";
+import * as translationTables from "./2026_11_29_000000_translation_tables.js";
+import * as fieldStamps from "./2026_11_29_100000_field_stamps_and_dead_letters.js";
+import * as tombstones from "./2026_11_29_200000_session_tombstones.js";
+import * as filterIndexes from "./2026_11_29_400000_filter_indexes.js";
+
+/** The translation domain's tables, by migration name (a UTC timestamp first). */
+export const TRANSLATION_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  "2026_11_29_000000_translation_tables": translationTables,
+  "2026_11_29_100000_field_stamps_and_dead_letters": fieldStamps,
+  "2026_11_29_200000_session_tombstones": tombstones,
+  "2026_11_29_400000_filter_indexes": filterIndexes,
+};
