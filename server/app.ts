@@ -29,6 +29,7 @@ import { createErrorMappingInterceptor } from "./rpc/interceptors/error-mapping.
 import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
 import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
+import { createTraceContextInterceptor } from "./rpc/interceptors/trace-context.js";
 import { createRoutes, servedAccess, servedServices } from "./rpc/routes.js";
 import { createRedisKvStore } from "./backends/kv/redis.js";
 import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
@@ -83,7 +84,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 }
 
 async function assemble(config: Config, options: AppOptions, opened: Closers): Promise<App> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const startedAt = Date.now();
   const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
@@ -181,6 +182,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     },
     interceptors: [
       createRequestIdInterceptor(),
+      createTraceContextInterceptor(),
       createAccessLogInterceptor(logger),
       rpcMetrics.interceptor,
       inFlight.interceptor,

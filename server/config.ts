@@ -66,6 +66,8 @@ export interface Config {
   };
   /** pino level (`PERSISTENCE_LOG_LEVEL`, default info). */
   readonly logLevel: LogLevel;
+  /** `json` lines for log collectors (default), or `pretty`, readable at a terminal (`PERSISTENCE_LOG_FORMAT`). */
+  readonly logFormat: LogFormat;
   /**
    * API keys (`PERSISTENCE_API_KEYS`, a JSON array of `{name, key | key_sha256, scopes}`, or the same
    * in the file named by `PERSISTENCE_API_KEYS_FILE`). Only the keys' SHA-256 is kept. None: no
@@ -121,6 +123,7 @@ export interface RateLimit {
 }
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+export type LogFormat = "json" | "pretty";
 
 /** A setting that cannot be used; the message names the variable (or the config file key) at fault. */
 export class ConfigError extends Error {
@@ -197,6 +200,7 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
       timeoutMs: get("health_timeout_ms", 2000, integer(10, 600_000), "milliseconds from 10 to 600000"),
     },
     logLevel: get("log_level", "info" as LogLevel, parseLogLevel, "trace, debug, info, warn, error, fatal or silent"),
+    logFormat: get("log_format", "json" as LogFormat, (raw) => (["json", "pretty"] as const).find((f) => f === raw.toLowerCase()), "json or pretty"),
     apiKeys: readApiKeys(read),
     openEndpoints: get("open_endpoints", [] as ("health" | "metrics")[], parseOpenEndpoints, "a comma-separated list of health, metrics"),
     allowInsecure: get("allow_insecure", false, parseOnOff, "on or off (1 or 0)"),
@@ -300,6 +304,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     health_interval_ms: config.health.intervalMs,
     health_timeout_ms: config.health.timeoutMs,
     log_level: config.logLevel,
+    log_format: config.logFormat,
     api_keys: config.apiKeys.map((k) => ({ name: k.name, scopes: [...k.scopes] })),
     open_endpoints: config.openEndpoints.join(","),
     allow_insecure: config.allowInsecure ? "on" : "off",

@@ -18,7 +18,7 @@ function main(): void {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   for (const { setting, closest } of unknown) logger.warn({ setting, did_you_mean: closest }, "unknown setting ignored");
   const exit = (code: number) => void flushLogs(logger, LOG_FLUSH_TIMEOUT_MS).then(() => process.exit(code));
 

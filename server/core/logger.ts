@@ -1,13 +1,15 @@
 import pino, { type DestinationStream, type Logger } from "pino";
-import type { LogLevel } from "../config.js";
+import { prettyFactory } from "pino-pretty";
+import type { LogFormat, LogLevel } from "../config.js";
 
 export type { Logger };
 
 /**
- * The root JSON logger. Credentials never reach a log line: the listed paths are censored wherever
- * a caller passes headers or settings to it. Writes to stdout (createStdoutDestination) by default.
+ * The root logger: JSON lines, or (`format` "pretty") pino-pretty's readable lines for a developer at a
+ * terminal. Credentials never reach a log line: the listed paths are censored wherever a caller passes
+ * headers or settings to it. Writes to stdout (createStdoutDestination) by default.
  */
-export function createLogger(level: LogLevel, destination: DestinationStream = createStdoutDestination()): Logger {
+export function createLogger(level: LogLevel, destination: DestinationStream = createStdoutDestination(), format: LogFormat = "json"): Logger {
   return pino(
     {
       level,
@@ -18,8 +20,15 @@ export function createLogger(level: LogLevel, destination: DestinationStream = c
         censor: "[redacted]",
       },
     },
-    destination,
+    format === "pretty" ? prettyDestination(destination) : destination,
   );
+}
+
+/** Each JSON line turned into pino-pretty's form before it reaches `destination` (which keeps its flush). */
+function prettyDestination(destination: DestinationStream): DestinationStream {
+  const pretty = prettyFactory({ colorize: process.stdout.isTTY === true, translateTime: "SYS:yyyy-mm-dd HH:MM:ss.l o", ignore: "pid,hostname" });
+  const flush = (destination as Partial<FlushableDestination>).flush?.bind(destination);
+  return { write: (line: string) => destination.write(pretty(line)), ...(flush ? { flush } : {}) } as DestinationStream;
 }
 
 /** A log destination that can say when the lines written to it so far have left (pino's `logger.flush(cb)` asks it). */

@@ -5,6 +5,19 @@ import type { Logger } from "../core/logger.js";
 /** The id of the current call: the caller's `x-request-id` when it is well formed, a new UUID otherwise. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
+/** The call's place in a distributed trace (W3C Trace Context): its trace, its own span, the caller's span. */
+export interface TraceContext {
+  readonly traceId: string;
+  readonly spanId: string;
+  /** The caller's span, from its `traceparent`; absent when the call started a trace. */
+  readonly parentSpanId?: string;
+  /** The caller's sampled flag. */
+  readonly sampled: boolean;
+}
+
+/** The call's trace context, from the caller's `traceparent` or a new trace. */
+export const traceKey = createContextKey<TraceContext | undefined>(undefined, { description: "trace context" });
+
 /** The call's logger, already bound to its request id, service and method. */
 export const loggerKey = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
 

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeName } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
-import { loggerKey, principalKey, requestIdKey, restRouteKey } from "../context.js";
+import { loggerKey, principalKey, requestIdKey, restRouteKey, traceKey } from "../context.js";
 import { observeCall } from "./observe-call.js";
 
 /** The wire protocol of a call, from its content type. */
@@ -14,14 +14,16 @@ export function protocolOf(contentType: string | null): "grpc" | "grpc_web" | "c
 const SERVER_FAULTS = new Set([Code.Internal, Code.Unknown, Code.DataLoss, Code.Unavailable]);
 
 /**
- * One JSON line per call: service, method, protocol, code, duration and request id. Never payloads.
+ * One JSON line per call: service, method, protocol, code, duration, request id and trace context. Never payloads.
  * Also hands the call a child logger bound to those fields (loggerKey).
  */
 export function createAccessLogInterceptor(logger: Logger): Interceptor {
   return (next) => (req) => {
     const started = performance.now();
+    const trace = req.contextValues.get(traceKey);
     const callLogger = logger.child({
       request_id: req.contextValues.get(requestIdKey),
+      ...(trace ? { trace_id: trace.traceId, span_id: trace.spanId, ...(trace.parentSpanId ? { parent_span_id: trace.parentSpanId } : {}) } : {}),
       service: req.service.typeName,
       method: req.method.name,
     });
