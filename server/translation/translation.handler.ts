@@ -135,8 +135,9 @@ export function createTranslationHandler(
       return { ...result, durationMs: Math.round(performance.now() - started), status: "completed", timestamp: timestampNow() };
     },
     async deleteSession(req) {
-      const { deletedTasks } = await translation.deleteSession(req.sessionId, req.soft);
-      return { status: "deleted", sessionId: req.sessionId, deletedTasks, timestamp: timestampNow() };
+      const { deletedTasks, hiddenTasks } = await translation.deleteSession(req.sessionId, req.soft);
+      const status = req.soft ? "soft_deleted" : "deleted";
+      return { status, sessionId: req.sessionId, deletedTasks, hiddenTasks, timestamp: timestampNow() };
     },
     async updateSessionStatus(req) {
       await translation.updateSessionStatus(req.sessionId, req.status, req.reason);

@@ -67,7 +67,7 @@ export interface TranslationService {
    * Deletes a session and its tasks (hides it with `soft`), this instance's buffered records of it
    * included. A tombstone makes records stamped before now, flushed later by any instance, miss it.
    */
-  deleteSession(sessionId: string, soft: boolean): Promise<{ deletedTasks: number }>;
+  deleteSession(sessionId: string, soft: boolean): Promise<{ deletedTasks: number; hiddenTasks: number }>;
   /** Sets a session's status (and keeps `reason` in its metadata) at COMMITTED durability. */
   updateSessionStatus(sessionId: string, status: number, reason: string): Promise<void>;
   /** Deletes sessions past their retention (see translation.cleanup.ts). */
@@ -140,11 +140,11 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
       if (soft) {
         await repo.markDeleted(db, sessionId, deletedAt);
         deps.events.changed(sessionId);
-        return { deletedTasks: tasks };
+        return { deletedTasks: 0, hiddenTasks: tasks };
       }
       const deletedTasks = await repo.purgeSession(db, sessionId);
       deps.events.changed(sessionId);
-      return { deletedTasks };
+      return { deletedTasks, hiddenTasks: 0 };
     },
     async updateSessionStatus(sessionId, status, reason) {
       requireKey("session_id", sessionId);

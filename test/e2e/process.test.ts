@@ -106,7 +106,7 @@ describe("the service on the embedded default", () => {
     expect(replies.at(-7)).toMatchObject({ session: { status: "completed" } });
     expect(replies.at(-6)).toMatchObject({ dry_run: true });
     expect(replies.at(-5)).toMatchObject({ dry_run: true });
-    expect(replies.at(-4)).toEqual({ status: "deleted", session_id: "8d0c6f1e-0000-4000-8000-0000000000aa", deleted_tasks: 1, timestamp: expect.stringMatching(/Z$/) });
+    expect(replies.at(-4)).toEqual({ status: "soft_deleted", session_id: "8d0c6f1e-0000-4000-8000-0000000000aa", deleted_tasks: 0, hidden_tasks: 1, timestamp: expect.stringMatching(/Z$/) });
   });
 
   it("answers curl on /health and a Connect JSON POST over HTTP/1.1", async () => {

@@ -214,7 +214,7 @@ describeEachDialect("original design, replayed", (target) => {
     await call("POST", "/api/v1/translation/tasks/batch", { tasks: [guideTask(id, 1), guideTask(id, 2)], durability: "committed" });
     const deleted = await call("DELETE", `/api/v1/translation/sessions/${id}`);
     expect(deleted.status).toBe(200);
-    expect(deleted.json).toEqual({ status: "deleted", session_id: id, deleted_tasks: 2, timestamp: expect.stringMatching(RFC3339_UTC) });
+    expect(deleted.json).toEqual({ status: "deleted", session_id: id, deleted_tasks: 2, hidden_tasks: 0, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("GET", `/api/v1/translation/sessions/${id}`)).status).toBe(404);
     expect((await call("DELETE", `/api/v1/translation/sessions/${id}`)).status).toBe(404);
   });

@@ -350,10 +350,10 @@ describeEachDialect("REST paths", (target, dialect) => {
     expect((await call("GET", "/api/v1/translation/sessions/rest-b")).status).toBe(200);
 
     const soft = await call("DELETE", "/api/v1/translation/sessions/rest-c?soft=true");
-    expect(soft.json).toEqual({ status: "deleted", session_id: "rest-c", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
+    expect(soft.json).toEqual({ status: "soft_deleted", session_id: "rest-c", deleted_tasks: 0, hidden_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("GET", "/api/v1/translation/sessions/rest-c")).status).toBe(404);
     const hard = await call("DELETE", "/api/v1/translation/sessions/rest-b");
-    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
+    expect(hard.json).toEqual({ status: "deleted", session_id: "rest-b", deleted_tasks: 1, hidden_tasks: 0, timestamp: expect.stringMatching(RFC3339_UTC) });
     expect((await call("DELETE", "/api/v1/translation/sessions/rest-b")).status).toBe(404);
   });
 
@@ -719,7 +719,7 @@ describeEachDialect("REST routes that take no body", (target) => {
     expect((await call("GET", "/api/v1/translation/sessions/nobody-soft/tasks")).json.total).toBe(1);
     // The query is where it goes: a soft delete hides the session and keeps its rows for cleanup.
     const soft = await call("DELETE", "/api/v1/translation/sessions/nobody-soft?soft=true");
-    expect(soft.json).toEqual({ status: "deleted", session_id: "nobody-soft", deleted_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
+    expect(soft.json).toEqual({ status: "soft_deleted", session_id: "nobody-soft", deleted_tasks: 0, hidden_tasks: 1, timestamp: expect.stringMatching(RFC3339_UTC) });
   });
 
   it.each([

@@ -338,7 +338,7 @@ describeEachDialect("translation-management", (target) => {
   it("hides a session on a soft delete, and its late records do not bring it back", async () => {
     const id = newId("soft");
     await seed(id, 12);
-    expect(await client().deleteSession({ sessionId: id, soft: true })).toMatchObject({ deletedTasks: 12 });
+    expect(await client().deleteSession({ sessionId: id, soft: true })).toMatchObject({ status: "soft_deleted", deletedTasks: 0, hiddenTasks: 12 });
     expect((await errorOf(client().getSession({ sessionId: id }))).code).toBe(Code.NotFound);
     expect((await client().listSessions({ pageSize: 100 })).items.some((s) => s.sessionId === id)).toBe(false);
     expect((await client().listIncompleteSessions({})).sessions.some((s) => s.sessionId === id)).toBe(false);
