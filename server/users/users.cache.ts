@@ -104,7 +104,7 @@ export function createCache(options: CacheOptions): Cache {
 
       const loadThrough = async (key: string, load: () => Promise<T | undefined>): Promise<T | undefined> => {
         const generation = local.generation(key);
-        let mayFill = true;
+        let fillKv = true;
         try {
           const raw = await kv.get(key);
           kvBack();
@@ -116,21 +116,24 @@ export function createCache(options: CacheOptions): Cache {
               local.set(key, value, generation, Math.min(options.localTtlMs, "n" in stored ? options.negativeTtlMs : options.localTtlMs));
               return value;
             }
-            mayFill = false; // written a moment ago: read the database, leave the tiers empty
+            // Written a moment ago: a load elsewhere may have read the row before the write, so the kv
+            // entry stays empty until the marker expires. This instance's copy is safe: an invalidation
+            // arriving while it loads changes the key's generation, and then nothing is kept.
+            fillKv = false;
           }
         } catch (err) {
           kvFailed(err);
-          mayFill = false;
+          fillKv = false;
         }
         misses.inc({ cache: name });
         const value = await load();
-        if (!mayFill) return value;
-        const stored: Stored<T> = value === undefined ? { n: 1 } : { v: value };
-        try {
-          await kv.setIfAbsent(key, JSON.stringify(stored), { ttlMs: value === undefined ? options.negativeTtlMs : ns.ttlMs });
-        } catch (err) {
-          kvFailed(err);
-          return value;
+        if (fillKv) {
+          const stored: Stored<T> = value === undefined ? { n: 1 } : { v: value };
+          try {
+            await kv.setIfAbsent(key, JSON.stringify(stored), { ttlMs: value === undefined ? options.negativeTtlMs : ns.ttlMs });
+          } catch (err) {
+            kvFailed(err);
+          }
         }
         local.set(key, value, generation, Math.min(options.localTtlMs, value === undefined ? options.negativeTtlMs : options.localTtlMs));
         return value;

@@ -237,8 +237,6 @@ export function createUsersService(options: UsersServiceOptions): UsersService {
         if (repo.isUniqueViolation(err)) await refuseTaken(db, usernameKey, emailKey, "", true);
         throw err;
       }
-      // A "no such user" cached for this id (it cannot be, the id is new) would hide it: no-op but cheap insurance.
-      await users.invalidate(row.user_id);
       return userOf(row);
     },
 
