@@ -56,6 +56,9 @@ export interface Cache {
 
 /** How an entry is kept in the kv store: a value, an absence, or the marker a write leaves. */
 type Stored<T> = { readonly v: T } | { readonly n: 1 } | { readonly w: 1 };
+const HELD_OFF = JSON.stringify({ w: 1 });
+/** Most keys remembered for invalidation while the kv store is unreachable. */
+const PENDING_MAX = 100_000;
 
 export function createCache(options: CacheOptions): Cache {
   const { kv, events, logger } = options;
@@ -89,13 +92,28 @@ export function createCache(options: CacheOptions): Cache {
   let stopResponder: (() => Promise<void>) | undefined;
   let stopGap: (() => void) | undefined;
 
+  // Keys written while the kv store was unreachable: their kv entries may be stale once it is back,
+  // so they are invalidated then, before the store serves reads again (bounded; past the bound, the
+  // entries expire on their own).
+  const pending = new Set<string>();
   const kvFailed = (err: unknown) => {
     if (!kvDown) logger.warn({ err: (err as Error).message }, "kv store unreachable: cached reads go to the database until it is back");
     kvDown = true;
   };
-  const kvBack = () => {
-    if (kvDown) logger.info("kv store reachable again: reads are cached again");
+  /** After a kv call succeeded: true when the store was down until now (then the caller's read may be stale). */
+  const kvBack = async (): Promise<boolean> => {
+    if (!kvDown) return false;
+    const keys = [...pending];
+    try {
+      await Promise.all(keys.map((key) => kv.set(key, HELD_OFF, { ttlMs: options.holdOffMs })));
+    } catch (err) {
+      kvFailed(err);
+      return true;
+    }
+    for (const key of keys) pending.delete(key);
     kvDown = false;
+    logger.info({ invalidated: keys.length }, "kv store reachable again: reads are cached again");
+    return true;
   };
 
   return {
@@ -106,8 +124,9 @@ export function createCache(options: CacheOptions): Cache {
         const generation = local.generation(key);
         let fillKv = true;
         try {
-          const raw = await kv.get(key);
-          kvBack();
+          const fetched = await kv.get(key);
+          // Just back from an outage: what it holds for this key may predate a write made meanwhile.
+          const raw = (await kvBack()) ? HELD_OFF : fetched;
           if (raw !== undefined) {
             const stored = JSON.parse(raw) as Stored<T>;
             if ("v" in stored || "n" in stored) {
@@ -163,10 +182,10 @@ export function createCache(options: CacheOptions): Cache {
           invalidations.inc({ cache: name }, keys.length);
           for (const key of keys) drop(key);
           try {
-            await Promise.all(keys.map((key) => kv.set(key, JSON.stringify({ w: 1 } satisfies Stored<T>), { ttlMs: options.holdOffMs })));
+            await Promise.all(keys.map((key) => kv.set(key, HELD_OFF, { ttlMs: options.holdOffMs })));
           } catch (err) {
-            // The kv store cannot serve stale entries while it is down; the entries written before expire on their own.
             kvFailed(err);
+            for (const key of keys) if (pending.size < PENDING_MAX) pending.add(key);
           }
           if (options.localTtlMs === 0) return;
           try {

@@ -38,7 +38,7 @@ export function usersEnv(dialect: Dialect, sqlUrl: string, extra: Record<string,
         for await (const keys of redis.scanStream({ match: `${SERVICE_PREFIX}${keyPrefix}*`, count: 500 })) {
           for (const key of keys as string[]) {
             const type = await redis.type(key);
-            const value = type === "string" ? ((await redis.get(key)) ?? "") : type === "zset" ? (await redis.zrange(key, 0, -1)).join(",") : (await redis.smembers(key).catch(() => [])).join(",");
+            const value = type === "string" ? ((await redis.get(key)) ?? "") : type === "zset" ? (await redis.zrange(key, "0", "-1")).join(",") : (await redis.smembers(key).catch(() => [])).join(",");
             found.push({ key, value });
           }
         }
