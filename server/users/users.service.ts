@@ -342,10 +342,10 @@ export function createUsersService(options: UsersServiceOptions): UsersService {
         if (!(await repo.consumeQuota(db, userId, kind, amount, monthOf(now)))) {
           const quota = quotaOf(await fresh(userId), now);
           const counter = kind === "translations" ? quota.translations : quota.storageBytes;
-          const message = `${kind} quota exceeded: ${amount} asked, ${counter.remaining} of ${counter.limit} left`;
-          // The monthly quota comes back at the turn of the month; the storage quota only when something is given back.
-          if (counter.resetsAt !== undefined) throw resourceExhausted(message, counter.resetsAt - now);
-          throw new ConnectError(message, Code.ResourceExhausted);
+          const resets = counter.resetsAt === undefined ? "" : `; it starts again at ${new Date(counter.resetsAt).toISOString()}`;
+          // No retry delay: trying again soon cannot help (the monthly quota comes back at the turn of
+          // the month, the storage quota when something is given back), so clients should not wait for it.
+          throw new ConnectError(`${kind} quota exceeded: ${amount} asked, ${counter.remaining} of ${counter.limit} left${resets}`, Code.ResourceExhausted);
         }
       } else {
         await fresh(userId);
