@@ -19,9 +19,9 @@ const UPSERT_TASKS = `/${TranslationService.typeName}/BatchUpsertTasks`;
 
 /**
  * Calls `call(i)` at `rate` per second for `seconds` (after a warm-up of `warmupSeconds`). Returns
- * latency quantiles in ms, the rate achieved and the errors.
+ * latency quantiles in ms (`qs`, default p50, p99, p99.9), the rate achieved and the errors.
  */
-async function openLoop(call, { rate, seconds, warmupSeconds = 2 }) {
+async function openLoop(call, { rate, seconds, warmupSeconds = 2, qs }) {
   const samples = [];
   const errors = {};
   const total = Math.round(rate * (seconds + warmupSeconds));
@@ -53,7 +53,7 @@ async function openLoop(call, { rate, seconds, warmupSeconds = 2 }) {
   await Promise.all(pending);
   // Achieved: calls answered over the time from the first measured send to the last answer.
   const elapsed = (performance.now() - measuredStart) / 1000;
-  return { ...quantiles(samples), rate_target: rate, rate_achieved: Math.round(samples.length / elapsed), calls: samples.length, errors };
+  return { ...quantiles(samples, qs), rate_target: rate, rate_achieved: Math.round(samples.length / elapsed), calls: samples.length, errors };
 }
 
 /** Closed-loop capacity of `call`: calls per second from `concurrency` callers for `seconds`. */

@@ -5,6 +5,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Ht
 import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { SystemService } from "./gen/persistence/v1/system_pb.js";
 import { TranslationService } from "./gen/persistence/v1/translation_pb.js";
+import { UserService } from "./gen/persistence/v1/users_pb.js";
 import { PersistenceError } from "./errors.js";
 import { createRetryInterceptor, type RetryOptions } from "./retry.js";
 
@@ -33,6 +34,8 @@ export interface PersistenceClientOptions {
 export interface PersistenceClient {
   readonly translation: Client<typeof TranslationService>;
   readonly system: Client<typeof SystemService>;
+  /** Users, preferences, quotas and login sessions. */
+  readonly users: Client<typeof UserService>;
   readonly health: Client<typeof Health>;
   readonly transport: Transport;
   /** Closes the HTTP/2 connection (HTTP/1.1 connections close when idle). */
@@ -66,6 +69,7 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
   return {
     translation: withTypedErrors(createClient(TranslationService, transport)),
     system: withTypedErrors(createClient(SystemService, transport)),
+    users: withTypedErrors(createClient(UserService, transport)),
     health: withTypedErrors(createClient(Health, transport)),
     transport,
     close: () => sessionManager?.abort(),

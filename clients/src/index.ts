@@ -25,3 +25,4 @@ export { recoverIncompleteSessions, type RecoveryOptions, type RecoveryReport } 
 export * from "./gen/persistence/v1/common_pb.js";
 export * from "./gen/persistence/v1/translation_pb.js";
 export * from "./gen/persistence/v1/system_pb.js";
+export * from "./gen/persistence/v1/users_pb.js";

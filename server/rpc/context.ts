@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createContextKey } from "@connectrpc/connect";
 import type { Logger } from "../core/logger.js";
+import type { Principal } from "../security/api-keys.js";
 
 /** The id of the current call: the caller's `x-request-id` when it is well formed, a new UUID otherwise. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -31,7 +32,7 @@ export const restRouteKey = createContextKey<string | undefined>(undefined, { de
 export const httpStatusKey = createContextKey<((status: number) => void) | undefined>(undefined, { description: "REST reply status" });
 
 /** The API key a call was authenticated with (absent when no keys are configured, or for open endpoints). */
-export const principalKey = createContextKey<{ readonly name: string } | undefined>(undefined, { description: "caller" });
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "caller" });
 
 /** The caller's IP address, as the listener saw it. */
 export const clientAddressKey = createContextKey<string | undefined>(undefined, { description: "client address" });
