@@ -61,7 +61,8 @@ export const auditModule = defineModule({
     const record = async (entries: readonly AuditInput[], durability: Durability = ctx.defaultDurability) => {
       await service.write(entries, durability);
     };
-    const gaps = createGapChainer(db, WRITE_PATH, (entries) => record(entries), logger);
+    // Gap entries are committed at once: they stand for an entry the caller was told was taken.
+    const gaps = createGapChainer(db, WRITE_PATH, (entries) => record(entries, "committed"), logger);
     let deadLettersSeen = 0;
     batcher.onCommit(() => {
       void projection.catchUp();

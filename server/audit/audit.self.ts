@@ -21,6 +21,8 @@ export function createSelfAudit(write: (entries: AuditInput[]) => Promise<unknow
         ...(caller.ip ? { ip: caller.ip } : {}),
         ...(caller.userAgent ? { userAgent: caller.userAgent.slice(0, 512) } : {}),
         ...(caller.requestId ? { requestId: caller.requestId } : {}),
+        // The query searched for is in the message too, so the reads of a term can be found by that term.
+        message: typeof details.query === "string" && details.query !== "" ? `${action}: ${details.query}` : action,
         details,
       };
       write([entry]).catch((err: unknown) => logger.warn({ err: String((err as Error).message ?? err), action }, "audit of an audit read not recorded"));
