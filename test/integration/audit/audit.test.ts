@@ -6,6 +6,10 @@ import { AuditResult, AuditService } from "../../../gen/persistence/v1/audit_pb"
 import { Durability } from "../../../gen/persistence/v1/common_pb";
 import type { SqlBackend } from "../../../server/backends/sql/sql-store";
 import { entryHash } from "../../../server/audit/audit.chain";
+import type { AuditTables } from "../../../server/audit/audit.fields";
+import { AUDIT_INDEX, AUDIT_SCHEMA } from "../../../server/audit/audit.projection";
+import { enforceRetention } from "../../../server/audit/audit.retention";
+import { createSqlSearchIndex } from "../../../server/backends/search/sql";
 import { openServiceSql } from "../../../server/schema";
 import { errorOf } from "../../support/errors";
 import { restCall } from "../../support/rest-call";
@@ -307,5 +311,73 @@ describeEachDialect("audit", (target) => {
     await audit().writeLogs({ entries: [entry(marker)], durability: Durability.COMMITTED });
     const page = await audit().searchLogs({ action: "audit.logs.search", q: marker });
     expect(page.items.map((e) => e.details)).toEqual([expect.objectContaining({ query: marker })]);
+  });
+});
+
+describeEachDialect("audit-lifecycle", (target) => {
+  let store: SqlBackend;
+  const env = () => ({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_AUDIT_RETENTION_INTERVAL_MS: "0" });
+
+  beforeAll(async () => {
+    store = await openServiceSql(target().url);
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it("rebuilds a lost search index from the SQL record at the next start", async () => {
+    const actor = newTag();
+    let server = await startTestServer(env());
+    let ids: string[];
+    try {
+      ({ ids } = await server.client(AuditService).writeLogs({ entries: [entry(actor, { message: "重建索引" }), entry(actor)], durability: Durability.COMMITTED }));
+      expect(Number((await server.client(AuditService).searchLogs({ actorId: actor })).total)).toBe(2);
+    } finally {
+      await server.close();
+    }
+    // The index is gone and its checkpoint says nothing was ever projected.
+    const index = await createSqlSearchIndex(store).declareIndex(AUDIT_INDEX, AUDIT_SCHEMA);
+    await index.drop();
+    await sql`update audit_projection set seq = 0`.execute(store.db);
+
+    server = await startTestServer(env());
+    try {
+      const found = await server.client(AuditService).searchLogs({ actorId: actor, q: "索引" });
+      expect(found.items.map((i) => i.id)).toEqual([ids[0]]);
+      expect(Number((await server.client(AuditService).searchLogs({ actorId: actor })).total)).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("removes whole days past the retention, and the rest of the chain still verifies from its new anchor", async () => {
+    const server = await startTestServer(env());
+    try {
+      const audit = server.client(AuditService);
+      const actor = newTag();
+      const old = await audit.writeLogs({ entries: [entry(actor), entry(actor), entry(actor)], durability: Durability.COMMITTED });
+      const before = await audit.verifyAuditChain({});
+      expect(before.ok).toBe(true);
+      const db = store.db.withTables<AuditTables>();
+      const index = await createSqlSearchIndex(store).declareIndex(AUDIT_INDEX, AUDIT_SCHEMA);
+      // Three days from now, one day of retention: every entry stored so far is past it.
+      const result = await enforceRetention(db, index, 1, Date.now() + 3 * 86_400_000);
+      expect(result.removed).toBe(Number(before.headSeq) - Number(before.anchorSeq));
+      expect(result.droppedPartitions.every((p) => p.startsWith("audit_logs-"))).toBe(true);
+      const { rows } = await sql<{ n: number }>`select count(*) as n from audit_logs`.execute(store.db);
+      expect(Number(rows[0]!.n)).toBe(0);
+      expect(await audit.verifyAuditChain({})).toMatchObject({ ok: true, checked: 0n, anchorSeq: before.headSeq });
+
+      const fresh = await audit.writeLogs({ entries: [entry(actor)], durability: Durability.COMMITTED });
+      const after = await audit.verifyAuditChain({});
+      // The new entry, and the service's own entries about the verifications, follow the anchor.
+      expect(after).toMatchObject({ ok: true, anchorSeq: before.headSeq });
+      expect(after.checked).toBe(after.headSeq - before.headSeq);
+      expect(after.checked).toBeGreaterThanOrEqual(1n);
+      expect((await audit.searchLogs({ actorId: actor })).items.map((i) => i.id)).toEqual(fresh.ids);
+      expect(old.ids.length).toBe(3);
+    } finally {
+      await server.close();
+    }
   });
 });
