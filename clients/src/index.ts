@@ -21,3 +21,4 @@ export { recoverIncompleteSessions, type RecoveryOptions, type RecoveryReport } 
 export * from "./gen/persistence/v1/common_pb.js";
 export * from "./gen/persistence/v1/translation_pb.js";
 export * from "./gen/persistence/v1/system_pb.js";
+export * from "./gen/persistence/v1/audit_pb.js";
