@@ -1,7 +1,6 @@
-import { once } from "node:events";
 import { AuditResult } from "../../gen/persistence/v1/audit_pb.js";
 import { invalidArgument, type FieldViolation } from "../core/errors.js";
-import { headerOf } from "../http/node-types.js";
+import { headerOf, type NodeResponse } from "../http/node-types.js";
 import type { HttpRoute } from "../platform/module.js";
 import { requestIdOf } from "../rpc/context.js";
 import { CSV_HEADER, csvLine, ndjsonLine } from "./audit.mapping.js";
@@ -44,7 +43,7 @@ export function exportRoute(audit: AuditService, self: SelfAudit): HttpRoute {
         for await (const rows of audit.export(query, aborted.signal)) {
           let chunk = "";
           for (const row of rows) chunk += line(row);
-          if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
+          if (!res.write(chunk)) await drained(res);
           if (aborted.signal.aborted) return;
         }
       } catch (err) {
@@ -56,6 +55,19 @@ export function exportRoute(audit: AuditService, self: SelfAudit): HttpRoute {
       res.end();
     },
   };
+}
+
+/** Resolves when the response can take more, or is gone; leaves no listener behind. */
+function drained(res: NodeResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
 
 /** The filters as ExportLogsRequest names them, from a query string; bad values name their parameter. */
