@@ -182,6 +182,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     interceptors: [
       createRequestIdInterceptor(),
       createAccessLogInterceptor(logger),
+      ...modules.interceptors,
       rpcMetrics.interceptor,
       inFlight.interceptor,
       authenticator.interceptor,

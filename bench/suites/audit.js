@@ -99,7 +99,6 @@ async function load(audit, count) {
           break;
         } catch (err) {
           if (err.code !== 8) throw err; // RESOURCE_EXHAUSTED: the buffer is full, wait for the flush
-          if (process.env.BENCH_DEBUG) console.error(err.message);
           await sleep(100);
         }
       }
@@ -112,7 +111,6 @@ async function load(audit, count) {
   while (indexed < count) {
     await sleep(1000);
     indexed = Number((await audit.getAuditStats({ action: "" })).total);
-    if (process.env.BENCH_DEBUG) console.error("indexed", indexed);
   }
   return { entries: count, ack_seconds: round(acked, 1), ack_rate: Math.round(count / acked), indexed_seconds: round((performance.now() - t0) / 1000, 1) };
 }

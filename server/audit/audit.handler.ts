@@ -26,6 +26,7 @@ export function createAuditHandler(audit: AuditService, self: SelfAudit, default
       if (req.sort !== "" && req.sort !== "time" && req.sort !== "relevance") throw invalidArgument([{ field: "sort", description: 'must be "time" or "relevance"' }]);
       if (req.sort === "relevance" && !query.text) throw invalidArgument([{ field: "sort", description: "relevance needs q" }]);
       const result = await audit.search(query, {
+        log: logOf(req.log),
         sort: req.sort === "relevance" ? "relevance" : "time",
         pageSize: req.pageSize || 50,
         ...(req.pageToken ? { pageToken: req.pageToken } : {}),
@@ -43,7 +44,7 @@ export function createAuditHandler(audit: AuditService, self: SelfAudit, default
       const interval = req.interval || "1h";
       if (!INTERVAL.test(interval)) throw invalidArgument([{ field: "interval", description: 'must be <n>m, <n>h or <n>d, e.g. "15m", "1h", "1d"' }]);
       if (req.top < 0 || req.top > 1000) throw invalidArgument([{ field: "top", description: "must be 1 to 1000 (0: the default 10)" }]);
-      const stats = await audit.stats(query, interval, req.top || 10);
+      const stats = await audit.stats(query, interval, req.top || 10, logOf(req.log));
       self.read("audit.stats.read", callerOf(ctx), {});
       const counts = (list: readonly { value: string; count: number }[]) => list.map(({ value, count }) => ({ value, count: BigInt(count) }));
       return {
@@ -67,6 +68,13 @@ export function createAuditHandler(audit: AuditService, self: SelfAudit, default
       };
     },
   };
+}
+
+/** Which log a read is of: "audit" (default) or "access". */
+function logOf(log: string): "audit" | "access" {
+  if (log === "" || log === "audit") return "audit";
+  if (log === "access") return "access";
+  throw invalidArgument([{ field: "log", description: 'must be "audit" or "access"' }]);
 }
 
 /** Who is calling, as the platform saw it. */

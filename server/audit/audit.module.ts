@@ -8,7 +8,8 @@ import { AUDIT_PATCH_TABLE, type AuditTables } from "./audit.fields.js";
 import { createGapChainer } from "./audit.gaps.js";
 import { createAuditHandler } from "./audit.handler.js";
 import { createAuditProjection } from "./audit.projection.js";
-import { enforceRetention, scheduleRetention } from "./audit.retention.js";
+import { createAccessLog, type AccessSampling } from "./audit.access.js";
+import { enforceRetention, retentionCutoff, scheduleRetention } from "./audit.retention.js";
 import { createSelfAudit } from "./audit.self.js";
 import { createAuditService, type AuditInput, type AuditService } from "./audit.service.js";
 import { AUDIT_MIGRATIONS } from "./migrations/index.js";
@@ -20,6 +21,14 @@ export interface AuditSettings {
   readonly retentionDays: number;
   /** Time between retention runs, in ms; 0 turns them off (`PERSISTENCE_AUDIT_RETENTION_INTERVAL_MS`, default hourly). */
   readonly retentionIntervalMs: number;
+  /** Fractions of API calls the access log keeps: with side effects (`PERSISTENCE_AUDIT_ACCESS_SAMPLE_WRITES`, default 1) and read-only (`PERSISTENCE_AUDIT_ACCESS_SAMPLE_READS`, default 0.1). */
+  readonly accessSampling: AccessSampling;
+}
+
+/** A fraction from 0 to 1. */
+function fraction(raw: string): number | undefined {
+  if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(raw)) return undefined;
+  return Number(raw);
 }
 
 /** What the audit module offers the modules after it: they record their significant actions here, never in its tables. */
@@ -42,11 +51,17 @@ export const auditModule = defineModule({
       maxBatchEntries: r.get("audit_max_batch_entries", 1000, integer(1, 100_000), "an integer from 1 to 100000"),
       retentionDays: r.get("audit_retention_days", 180, integer(1, 36_500), "days from 1 to 36500"),
       retentionIntervalMs: r.get("audit_retention_interval_ms", 3_600_000, integer(0, 366 * 86_400_000), "milliseconds from 0 (off) to a year"),
+      accessSampling: {
+        writes: r.get("audit_access_sample_writes", 1, fraction, "a fraction from 0 to 1"),
+        reads: r.get("audit_access_sample_reads", 0.1, fraction, "a fraction from 0 to 1"),
+      },
     }),
     show: (s: AuditSettings) => ({
       audit_max_batch_entries: s.maxBatchEntries,
       audit_retention_days: s.retentionDays,
       audit_retention_interval_ms: s.retentionIntervalMs,
+      audit_access_sample_writes: s.accessSampling.writes,
+      audit_access_sample_reads: s.accessSampling.reads,
     }),
   },
   async start(ctx) {
@@ -57,7 +72,8 @@ export const auditModule = defineModule({
     // Entries an earlier run left in the log are replayed here; the chain skips those already committed.
     const writePath = await ctx.openWritePath({ name: WRITE_PATH, tables: [AUDIT_PATCH_TABLE], mode: "append", prepare: chainEntries });
     const { batcher } = writePath;
-    const service = createAuditService({ db, batcher, projection, maxBatchEntries: settings.maxBatchEntries });
+    const access = await createAccessLog({ search, sampling: settings.accessSampling, recordAudit: (entries) => record(entries), logger, registry: ctx.registry });
+    const service = createAuditService({ db, batcher, projection, access, maxBatchEntries: settings.maxBatchEntries });
     const record = async (entries: readonly AuditInput[], durability: Durability = ctx.defaultDurability) => {
       await service.write(entries, durability);
     };
@@ -77,15 +93,21 @@ export const auditModule = defineModule({
     const self = createSelfAudit((entries) => record(entries), logger);
     const retention =
       settings.retentionIntervalMs > 0
-        ? scheduleRetention(sql, settings.retentionIntervalMs, ctx.platform.instanceId, logger, () => enforceRetention(db, projection.index, settings.retentionDays))
+        ? scheduleRetention(sql, settings.retentionIntervalMs, ctx.platform.instanceId, logger, async () => {
+            const result = await enforceRetention(db, projection.index, settings.retentionDays);
+            const accessDropped = await access.index.dropPartitionsBefore(retentionCutoff(Date.now(), settings.retentionDays));
+            return { ...result, droppedPartitions: [...result.droppedPartitions, ...accessDropped] };
+          })
         : undefined;
     return {
       services: [implement(AuditServiceDesc, createAuditHandler(service, self, ctx.defaultDurability))],
       http: [exportRoute(service, self)],
+      interceptors: [access.interceptor],
       exports: { record, service } satisfies AuditExports,
       stop: async () => {
         projection.stop();
         await retention?.stop();
+        await access.stop();
       },
     };
   },

@@ -7,7 +7,9 @@ import type { Durability, WriteBatcher } from "../core/write-batcher.js";
 import { toPatches } from "../records/to-patches.js";
 import { verifyChain, type ChainReport } from "./audit.chain.js";
 import { ENTRY, FIELD_PATHS, type AuditRow, type AuditTables } from "./audit.fields.js";
-import type { AuditProjection } from "./audit.projection.js";
+import type { DeclaredIndex, SearchFilter } from "../backends/search/search-index.js";
+import { accessRow, type AccessLog, type AccessSchema } from "./audit.access.js";
+import type { AuditProjection, AuditSchema } from "./audit.projection.js";
 import { searchFilters, whereFilters, type AuditQuery } from "./audit.query.js";
 
 /** An entry as a caller gives it (the contract's AuditEntry, or another module's own record). */
@@ -27,6 +29,8 @@ export interface AuditInput {
 }
 
 export interface SearchOptions {
+  /** "audit" (default): the chained record; "access": the sampled access log. */
+  readonly log?: "audit" | "access";
   readonly sort?: "time" | "relevance";
   readonly pageSize?: number;
   readonly pageToken?: string;
@@ -53,7 +57,7 @@ export interface AuditService {
   search(query: AuditQuery, options: SearchOptions): Promise<SearchResult>;
   /** Every matching entry, in batches, without holding more than one batch: chain order, or newest first with text. */
   export(query: AuditQuery, signal?: AbortSignal): AsyncGenerator<readonly AuditRow[]>;
-  stats(query: AuditQuery, interval: string, top: number): Promise<StatsResult>;
+  stats(query: AuditQuery, interval: string, top: number, log?: "audit" | "access"): Promise<StatsResult>;
   verify(): Promise<ChainReport>;
 }
 
@@ -61,6 +65,7 @@ export interface AuditServiceDeps {
   readonly db: Kysely<AuditTables>;
   readonly batcher: WriteBatcher;
   readonly projection: AuditProjection;
+  readonly access: Pick<AccessLog, "index" | "flush">;
   readonly maxBatchEntries: number;
 }
 
@@ -123,6 +128,22 @@ export function createAuditService(deps: AuditServiceDeps): AuditService {
     },
 
     async search(query, options) {
+      if (options.log === "access") {
+        await deps.access.flush();
+        const page = await deps.access.index.search({
+          ...(query.text ? { text: query.text } : {}),
+          filters: searchFilters(query) as SearchFilter<AccessSchema>[],
+          sort: options.sort ?? "time",
+          pageSize: options.pageSize ?? 50,
+          ...(options.pageToken ? { pageToken: options.pageToken } : {}),
+        });
+        return {
+          total: page.total.value,
+          totalRelation: page.total.relation,
+          items: page.hits.map((h) => accessRow(h.document)),
+          ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}),
+        };
+      }
       await fresh();
       const page = await projection.index.search({
         ...(query.text ? { text: query.text } : {}),
@@ -168,9 +189,11 @@ export function createAuditService(deps: AuditServiceDeps): AuditService {
       }
     },
 
-    async stats(query, interval, top) {
-      await fresh();
-      const result = await projection.index.aggregate({
+    async stats(query, interval, top, log = "audit") {
+      if (log === "audit") await fresh();
+      else await deps.access.flush();
+      const index = (log === "access" ? deps.access.index : projection.index) as DeclaredIndex<AuditSchema>;
+      const result = await index.aggregate({
         ...(query.text ? { text: query.text } : {}),
         filters: searchFilters(query),
         terms: [

@@ -13,6 +13,7 @@ import { createSqlSearchIndex } from "../../../server/backends/search/sql";
 import { openServiceSql } from "../../../server/schema";
 import { errorOf } from "../../support/errors";
 import { restCall } from "../../support/rest-call";
+import { secret } from "../../support/secrets";
 import { describeEachDialect } from "../../support/sql-targets";
 import { startTestServer, type TestServer } from "../../support/test-server";
 
@@ -379,5 +380,55 @@ describeEachDialect("audit-lifecycle", (target) => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describeEachDialect("audit-access", (target) => {
+  const KEYS = { auditor: secret("auditor-key-0123456789abcdef"), reader: secret("reader-key-0123456789abcdefg") };
+  let server: TestServer;
+  const as = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      PERSISTENCE_SQL_URL: target().url,
+      PERSISTENCE_AUDIT_RETENTION_INTERVAL_MS: "0",
+      // Every read sampled too, so the test can find its own.
+      PERSISTENCE_AUDIT_ACCESS_SAMPLE_READS: "1",
+      PERSISTENCE_API_KEYS: JSON.stringify([
+        { name: "auditor", key: KEYS.auditor, scopes: ["audit:admin"] },
+        { name: "reader", key: KEYS.reader, scopes: ["translation:read"] },
+      ]),
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("logs API calls in the access log, with caller, code and duration", async () => {
+    const audit = server.client(AuditService);
+    const requestId = `req-${newTag()}`;
+    await audit.writeLogs({ entries: [entry(newTag())] }, { headers: { ...as(KEYS.auditor).headers, "x-request-id": requestId } });
+    const found = await audit.searchLogs({ log: "access", resourceId: "/persistence.v1.AuditService/WriteLogs", actorId: "auditor" }, as(KEYS.auditor));
+    const call = found.items.find((e) => e.requestId === requestId);
+    expect(call).toMatchObject({ action: "api.call", result: AuditResult.SUCCESS, actor: { type: "api_key", id: "auditor" }, resource: { type: "rpc" } });
+    expect(call!.details).toMatchObject({ code: "ok", protocol: "connect" });
+    const stats = await audit.getAuditStats({ log: "access", actorId: "auditor" }, as(KEYS.auditor));
+    expect(Number(stats.total)).toBeGreaterThanOrEqual(1);
+    const bad = await errorOf(audit.searchLogs({ log: "elsewhere" }, as(KEYS.auditor)));
+    expect(bad.code).toBe(Code.InvalidArgument);
+  });
+
+  it("records calls refused for their credentials in the audit log", async () => {
+    const audit = server.client(AuditService);
+    const requestId = `req-${newTag()}`;
+    const refused = await errorOf(audit.searchLogs({}, { headers: { ...as(KEYS.reader).headers, "x-request-id": requestId } }));
+    expect(refused.code).toBe(Code.PermissionDenied);
+    // The refusal's entry is taken before the reply; a COMMITTED write behind it commits it.
+    await audit.writeLogs({ entries: [entry(newTag())], durability: Durability.COMMITTED }, as(KEYS.auditor));
+    const denied = await audit.searchLogs({ action: "access.denied", pageSize: 1000 }, as(KEYS.auditor));
+    const refusal = denied.items.find((e) => e.requestId === requestId);
+    expect(refusal).toMatchObject({ result: AuditResult.FAILURE, resource: { type: "rpc", id: "/persistence.v1.AuditService/SearchLogs" } });
+    expect(refusal!.message).toContain('API key "reader" lacks the scope audit:read');
+    expect((await audit.verifyAuditChain({}, as(KEYS.auditor))).ok).toBe(true);
   });
 });
