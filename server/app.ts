@@ -185,6 +185,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
       createRequestIdInterceptor(),
       createTraceContextInterceptor(),
       createAccessLogInterceptor(logger),
+      ...modules.interceptors,
       rpcMetrics.interceptor,
       inFlight.interceptor,
       authenticator.interceptor,

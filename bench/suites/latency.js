@@ -112,4 +112,4 @@ async function writeAckVsEcho({ sqlUrl, rate: designRate, seconds, recordsPerCal
   }
 }
 
-module.exports = { openLoop, writeAckVsEcho };
+module.exports = { capacity, openLoop, writeAckVsEcho };

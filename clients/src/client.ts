@@ -3,6 +3,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Health } from "./gen/grpc/health/v1/health_pb.js";
+import { AuditService } from "./gen/persistence/v1/audit_pb.js";
 import { SystemService } from "./gen/persistence/v1/system_pb.js";
 import { TranslationService } from "./gen/persistence/v1/translation_pb.js";
 import { UserService } from "./gen/persistence/v1/users_pb.js";
@@ -36,6 +37,8 @@ export interface PersistenceClient {
   readonly system: Client<typeof SystemService>;
   /** Users, preferences, quotas and login sessions. */
   readonly users: Client<typeof UserService>;
+  /** Audit logs: WriteLogs, SearchLogs, ExportLogs (a stream), GetAuditStats, VerifyAuditChain. */
+  readonly audit: Client<typeof AuditService>;
   readonly health: Client<typeof Health>;
   readonly transport: Transport;
   /** Closes the HTTP/2 connection (HTTP/1.1 connections close when idle). */
@@ -70,6 +73,7 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
     translation: withTypedErrors(createClient(TranslationService, transport)),
     system: withTypedErrors(createClient(SystemService, transport)),
     users: withTypedErrors(createClient(UserService, transport)),
+    audit: withTypedErrors(createClient(AuditService, transport)),
     health: withTypedErrors(createClient(Health, transport)),
     transport,
     close: () => sessionManager?.abort(),

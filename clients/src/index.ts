@@ -26,3 +26,4 @@ export * from "./gen/persistence/v1/common_pb.js";
 export * from "./gen/persistence/v1/translation_pb.js";
 export * from "./gen/persistence/v1/system_pb.js";
 export * from "./gen/persistence/v1/users_pb.js";
+export * from "./gen/persistence/v1/audit_pb.js";

@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
 import type { Migration } from "kysely";
 import type { Registry } from "prom-client";
 import type { Backend } from "../backends/backend.js";
@@ -129,6 +129,11 @@ export interface StartedModule<E> {
   readonly services: readonly ServiceBinding[];
   /** Plain HTTP routes (see HttpRoute). */
   readonly http?: readonly HttpRoute[];
+  /**
+   * Interceptors run around every RPC of every module (the audit module's access log), outside the
+   * credentials check, so they see refused calls too; in module order. Default: none.
+   */
+  readonly interceptors?: readonly Interceptor[];
   /** What other modules may call (see ModuleContext.use). */
   readonly exports: E;
   /** Stops background work and waits for a run in progress; `deadline` is ms since the epoch. */

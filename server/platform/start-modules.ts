@@ -1,3 +1,4 @@
+import type { Interceptor } from "@connectrpc/connect";
 import type { Migration } from "kysely";
 import type { Registry } from "prom-client";
 import type { Config } from "../config.js";
@@ -46,6 +47,8 @@ export interface StartedModules {
   readonly services: readonly ServiceBinding[];
   /** Every module's plain HTTP routes. */
   readonly http: readonly HttpRoute[];
+  /** Every module's interceptors, in module order. */
+  readonly interceptors: readonly Interceptor[];
   /** Every write path the modules opened, in the order they were opened. */
   readonly writePaths: readonly WritePath[];
   /** Stops the modules in reverse order, then closes their write paths (what cannot be flushed by `deadline` stays in the logs). */
@@ -60,6 +63,7 @@ export async function startModules(options: StartModulesOptions): Promise<Starte
   const { config } = options;
   const services: ServiceBinding[] = [];
   const http: HttpRoute[] = [];
+  const interceptors: Interceptor[] = [];
   const writePaths: WritePath[] = [];
   const stops: { name: string; stop: (deadline: number) => Promise<void> }[] = [];
   const exported = new Map<AnyModule, unknown>();
@@ -111,6 +115,7 @@ export async function startModules(options: StartModulesOptions): Promise<Starte
     }
     services.push(...started.services);
     http.push(...(started.http ?? []));
+    interceptors.push(...(started.interceptors ?? []));
     exported.set(module, started.exports);
     if (started.stop) {
       const stop = started.stop.bind(started);
@@ -122,6 +127,7 @@ export async function startModules(options: StartModulesOptions): Promise<Starte
   return {
     services,
     http,
+    interceptors,
     writePaths,
     async stop(deadline) {
       for (const { name, stop } of [...stops].reverse()) {
