@@ -294,7 +294,7 @@ export function createFilesService(deps: FilesServiceDeps) {
       if (row.upload_id) {
         if (parts.length === 0) throw invalidArgument([{ field: "parts", description: "is required for a multipart upload: every part's number and ETag" }]);
         try {
-          await store.completeMultipartUpload(row.object_key, row.upload_id, parts);
+          await store.completeMultipartUpload(row.object_key, row.upload_id, [...parts].sort((a, b) => a.partNumber - b.partNumber));
         } catch (err) {
           if (err instanceof ConnectError && err.code === Code.NotFound) {
             throw failedPrecondition("the multipart upload is gone", { type: "UPLOAD", subject: "file_id", description: "it was aborted or expired; start a new upload" });
