@@ -31,7 +31,7 @@ function withBucket(url, bucket) {
   return u.toString();
 }
 
-function minioOf(url) {
+function minioOf(url, partSize) {
   const u = new URL(url);
   return {
     client: new Minio.Client({
@@ -42,6 +42,7 @@ function minioOf(url) {
       secretKey: decodeURIComponent(u.password),
       region: u.searchParams.get("region") ?? "us-east-1",
       pathStyle: true,
+      ...(partSize ? { partSize } : {}),
     }),
     bucket: u.pathname.slice(1),
   };
@@ -97,6 +98,8 @@ async function filesBench({ calls = 300, throughputBytes = 256 * MiB, largeBytes
   const url = withBucket(base, bucket);
   const service = await startService({ PERSISTENCE_S3_URL: url, PERSISTENCE_FILES_CLEANUP_INTERVAL_MS: "0" });
   const { client: minio } = minioOf(url);
+  // the same parts the service's S3 store cuts streams into (8 MiB, bounded memory)
+  const { client: minio8 } = minioOf(url, 8 * MiB);
   const seed = randomBytes(MiB);
   try {
     const storage = createClient(StorageService, createConnectTransport({ baseUrl: service.url, httpVersion: "1.1" }));
@@ -116,11 +119,15 @@ async function filesBench({ calls = 300, throughputBytes = 256 * MiB, largeBytes
     const rawGet = await timed(calls, () => minio.presignedGetObject(bucket, "warm", 900, { "response-content-disposition": 'attachment; filename="warm.bin"' }));
 
     const direct = [];
+    const direct8 = [];
     const through = [];
     for (let round = 0; round < 2; round++) {
-      const t = performance.now();
+      let t = performance.now();
       await minio.putObject(bucket, `direct${round}`, generated(throughputBytes, seed), throughputBytes);
       direct.push(throughputBytes / MiB / ((performance.now() - t) / 1000));
+      t = performance.now();
+      await minio8.putObject(bucket, `direct8-${round}`, generated(throughputBytes, seed), throughputBytes);
+      direct8.push(throughputBytes / MiB / ((performance.now() - t) / 1000));
       through.push(throughputBytes / MiB / (await uploadThroughService(service.url, throughputBytes, seed)).seconds);
     }
 
@@ -138,7 +145,12 @@ async function filesBench({ calls = 300, throughputBytes = 256 * MiB, largeBytes
       raw_presigned_put_ms: rawPut,
       get_download_url_ms: getDownloadUrl,
       raw_presigned_get_ms: rawGet,
-      upload_mb_s: { through_service: Math.max(...through), direct_put_object: Math.max(...direct), runs: { through, direct } },
+      upload_mb_s: {
+        through_service: Math.max(...through),
+        direct_put_object: Math.max(...direct),
+        direct_put_object_8mib_parts: Math.max(...direct8),
+        runs: { through, direct, direct8 },
+      },
       throughput_bytes: throughputBytes,
       large_upload: { bytes: largeBytes, rss_before: before, rss_peak: peak, growth: peak - before },
     };

@@ -272,9 +272,17 @@ export function createFilesService(deps: FilesServiceDeps) {
         const url = await store.presignPut(row.object_key, { expiresInSeconds: seconds });
         return { file: row, url, expiresAt: url.expiresAt, parts: [], headers: { "Content-Type": row.content_type } };
       }
-      const uploadId = await store.createMultipartUpload(row.object_key, { contentType: row.content_type });
+      // the row first: cleanup leaves alone an upload whose key a pending file holds
+      await repo.insertFile(db, row);
+      let uploadId: string;
+      try {
+        uploadId = await store.createMultipartUpload(row.object_key, { contentType: row.content_type });
+        await repo.updateFile(db, row.file_id, { upload_id: uploadId });
+      } catch (err) {
+        await repo.deleteFiles(db, [row.file_id]).catch(() => {});
+        throw err;
+      }
       const withUpload = { ...row, upload_id: uploadId };
-      await repo.insertFile(db, withUpload);
       const count = Math.ceil(size / partSize);
       const parts = [];
       let expiresAt = new Date(Date.now() + seconds * 1000);
@@ -531,9 +539,9 @@ async function cleanupFiles(deps: FilesServiceDeps, removeFiles: (rows: readonly
   const owned = await repo.ownedUploads(db, uploads.map((u) => u.uploadId));
   for (const upload of uploads) {
     if (owned.has(upload.uploadId)) continue;
-    // a streamed put in progress has no row naming its upload: give it the abandoned delay
-    const streamed = upload.initiated.getTime() * 1000 >= abandonedBefore;
-    if (streamed && (await pendingRowFor(db, upload.key))) continue;
+    // a streamed put in progress (or a presigned upload being registered) has no row naming its upload, only its key
+    const recent = upload.initiated.getTime() * 1000 >= abandonedBefore;
+    if (recent && (await pendingRowFor(db, upload.key))) continue;
     result.abortedMultipartUploads++;
     if (!request.dryRun) await store.abortMultipartUpload(upload.key, upload.uploadId);
   }
