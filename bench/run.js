@@ -13,6 +13,7 @@ const { uniqueRecords, translationRecords } = require("./lib/workloads");
 const { throughService, rawMysql, rawSqlite, tempSqlite } = require("./suites/ingest");
 const { writeAckVsEcho } = require("./suites/latency");
 const { readLatency } = require("./suites/reads");
+const { filesBench } = require("./suites/files");
 
 const QUICK = process.argv.includes("--quick");
 const P = QUICK
@@ -135,6 +136,20 @@ async function ingestWorkload(label, records, callers, batchSize) {
   } finally {
     sqlite.cleanup();
   }
+
+  console.log("\nfiles: presign latency, upload throughput and memory against the S3-compatible server (Swift + s3api)");
+  const files = await filesBench(QUICK ? { calls: 100, throughputBytes: 64 * 2 ** 20 } : {});
+  details.files = files;
+  figure("files_create_upload_url_p95", "CreateUploadUrl p95 (through the service, S3)", files.create_upload_url_ms.p95, "ms",
+    { name: "raw minio presignedPutObject p95", value: files.raw_presigned_put_ms.p95 }, { on: "value", op: "<=", value: 100, text: "< 100 ms" });
+  figure("files_get_download_url_p95", "GetDownloadUrl p95 (through the service, S3)", files.get_download_url_ms.p95, "ms",
+    { name: "raw minio presignedGetObject p95", value: files.raw_presigned_get_ms.p95 }, { on: "value", op: "<=", value: 50, text: "< 50 ms" });
+  figure("files_upload_throughput", "upload MB/s through the service (multipart/form-data)", files.upload_mb_s.through_service, "MiB/s",
+    { name: "direct minio putObject of the same stream", value: files.upload_mb_s.direct_put_object }, { on: "ratio", op: ">=", value: 0.8, text: "≥ 0.8 × direct" });
+  figure("files_upload_throughput_8mib", "upload MB/s through the service (multipart/form-data)", files.upload_mb_s.through_service, "MiB/s",
+    { name: "direct minio putObject, 8 MiB parts as the service's store", value: files.upload_mb_s.direct_put_object_8mib_parts });
+  figure("files_500mb_rss_growth", "500 MB upload: service peak RSS growth", files.large_upload.growth / 2 ** 20, "MiB",
+    undefined, { on: "value", op: "<=", value: 64, text: "< 64 MB" });
 
   const result = {
     run: QUICK ? "quick" : "full",

@@ -100,7 +100,9 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     },
   );
   opened.add(() => sql.close());
-  const roles = createRoleSet({ config, sql, instanceId, logger, closers: opened });
+  // Known once the listener listens (port 0 included); what the local store's presigned URLs point at without PERSISTENCE_PUBLIC_URL.
+  let listenerUrl: string | undefined;
+  const roles = createRoleSet({ config, sql, instanceId, logger, closers: opened, listenerUrl: () => listenerUrl });
   for (const module of MODULES) await roles.forModule(module.name, module.needs);
   // Shared rate limits need Redis; without it they are per instance, and the instance still serves.
   const redis = config.redisUrl === undefined ? undefined : await openRedis(config.redisUrl, logger);
@@ -213,6 +215,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     registry,
   });
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
+  listenerUrl = url;
   logger.info({ url, sql: sql.kind, version }, "listening");
 
   const started = modules;

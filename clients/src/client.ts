@@ -81,7 +81,7 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
 }
 
 /** The same client, with every error it raises (a unary call's or a stream's) turned into a PersistenceError. */
-function withTypedErrors<S extends DescService>(client: Client<S>): Client<S> {
+export function withTypedErrors<S extends DescService>(client: Client<S>): Client<S> {
   const wrapped: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(client as Record<string, (...args: unknown[]) => unknown>)) {
     wrapped[name] = (...args: unknown[]) => {

@@ -27,3 +27,14 @@ export * from "./gen/persistence/v1/translation_pb.js";
 export * from "./gen/persistence/v1/system_pb.js";
 export * from "./gen/persistence/v1/users_pb.js";
 export * from "./gen/persistence/v1/audit_pb.js";
+export {
+  createStorageClient,
+  downloadFile,
+  uploadFile,
+  UploadFileError,
+  type DownloadFileOptions,
+  type StorageClient,
+  type UploadFileOptions,
+  type UploadState,
+} from "./files.js";
+export * from "./gen/persistence/v1/storage_pb.js";

@@ -34,6 +34,8 @@ export interface RoleSetOptions {
   readonly logger: Logger;
   /** Each backend opened is registered here, to be closed on a failed start-up and at the stop. */
   readonly closers: Closers;
+  /** The listener's URL once it listens: the local store's presigned URLs use it when PERSISTENCE_PUBLIC_URL is not set. */
+  readonly listenerUrl?: () => string | undefined;
 }
 
 /** The backend a module's role goes to: the configured route, else the real backend when its URL is set, else the embedded one. */
@@ -69,7 +71,7 @@ export function createRoleSet(options: RoleSetOptions): RoleSet {
         return openObjectStore({
           dir: path.join(config.dataDir, "objects"),
           secret: config.objectsSecret ?? localSecret(config.dataDir),
-          ...(config.publicUrl ? { publicBaseUrl: config.publicUrl } : {}),
+          ...(config.publicUrl ? { publicBaseUrl: config.publicUrl } : options.listenerUrl ? { publicBaseUrl: options.listenerUrl } : {}),
         });
       case "objects:s3":
         return openObjectStore({ url: config.s3Url, dir: "", secret: "" });

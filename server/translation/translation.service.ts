@@ -72,6 +72,10 @@ export interface TranslationService {
   updateSessionStatus(sessionId: string, status: number, reason: string): Promise<void>;
   /** Deletes sessions past their retention (see translation.cleanup.ts). */
   cleanup(request: CleanupRequest): Promise<CleanupResult>;
+  /** Whether the session exists and is not deleted: in this instance's buffer or in the database. */
+  sessionExists(sessionId: string): Promise<boolean>;
+  /** Which of these sessions were deleted (a tombstone, and no live session written since). */
+  deletedSessions(sessionIds: readonly string[]): Promise<Set<string>>;
 }
 
 export function createTranslationService(deps: TranslationServiceDeps): TranslationService {
@@ -161,6 +165,18 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
       await batcher.accept([createPatch(SESSION.table, [sessionId], Date.now() * 1000, fields)], "committed");
     },
     cleanup: (request) => cleanupSessions(db, request),
+    async sessionExists(sessionId) {
+      if (knownSessions.has(sessionId) || batcher.pending(SESSION.table, [sessionId])) return true;
+      return (await repo.findSession(db, sessionId)) !== undefined;
+    },
+    async deletedSessions(sessionIds) {
+      if (sessionIds.length === 0) return new Set();
+      const ids = [...sessionIds];
+      const tombstones = await db.selectFrom("translation_tombstones").select("session_id").where("session_id", "in", ids).execute();
+      const live = await db.selectFrom("translation_sessions").select("session_id").where("session_id", "in", ids).where("deleted_at", "is", null).execute();
+      const alive = new Set(live.map((r) => r.session_id));
+      return new Set(tombstones.map((r) => r.session_id).filter((id) => !alive.has(id) && !batcher.pending(SESSION.table, [id])));
+    },
     upsertSessions: (records, durability, signal) => upsert(SESSION, records, durability, signal),
     upsertTasks: (records, durability, signal) => upsert(TASK, records, durability, signal),
     async flush(timeoutMs) {

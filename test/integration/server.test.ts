@@ -29,6 +29,7 @@ const SERVICES = [
   "grpc.reflection.v1.ServerReflection",
   "grpc.reflection.v1alpha.ServerReflection",
   "persistence.v1.AuditService",
+  "persistence.v1.StorageService",
   "persistence.v1.SystemService",
   "persistence.v1.TranslationService",
   "persistence.v1.UserService",
@@ -53,13 +54,13 @@ describeEachDialect("server", (target, dialect) => {
     expect(info.name).toBe("persistence");
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
     expect([...info.services].sort()).toEqual(SERVICES);
-    expect(info.backends).toEqual({ sql: dialect, kv: `sql-${dialect}`, events: "memory", search: dialect });
+    expect(info.backends).toEqual({ sql: dialect, kv: `sql-${dialect}`, events: "memory", search: dialect, objects: "local" });
   });
 
   it.each(PROTOCOLS)("reports health over %s", async (protocol) => {
     const health = await server.client(SystemService, protocol).getHealth({});
     expect(health.status).toBe("healthy");
-    expect(health.backends).toEqual({ sql: "up", kv: "up", events: "up", search: "up" });
+    expect(health.backends).toEqual({ sql: "up", kv: "up", events: "up", search: "up", objects: "up" });
     expect(health.uptimeSeconds).toBeGreaterThanOrEqual(0);
   });
 
@@ -145,7 +146,7 @@ describeEachDialect("server", (target, dialect) => {
     const failed = metrics.rpcs.find((r) => r.method === "GetSession");
     expect(Number(failed?.errors)).toBeGreaterThanOrEqual(1);
     expect(Number(failed?.codes.not_found)).toBeGreaterThanOrEqual(1);
-    expect(metrics.backends).toEqual({ sql: "up", kv: "up", events: "up", search: "up" });
+    expect(metrics.backends).toEqual({ sql: "up", kv: "up", events: "up", search: "up", objects: "up" });
     expect(Number(metrics.process?.rssBytes)).toBeGreaterThan(10_000_000);
   });
 
@@ -193,7 +194,7 @@ describeEachDialect("server", (target, dialect) => {
       expect((await health.check({ service: "persistence.v1.SystemService" })).status).toBe(Serving.SERVING);
       expect((await errorOf(health.check({ service: "no.such.Service" }))).code).toBe(Code.NotFound);
       const list = await health.list({});
-      expect(Object.keys(list.statuses).sort()).toEqual(["", "persistence.v1.AuditService", "persistence.v1.SystemService", "persistence.v1.TranslationService", "persistence.v1.UserService"]);
+      expect(Object.keys(list.statuses).sort()).toEqual(["", "persistence.v1.AuditService", "persistence.v1.StorageService", "persistence.v1.SystemService", "persistence.v1.TranslationService", "persistence.v1.UserService"]);
     });
 
     it("tells watchers SERVING, then NOT_SERVING when the server stops, then ends the stream", async () => {
@@ -418,7 +419,7 @@ describe("health while the database hangs", () => {
       expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
       proxy.thaw();
       const up = await healthUntil(server.url, (h) => h.status === 200);
-      expect(up.body.backends).toEqual({ sql: "up", kv: "up", events: "up", search: "up" });
+      expect(up.body.backends).toEqual({ sql: "up", kv: "up", events: "up", search: "up", objects: "up" });
     } finally {
       proxy.thaw();
       await server.close();

@@ -25,6 +25,8 @@ const ROLE_INTERFACES = [
   "backends/sql/sql-store.js",
   "backends/sql/column-types.js",
   "backends/objects/object-store.js",
+  // the role's HTTP side: Range headers and serving the local store's presigned URLs
+  "backends/objects/object-http.js",
   "backends/kv/kv-store.js",
   "backends/events/event-bus.js",
   "backends/search/search-index.js",

@@ -79,9 +79,10 @@ export interface LocalDirectoryOptions {
   readonly secret: string | Uint8Array;
   /**
    * Where presigned tokens are served, e.g. `https://files.example.com/objects`; a URL is this plus
-   * "/<token>". Without it, presigning fails with FAILED_PRECONDITION.
+   * "/<token>". Without it, presigning fails with FAILED_PRECONDITION. A function is asked at each
+   * presign (a service listening on port 0 knows its address only once it listens).
    */
-  readonly presignBaseUrl?: string;
+  readonly presignBaseUrl?: string | (() => string | undefined);
 }
 
 /** What a verified presigned token allows. */
@@ -149,7 +150,8 @@ export async function openLocalDirectoryStore(options: LocalDirectoryOptions): P
   const tmpDir = path.join(root, "tmp");
   for (const d of [objectsDir, uploadsDir, tmpDir]) await mkdir(d, { recursive: true });
   await sweepTmp(tmpDir);
-  const baseUrl = options.presignBaseUrl?.replace(/\/+$/, "");
+  const given = options.presignBaseUrl;
+  const baseUrlOf = (): string | undefined => (typeof given === "function" ? given() : given)?.replace(/\/+$/, "");
 
   const objectFile = (key: string): string => {
     const segments = key.split("/").map(encodeSegment);
@@ -229,6 +231,7 @@ export async function openLocalDirectoryStore(options: LocalDirectoryOptions): P
   };
 
   const sign = (payload: TokenPayload): PresignedUrl => {
+    const baseUrl = baseUrlOf();
     if (baseUrl === undefined) {
       throw failedPrecondition("the local object store cannot presign URLs without a public base URL", {
         type: "CONFIGURATION",

@@ -5,6 +5,8 @@ import type { LocalDirectoryStore } from "./local-directory.js";
 
 /** Serving objects over plain HTTP: Range headers, and the local store's presigned URLs. */
 
+export { isLocalDirectoryStore } from "./local-directory.js";
+
 /** The path under the service's public base URL where the local store's presigned tokens are served. */
 export const LOCAL_PRESIGNED_PATH = "/objects";
 

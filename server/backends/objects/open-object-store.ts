@@ -13,9 +13,10 @@ export interface OpenObjectStoreOptions {
   readonly secret: string | Uint8Array;
   /**
    * The service's public base URL (`https://files.example.com`): the local store's presigned URLs are
-   * `<publicBaseUrl>/objects/<token>`. Without it the local store cannot presign.
+   * `<publicBaseUrl>/objects/<token>`. Without it the local store cannot presign. A function is asked
+   * at each presign (the listener's own address, known once it listens).
    */
-  readonly publicBaseUrl?: string;
+  readonly publicBaseUrl?: string | (() => string | undefined);
 }
 
 /** The one place that chooses the `objects` implementation: S3 when a URL is given, the local directory otherwise. */
@@ -24,6 +25,11 @@ export async function openObjectStore(options: OpenObjectStoreOptions): Promise<
   return openLocalDirectoryStore({
     dir: options.dir,
     secret: options.secret,
-    ...(options.publicBaseUrl !== undefined ? { presignBaseUrl: options.publicBaseUrl.replace(/\/+$/, "") + LOCAL_PRESIGNED_PATH } : {}),
+    ...(options.publicBaseUrl !== undefined ? { presignBaseUrl: () => presignBase(options.publicBaseUrl) } : {}),
   });
+}
+
+function presignBase(publicBaseUrl: string | (() => string | undefined) | undefined): string | undefined {
+  const base = typeof publicBaseUrl === "function" ? publicBaseUrl() : publicBaseUrl;
+  return base === undefined ? undefined : base.replace(/\/+$/, "") + LOCAL_PRESIGNED_PATH;
 }
