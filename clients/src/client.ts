@@ -7,6 +7,7 @@ import { SystemService } from "./gen/persistence/v1/system_pb.js";
 import { TranslationService } from "./gen/persistence/v1/translation_pb.js";
 import { PersistenceError } from "./errors.js";
 import { createRetryInterceptor, type RetryOptions } from "./retry.js";
+import { routingKeyInterceptor } from "./routing-key.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
 
@@ -25,6 +26,8 @@ export interface PersistenceClientOptions {
   readonly retry?: RetryOptions | false;
   /** Headers added to every call. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Sends `x-routing-key: <session_id>` on session-scoped calls, for a balancer that routes on it (default true). */
+  readonly routingKey?: boolean;
   /** More interceptors, run inside the client's own (after request ids, retries and auth). */
   readonly interceptors?: readonly Interceptor[];
 }
@@ -47,6 +50,7 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
     requestIdInterceptor,
     ...(options.retry === false ? [] : [createRetryInterceptor(options.retry)]),
     headerInterceptor(options),
+    ...(options.routingKey === false ? [] : [routingKeyInterceptor]),
     ...(options.interceptors ?? []),
   ];
   // Node's HTTP/2 client buffers at most 10 MB per session by default and resets its own stream
