@@ -51,13 +51,14 @@ describeEachDialect("server", (target, dialect) => {
     expect(info.name).toBe("persistence");
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
     expect([...info.services].sort()).toEqual(SERVICES);
-    expect(info.backends).toEqual({ sql: dialect });
+    // The events role is opened too (translation and system need it): in-process without PERSISTENCE_EVENTS_URL.
+    expect(info.backends).toEqual({ sql: dialect, events: "memory" });
   });
 
   it.each(PROTOCOLS)("reports health over %s", async (protocol) => {
     const health = await server.client(SystemService, protocol).getHealth({});
     expect(health.status).toBe("healthy");
-    expect(health.backends).toEqual({ sql: "up" });
+    expect(health.backends).toEqual({ sql: "up", events: "up" });
     expect(health.uptimeSeconds).toBeGreaterThanOrEqual(0);
   });
 
@@ -143,7 +144,7 @@ describeEachDialect("server", (target, dialect) => {
     const failed = metrics.rpcs.find((r) => r.method === "GetSession");
     expect(Number(failed?.errors)).toBeGreaterThanOrEqual(1);
     expect(Number(failed?.codes.not_found)).toBeGreaterThanOrEqual(1);
-    expect(metrics.backends).toEqual({ sql: "up" });
+    expect(metrics.backends).toEqual({ sql: "up", events: "up" });
     expect(Number(metrics.process?.rssBytes)).toBeGreaterThan(10_000_000);
   });
 
@@ -416,7 +417,7 @@ describe("health while the database hangs", () => {
       expect(down.body).toMatchObject({ status: "unhealthy", backends: { sql: "down" } });
       proxy.thaw();
       const up = await healthUntil(server.url, (h) => h.status === 200);
-      expect(up.body.backends).toEqual({ sql: "up" });
+      expect(up.body.backends).toEqual({ sql: "up", events: "up" });
     } finally {
       proxy.thaw();
       await server.close();
