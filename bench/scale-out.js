@@ -136,20 +136,26 @@ async function ingest(n, records) {
   }
 }
 
-/** One call after another, `calls` times, on a connection to `url`: quantiles in ms. */
-async function sequential(url, path, frame, calls, headers) {
-  const grpc = connectGrpc(url);
+/** One call after another, `calls` times each, alternating between a direct connection and one through the balancer: quantiles in ms. */
+async function sideBySide(directUrl, balancerUrl, path, frame, calls) {
+  const direct = connectGrpc(directUrl);
+  const balanced = connectGrpc(balancerUrl);
+  const headers = { "x-routing-key": "latency" };
   try {
-    for (let i = 0; i < 100; i++) await grpc.call(path, frame, headers);
-    const samples = [];
+    for (let i = 0; i < 100; i++) await Promise.all([direct.call(path, frame), balanced.call(path, frame, headers)]);
+    const samples = { direct: [], balancer: [] };
     for (let i = 0; i < calls; i++) {
-      const t = performance.now();
-      await grpc.call(path, frame, headers);
-      samples.push(performance.now() - t);
+      let t = performance.now();
+      await direct.call(path, frame);
+      samples.direct.push(performance.now() - t);
+      t = performance.now();
+      await balanced.call(path, frame, headers);
+      samples.balancer.push(performance.now() - t);
     }
-    return quantiles(samples, [0.5, 0.9, 0.99]);
+    return { direct: quantiles(samples.direct, [0.5, 0.9, 0.99]), balancer: quantiles(samples.balancer, [0.5, 0.9, 0.99]) };
   } finally {
-    grpc.close();
+    direct.close();
+    balanced.close();
   }
 }
 
@@ -167,7 +173,7 @@ async function latency() {
     framer.close();
     const out = {};
     for (const [name, rpc, frame] of [["echo_1k", ECHO, echo], ["write_100", UPSERT, writeFrame]]) {
-      out[name] = { direct: await sequential(direct, rpc, frame, P.latencyCalls), balancer: await sequential(H2C, rpc, frame, P.latencyCalls, { "x-routing-key": "s" }) };
+      out[name] = await sideBySide(direct, H2C, rpc, frame, P.latencyCalls);
     }
     return out;
   } finally {

@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from "prom-client";
-import type { EventBus } from "../backends/events/event-bus.js";
+import type { EventBus, GatherResult, InstanceInfo } from "../backends/events/event-bus.js";
 
 /** Asks every instance for its buffer; each answers with `{ buffered }`. */
 export const INSTANCE_TOPIC = "system.instance";
@@ -28,7 +28,7 @@ export interface InstanceDirectory {
  * questions about this one's buffer, and exports `persistence_instance_info{instance}` (always 1) and
  * `persistence_instances_live` (the live instances this one knows, itself included).
  */
-export async function startInstanceDirectory(bus: EventBus, buffered: () => number, registry: Registry): Promise<InstanceDirectory> {
+export async function startInstanceDirectory(bus: EventBus, buffered: () => number, registry: Registry, startedAt: number): Promise<InstanceDirectory> {
   const stopResponder = await bus.respond(INSTANCE_TOPIC, () => ({ buffered: buffered() }));
   new Gauge({
     name: "persistence_instance_info",
@@ -46,7 +46,15 @@ export async function startInstanceDirectory(bus: EventBus, buffered: () => numb
   });
   return {
     async list() {
-      const [live, { replies }] = await Promise.all([bus.instances(), bus.gather(INSTANCE_TOPIC, {}, ANSWER_TIMEOUT_MS)]);
+      let live: InstanceInfo[];
+      let replies: GatherResult["replies"];
+      try {
+        [live, { replies }] = await Promise.all([bus.instances(), bus.gather(INSTANCE_TOPIC, {}, ANSWER_TIMEOUT_MS)]);
+      } catch {
+        // The bus is unreachable: this instance is the one it can vouch for.
+        const now = Date.now();
+        return [{ id: bus.instanceId, startedAt, lastSeenAt: now, bufferedRecords: buffered() }];
+      }
       const answers = new Map(replies.flatMap((r) => ("answer" in r ? [[r.instance, r.answer.json<{ buffered: number }>().buffered] as const] : [])));
       return live.map((i) => ({ id: i.id, startedAt: i.startedAt, lastSeenAt: i.lastSeenAt, bufferedRecords: answers.get(i.id) ?? -1 }));
     },

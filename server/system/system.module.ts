@@ -16,7 +16,7 @@ export const systemModule = defineModule({
   async start(ctx) {
     const { platform } = ctx;
     const bufferedRecords = () => platform.writePaths().reduce((sum, p) => sum + p.batcher.status().bufferRecords, 0);
-    const directory = await startInstanceDirectory(ctx.backends.events, bufferedRecords, ctx.registry);
+    const directory = await startInstanceDirectory(ctx.backends.events, bufferedRecords, ctx.registry, platform.startedAt);
     registerSystemMetrics(ctx.registry, platform.monitor, platform.version);
     const system = createSystemService({
       config: () => platform.redactedConfig(),

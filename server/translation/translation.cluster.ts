@@ -59,12 +59,20 @@ export interface TranslationClusterDeps {
 export async function startTranslationCluster(deps: TranslationClusterDeps): Promise<TranslationCluster> {
   const { bus, events, logger } = deps;
   const self = bus.instanceId;
+  let failing = false;
   const publish = (sessions: ChangedSession[]) => {
     if (sessions.length === 0) return;
-    bus.publish(CHANGED_TOPIC, { sessions }).catch((err: unknown) => {
-      // Watchers elsewhere see these changes with the next event or re-read after the bus's gap.
-      logger.warn({ err: (err as Error).message, sessions: sessions.length }, "could not tell other instances about committed sessions");
-    });
+    bus.publish(CHANGED_TOPIC, { sessions }).then(
+      () => {
+        if (failing) logger.info("telling other instances about committed sessions again");
+        failing = false;
+      },
+      (err: unknown) => {
+        // Watchers elsewhere see these changes with the next event, or re-read after their bus's gap. One warning per outage.
+        if (!failing) logger.warn({ err: (err as Error).message, sessions: sessions.length }, "could not tell other instances about committed sessions");
+        failing = true;
+      },
+    );
   };
   const stops: Unsubscribe[] = [];
   stops.push(
