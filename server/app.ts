@@ -221,8 +221,10 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   const started = modules;
   let closing: Promise<void> | undefined;
   const close = async () => {
-    const deadline = Date.now() + config.shutdownTimeoutMs;
+    // Readiness goes down first; a balancer that polls it has the drain delay to stop sending calls here.
     monitor.markShuttingDown();
+    if (config.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
+    const deadline = Date.now() + config.shutdownTimeoutMs;
     stopping.abort();
     listener.stopAccepting();
     const drained = await inFlight.drained(config.shutdownTimeoutMs);

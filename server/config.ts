@@ -52,6 +52,11 @@ export interface Config {
   /** How long a graceful shutdown waits for in-flight calls and the last flush (`PERSISTENCE_SHUTDOWN_TIMEOUT_MS`, default 10000). */
   readonly shutdownTimeoutMs: number;
   /**
+   * On SIGTERM, how long the instance goes on serving with readiness down before it stops accepting
+   * (`PERSISTENCE_DRAIN_DELAY_MS`, default 0): time for a balancer that polls /readyz to take it out.
+   */
+  readonly drainDelayMs: number;
+  /**
    * How long start-up keeps retrying a database it cannot reach, in ms; 0 tries once (`PERSISTENCE_STARTUP_TIMEOUT_MS`,
    * default 30000: enough for a MariaDB started alongside, by the same compose file or the same reboot, to
    * accept connections; short enough that a wrong address still fails within a minute).
@@ -89,6 +94,8 @@ export interface Config {
   readonly opensearchUrl: string | undefined;
   /** NATS for the `events` role across instances (`PERSISTENCE_EVENTS_URL`, `nats://host:port[,host:port...]`). */
   readonly eventsUrl: string | undefined;
+  /** The NATS subject prefix every instance of one deployment shares (`PERSISTENCE_EVENTS_PREFIX`, default "persistence"): deployments on one NATS keep apart by it. */
+  readonly eventsPrefix: string;
   /** The embedded object store's key for signing its URLs, at least 32 bytes (`PERSISTENCE_OBJECTS_SECRET`; default: a random key kept in `<data dir>/objects.secret`). */
   readonly objectsSecret: string | undefined;
   /** The base URL clients reach this service at (`PERSISTENCE_PUBLIC_URL`), for URLs it hands out (the embedded object store's presigned URLs). */
@@ -194,6 +201,7 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
     },
     restIgnoreUnknownFields: get("rest_ignore_unknown_fields", false, parseOnOff, "on or off"),
     shutdownTimeoutMs: get("shutdown_timeout_ms", 10_000, integer(0, 600_000), "milliseconds from 0 to 600000"),
+    drainDelayMs: get("drain_delay_ms", 0, integer(0, 600_000), "milliseconds from 0 to 600000"),
     startupTimeoutMs: get("startup_timeout_ms", 30_000, integer(0, 3_600_000), "milliseconds from 0 (one attempt) to 3600000"),
     health: {
       intervalMs: get("health_interval_ms", 2000, integer(10, 3_600_000), "milliseconds from 10 to 3600000"),
@@ -212,6 +220,7 @@ export function loadConfig(env: Source = process.env, onUnknown: (unknown: Unkno
     s3Url: get("s3_url", undefined as string | undefined, (raw) => raw, "an S3 URL"),
     opensearchUrl: get("opensearch_url", undefined as string | undefined, parseHttpUrl, "http(s)://[user:pass@]host:port"),
     eventsUrl: get("events_url", undefined as string | undefined, parseNatsUrl, "nats://host:port[,host:port...] or tls://..."),
+    eventsPrefix: get("events_prefix", "persistence", (raw) => (/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(raw) ? raw : undefined), "dot-separated words of letters, digits, _ and -"),
     objectsSecret: get("objects_secret", undefined as string | undefined, (raw) => (Buffer.byteLength(raw) >= 32 ? raw : undefined), "at least 32 bytes"),
     publicUrl: get("public_url", undefined as string | undefined, parseHttpUrl, "http(s)://host[:port][/path]"),
     routes: readRoutes(read, fileRoutes),
@@ -300,6 +309,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     max_connections_per_address: config.connections.maxConnectionsPerAddress,
     rest_ignore_unknown_fields: config.restIgnoreUnknownFields ? "on" : "off",
     shutdown_timeout_ms: config.shutdownTimeoutMs,
+    drain_delay_ms: config.drainDelayMs,
     startup_timeout_ms: config.startupTimeoutMs,
     health_interval_ms: config.health.intervalMs,
     health_timeout_ms: config.health.timeoutMs,
@@ -313,6 +323,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     s3_url: config.s3Url === undefined ? "" : redactUrl(config.s3Url),
     opensearch_url: config.opensearchUrl === undefined ? "" : redactUrl(config.opensearchUrl),
     events_url: config.eventsUrl === undefined ? "" : redactUrl(config.eventsUrl),
+    events_prefix: config.eventsPrefix,
     objects_secret: config.objectsSecret === undefined ? "" : "[redacted]",
     public_url: config.publicUrl ?? "",
     routes: Object.entries(config.routes).map(([route, backend]) => `${route}=${backend}`).join(","),

@@ -15,10 +15,10 @@ function connectGrpc(baseUrl) {
     out.set(bytes, 5);
     return out;
   };
-  /** Calls `path` (e.g. "/persistence.v1.SystemService/Echo") with a framed body; rejects on a non-OK status. */
-  const call = (path, framed) =>
+  /** Calls `path` (e.g. "/persistence.v1.SystemService/Echo") with a framed body and extra `headers`; rejects on a non-OK status. */
+  const call = (path, framed, headers = {}) =>
     new Promise((resolve, reject) => {
-      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers" });
+      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", ...headers });
       let status;
       let message;
       stream.on("response", (headers) => {

@@ -9,6 +9,7 @@ import { TranslationService } from "./gen/persistence/v1/translation_pb.js";
 import { UserService } from "./gen/persistence/v1/users_pb.js";
 import { PersistenceError } from "./errors.js";
 import { createRetryInterceptor, type RetryOptions } from "./retry.js";
+import { routingKeyInterceptor } from "./routing-key.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
 
@@ -27,6 +28,8 @@ export interface PersistenceClientOptions {
   readonly retry?: RetryOptions | false | undefined;
   /** Headers added to every call. */
   readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** Sends `x-routing-key: <session_id>` on session-scoped calls, for a balancer that routes on it (default true). */
+  readonly routingKey?: boolean | undefined;
   /** More interceptors, run inside the client's own (after request ids, retries and auth). */
   readonly interceptors?: readonly Interceptor[] | undefined;
 }
@@ -53,6 +56,7 @@ export function createPersistenceClient(options: PersistenceClientOptions): Pers
     requestIdInterceptor,
     ...(options.retry === false ? [] : [createRetryInterceptor(options.retry)]),
     headerInterceptor(options),
+    ...(options.routingKey === false ? [] : [routingKeyInterceptor]),
     ...(options.interceptors ?? []),
   ];
   // Node's HTTP/2 client buffers at most 10 MB per session by default and resets its own stream

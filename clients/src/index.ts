@@ -11,6 +11,7 @@ export { timestampDate, timestampFromDate, timestampNow, type Timestamp } from "
 export { createPersistenceClient, type PersistenceClient, type PersistenceClientOptions, type Protocol } from "./client.js";
 export { PersistenceError, type FieldViolation, type PreconditionViolation } from "./errors.js";
 export { isIdempotent, type RetryOptions } from "./retry.js";
+export { ROUTING_KEY_HEADER, routingKeyInterceptor, routingKeyOf } from "./routing-key.js";
 export {
   createTranslationBatcher,
   type BatchErrorEvent,

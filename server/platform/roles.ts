@@ -86,7 +86,7 @@ export function createRoleSet(options: RoleSetOptions): RoleSet {
       case "events:memory":
         return openEventBus({ instanceId: options.instanceId, logger: log });
       case "events:nats":
-        return openEventBus({ url: config.eventsUrl, instanceId: options.instanceId, logger: log });
+        return openEventBus({ url: config.eventsUrl, prefix: config.eventsPrefix, instanceId: options.instanceId, logger: log });
       default:
         throw new Error(`the ${role} role has no backend "${choice}"`);
     }

@@ -4,6 +4,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
 import { httpStatusKey } from "../rpc/context.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
+import type { InstanceDirectory } from "./system.instances.js";
 import type { BufferFigures, SystemService } from "./system.service.js";
 
 /** The write buffer's figures as the contract carries them. */
@@ -26,7 +27,7 @@ export function bufferHealth(b: BufferFigures) {
 }
 
 /** persistence.v1.SystemService: maps the system service's answers onto the contract. */
-export function createSystemHandler(system: SystemService): ServiceImpl<typeof SystemServiceDesc> {
+export function createSystemHandler(system: SystemService, directory: InstanceDirectory, instanceId: string): ServiceImpl<typeof SystemServiceDesc> {
   return {
     getHealth(_req, ctx) {
       const health = system.health();
@@ -72,8 +73,18 @@ export function createSystemHandler(system: SystemService): ServiceImpl<typeof S
     getConfig() {
       return { config: system.config() as JsonObject };
     },
-    getInfo() {
-      return system.info();
+    async getInfo() {
+      const instances = await directory.list();
+      return {
+        ...system.info(),
+        instanceId,
+        instances: instances.map((i) => ({
+          id: i.id,
+          startedAt: timestampFromMs(i.startedAt),
+          lastSeenAt: timestampFromMs(i.lastSeenAt),
+          bufferedRecords: BigInt(i.bufferedRecords),
+        })),
+      };
     },
     echo(req) {
       return { payload: req.payload };

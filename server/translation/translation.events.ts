@@ -4,11 +4,13 @@ import { TASK } from "./translation.fields.js";
 /** What changed in one session: its own row and/or some of its tasks. */
 export interface SessionChange {
   readonly taskIds: ReadonlySet<string>;
+  /** Which tasks changed is not known (changes may have been missed): start again from the session as it is now. */
+  readonly resync?: boolean;
 }
 
 /**
- * Change notifications per session within this instance, fed by committed flushes and deletes.
- * (Across instances they arrive with change streams.)
+ * Change notifications per session, fed by this instance's committed flushes and deletes and by the
+ * other instances' (see translation.cluster.ts).
  */
 export interface SessionEvents {
   /** Calls `listener` on every change of `sessionId`; returns the unsubscribe function. */
@@ -17,6 +19,12 @@ export interface SessionEvents {
   committed(patches: readonly Patch[]): void;
   /** Tells the subscribers of a session that it changed as a whole (deleted, status set). */
   changed(sessionId: string): void;
+  /** Tells the subscribers of a session that another instance committed changes to it (and to these tasks). */
+  remote(sessionId: string, taskIds: readonly string[]): void;
+  /** Tells the subscribers of a session that some of its changes may have gone unseen. */
+  resync(sessionId: string): void;
+  /** Tells every subscriber that changes may have gone unseen (the events bus lost its connection). */
+  resyncAll(): void;
 }
 
 export function createSessionEvents(): SessionEvents {
@@ -48,6 +56,15 @@ export function createSessionEvents(): SessionEvents {
     },
     changed(sessionId) {
       emit(sessionId, { taskIds: new Set() });
+    },
+    remote(sessionId, taskIds) {
+      if (listeners.has(sessionId)) emit(sessionId, { taskIds: new Set(taskIds) });
+    },
+    resync(sessionId) {
+      emit(sessionId, { taskIds: new Set(), resync: true });
+    },
+    resyncAll() {
+      for (const sessionId of [...listeners.keys()]) emit(sessionId, { taskIds: new Set(), resync: true });
     },
   };
 }

@@ -1,7 +1,7 @@
 import { timestampFromMs, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
-import { SessionSortField, TaskSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
+import { FlushScope, SessionSortField, TaskSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
@@ -9,6 +9,7 @@ import { durabilityEnum, requestedDurability } from "../records/durability.js";
 import { timestampMicros } from "../records/fields.js";
 import { SESSION, SESSION_STATUS_NAMES, TASK, TASK_STATUS_NAMES } from "./translation.fields.js";
 import { statusCountsMessage } from "./translation.mapping.js";
+import type { TranslationCluster } from "./translation.cluster.js";
 import type { TranslationReads } from "./translation.reads.js";
 import type { TranslationService } from "./translation.service.js";
 
@@ -20,6 +21,7 @@ export function createTranslationHandler(
   translation: TranslationService,
   reads: TranslationReads,
   defaultDurability: Durability,
+  across: { readonly cluster: TranslationCluster; readonly instanceId: string },
 ): ServiceImpl<typeof TranslationServiceDesc> {
   const durabilityOf = (requested: DurabilityEnum): Durability => requestedDurability(requested, defaultDurability);
   const accepted = ({ count, durability }: { count: number; durability: Durability }) => ({
@@ -36,10 +38,15 @@ export function createTranslationHandler(
     async batchUpsertTasks(req, ctx) {
       return accepted(await translation.upsertTasks(req.tasks, durabilityOf(req.durability), ctx.signal));
     },
-    async flush() {
+    async flush(req) {
       const started = performance.now();
-      const result = await translation.flush(FLUSH_TIMEOUT_MS);
+      if (!(req.scope in FlushScope)) throw invalidArgument([{ field: "scope", description: `unknown flush scope ${req.scope}` }]);
+      const result =
+        req.scope === FlushScope.CLUSTER
+          ? await across.cluster.flush(FLUSH_TIMEOUT_MS)
+          : { ...(await translation.flush(FLUSH_TIMEOUT_MS)), instances: [across.instanceId] };
       return {
+        flushedInstances: [...result.instances],
         status: result.empty ? "empty" : "flushed",
         sessionsWritten: result.sessions,
         tasksWritten: result.tasks,

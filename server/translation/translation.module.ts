@@ -3,7 +3,8 @@ import { createStreamSlots } from "../core/stream-slots.js";
 import { defineModule, implement } from "../platform/module.js";
 import { integer } from "../platform/settings.js";
 import { scheduleCleanup } from "./translation.cleanup.js";
-import { createSessionEvents } from "./translation.events.js";
+import { startTranslationCluster, type TranslationCluster } from "./translation.cluster.js";
+import { createSessionEvents, type SessionEvents } from "./translation.events.js";
 import { createTranslationHandler } from "./translation.handler.js";
 import { TRANSLATION_MIGRATIONS } from "./migrations/index.js";
 import { createTranslationReads } from "./translation.reads.js";
@@ -31,7 +32,7 @@ export interface TranslationExports {
 export const translationModule = defineModule({
   name: "translation",
   services: [{ desc: TranslationService, needs: ["sql"] }],
-  needs: ["sql"],
+  needs: ["sql", "events"],
   migrations: TRANSLATION_MIGRATIONS,
   settings: {
     read: (r): TranslationSettings => ({
@@ -48,7 +49,7 @@ export const translationModule = defineModule({
     }),
   },
   async start(ctx) {
-    const { sql } = ctx.backends;
+    const { sql, events: bus } = ctx.backends;
     const { settings } = ctx;
     // The write path: what an earlier run left in its log is replayed before it takes new writes.
     const writePath = await ctx.openWritePath({
@@ -61,7 +62,19 @@ export const translationModule = defineModule({
     const { batcher } = writePath;
     const db = sql.db.withTables<TranslationTables>();
     const events = createSessionEvents();
-    batcher.onCommit((patches) => events.committed(patches));
+    // Changes go to this instance's watchers and, through the events role, to every other instance's.
+    let cluster: TranslationCluster | undefined;
+    batcher.onCommit((patches) => {
+      events.committed(patches);
+      cluster?.committed(patches);
+    });
+    const everywhere: SessionEvents = {
+      ...events,
+      changed(sessionId) {
+        events.changed(sessionId);
+        cluster?.changed(sessionId);
+      },
+    };
     const reads = createTranslationReads({
       db,
       events,
@@ -79,18 +92,20 @@ export const translationModule = defineModule({
     });
     const service = createTranslationService({
       db,
-      events,
+      events: everywhere,
       dialect: sql.dialect,
       batcher,
       maxBatchRecords: settings.maxBatchRecords,
       countDeadLetters: writePath.countDeadLetters,
     });
+    cluster = await startTranslationCluster({ bus, flushLocal: (timeoutMs) => service.flush(timeoutMs), events, logger: ctx.logger });
     const cleanup = settings.cleanupIntervalMs > 0 ? scheduleCleanup(sql, settings.cleanupIntervalMs, ctx.platform.instanceId, ctx.logger) : undefined;
     return {
-      services: [implement(TranslationService, createTranslationHandler(service, reads, ctx.defaultDurability))],
+      services: [implement(TranslationService, createTranslationHandler(service, reads, ctx.defaultDurability, { cluster, instanceId: bus.instanceId }))],
       exports: { service } satisfies TranslationExports,
       stop: async () => {
         await cleanup?.stop();
+        await cluster?.stop();
       },
     };
   },

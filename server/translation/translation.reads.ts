@@ -162,7 +162,8 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
     },
 
     /**
-     * The session now, then its view and the tasks that changed after each committed change, until
+     * The session now, then its view and the tasks that changed after each committed change (by any
+     * instance; another snapshot when changes may have gone unseen), until
      * the caller goes away, the session is deleted (a last "deleted" message) or the service stops.
      * Changes that arrive while the caller is slow are folded into the next message. Past the bounds of
      * `watchSlots` a new watch is RESOURCE_EXHAUSTED.
@@ -172,9 +173,11 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
       const release = deps.watchSlots.acquire(sessionId);
       const changedTasks = new Set<string>();
       let dirty = false;
+      let resync = false;
       let wake: (() => void) | undefined;
-      const unsubscribe = deps.events.subscribe(sessionId, ({ taskIds }) => {
-        for (const id of taskIds) changedTasks.add(id);
+      const unsubscribe = deps.events.subscribe(sessionId, (change) => {
+        for (const id of change.taskIds) changedTasks.add(id);
+        resync ||= change.resync === true;
         dirty = true;
         wake?.();
       });
@@ -194,10 +197,17 @@ export function createTranslationReads(deps: TranslationReadsDeps) {
           dirty = false;
           const ids = [...changedTasks];
           changedTasks.clear();
+          const again = resync;
+          resync = false;
           const row = await repo.findSession(db, sessionId);
           if (!row) {
             yield { type: "deleted" as const, session: undefined, tasks: [] };
             return;
+          }
+          // Changes may have gone unseen: a fresh snapshot tells the caller to take the session as it is now.
+          if (again) {
+            yield { type: "snapshot" as const, session: (await views([row]))[0]!, tasks: [] };
+            continue;
           }
           const tasks = await repo.findTasksByIds(db, sessionId, ids);
           yield { type: "updated" as const, session: (await views([row]))[0]!, tasks: tasks.map(taskView) };

@@ -243,6 +243,7 @@ describeEachDialect("REST paths", (target, dialect) => {
       sessions_dead_lettered: 0,
       tasks_dead_lettered: 0,
       duration_ms: expect.any(Number),
+      flushed_instances: [expect.any(String)],
     });
     const empty = await call("POST", "/api/v1/translation/flush", {});
     expect(empty.json).toMatchObject({ status: "empty", sessions_written: 0, tasks_written: 0 });
