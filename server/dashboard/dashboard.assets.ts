@@ -40,15 +40,10 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-/** The folder `npm run build` writes the dashboard into, found from the package root (source and compiled alike). */
+/** The folder `npm run build` writes the dashboard into: dist/dashboard, seen from the sources or from the service compiled into dist/. */
 export function defaultDashboardDir(): string {
-  let dir = __dirname;
-  while (!(existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "server")))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return path.join(dir, "dist", "dashboard");
+  const root = path.resolve(__dirname, "..", "..");
+  return path.basename(root) === "dist" ? path.join(root, "dashboard") : path.join(root, "dist", "dashboard");
 }
 
 /**

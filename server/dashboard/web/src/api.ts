@@ -52,10 +52,6 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-  /** The service does not serve this call (yet): a module that is not part of this instance. */
-  get unavailable(): boolean {
-    return this.code === "unimplemented" || (this.code === "not_found" && this.message.startsWith("no route"));
-  }
   get refused(): boolean {
     return this.code === "unauthenticated" || this.code === "permission_denied";
   }

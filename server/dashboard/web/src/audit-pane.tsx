@@ -3,7 +3,7 @@ import { apiError, restFetch, restGet, type ApiError } from "./api.js";
 import { TimeChart, type Series } from "./chart.js";
 import { count } from "./format.js";
 import { useKeyVersion } from "./hooks.js";
-import { ErrorNote, Status } from "./parts.js";
+import { ErrorNote, ServiceGate, Status } from "./parts.js";
 
 /** GET /api/v1/audit/logs and /api/v1/audit/stats (SPEC §6, §11), in the REST dialect. */
 interface AuditEntry {
@@ -53,8 +53,17 @@ function query(filters: Filters): Record<string, string> {
   return params;
 }
 
-/** Audit search: filters and free text, a paged table, events over time by action and result, export. */
+/** Audit search, when this instance serves AuditService. */
 export function AuditPane() {
+  return (
+    <ServiceGate service="AuditService" name="audit">
+      <AuditSearch />
+    </ServiceGate>
+  );
+}
+
+/** Filters and free text, a paged table, events over time by action and result, export. */
+function AuditSearch() {
   const keyVersion = useKeyVersion();
   const [form, setForm] = useState<Filters>(EMPTY);
   const [applied, setApplied] = useState<Filters>(EMPTY);
@@ -80,14 +89,6 @@ export function AuditPane() {
       .finally(() => controller.signal.aborted || setLoading(false));
     return () => controller.abort();
   }, [applied, tokens, keyVersion, runs]);
-
-  if (error?.unavailable) {
-    return (
-      <p class="notice" role="status" data-state="audit-unavailable">
-        The audit service is not available on this instance: it does not serve AuditService.
-      </p>
-    );
-  }
 
   const search = (e: Event) => {
     e.preventDefault();
@@ -276,7 +277,6 @@ function AuditCharts({ filters, runs, keyVersion }: { filters: Filters; runs: nu
     return () => controller.abort();
   }, [filters, runs, keyVersion]);
 
-  if (error?.unavailable) return null;
   return (
     <section aria-labelledby="audit-charts-title" class="card wide">
       <h2 id="audit-charts-title">Events over time</h2>

@@ -1,7 +1,7 @@
 import { restGet } from "./api.js";
 import { bytes, count } from "./format.js";
 import { usePoll } from "./hooks.js";
-import { ErrorNote } from "./parts.js";
+import { ErrorNote, ServiceGate } from "./parts.js";
 
 /** GET /api/v1/storage/files/stats (SPEC §4): files and bytes by kind and by status. */
 export interface FileStats {
@@ -15,14 +15,15 @@ export const FILES_REFRESH_MS = 10_000;
 
 /** Stored files counted by kind and status, from StorageService.GetFileStats. */
 export function FilesPane() {
+  return (
+    <ServiceGate service="StorageService" name="files">
+      <FileFigures />
+    </ServiceGate>
+  );
+}
+
+function FileFigures() {
   const stats = usePoll((signal) => restGet<FileStats>("/api/v1/storage/files/stats", {}, signal), FILES_REFRESH_MS);
-  if (stats.error?.unavailable) {
-    return (
-      <p class="notice" role="status" data-state="files-unavailable">
-        The files service is not available on this instance: it does not serve StorageService.
-      </p>
-    );
-  }
   if (stats.error && !stats.data) return <ErrorNote error={stats.error} what="file figures" />;
   if (!stats.data) return <p role="status">Loading file figures…</p>;
   const data = stats.data;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { apiError, onKeyChange, type ApiError } from "./api.js";
+import { apiError, onKeyChange, system, type ApiError } from "./api.js";
 
 /** A number that changes whenever the API key does, so panes reload with the new key. */
 export function useKeyVersion(): number {
@@ -44,4 +44,14 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, intervalMs
     };
   }, [key, tick, intervalMs, ...deps]);
   return { ...state, reload: () => setTick((t) => t + 1) };
+}
+
+/**
+ * Whether this instance serves `service` (GetInfo's list), so a pane whose service is not part of the
+ * instance says so instead of calling it. `serves` is undefined until known.
+ */
+export function useServes(service: string): { serves?: boolean; error?: ApiError } {
+  const info = usePoll((signal) => system.getInfo({}, { signal }), 0);
+  if (info.data) return { serves: info.data.services.includes(service) };
+  return info.error ? { error: info.error } : {};
 }

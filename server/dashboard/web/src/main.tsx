@@ -29,7 +29,7 @@ function KeyForm() {
   return (
     <form
       class="key-form"
-      aria-label="API key"
+      aria-label="Access"
       onSubmit={(e) => {
         e.preventDefault();
         setApiKey(draft.trim());

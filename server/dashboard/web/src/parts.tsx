@@ -1,6 +1,8 @@
+import type { ComponentChildren } from "preact";
 import type { ApiError } from "./api.js";
 import { describeError } from "./api.js";
 import { fixed } from "./format.js";
+import { useServes } from "./hooks.js";
 
 const GOOD = new Set(["up", "healthy", "ok", "serving", "success", "completed"]);
 const BAD = new Set(["down", "unhealthy", "failure", "failed", "not_serving"]);
@@ -36,4 +38,19 @@ export function ProgressBar({ value, label }: { value: number; label: string }) 
       <span class="progress-text">{fixed(value)} %</span>
     </div>
   );
+}
+
+/** Shows `children` only when this instance serves `service`; says plainly when it does not. */
+export function ServiceGate({ service, name, children }: { service: string; name: string; children: ComponentChildren }) {
+  const { serves, error } = useServes(`persistence.v1.${service}`);
+  if (error) return <ErrorNote error={error} what="the services of this instance" />;
+  if (serves === undefined) return <p role="status">Checking what this instance serves…</p>;
+  if (!serves) {
+    return (
+      <p class="notice" role="status" data-state={`${name}-unavailable`}>
+        The {name} service is not available on this instance: it does not serve {service}.
+      </p>
+    );
+  }
+  return <>{children}</>;
 }
