@@ -11,7 +11,7 @@ module.exports = {
   },
   // Sources import with .js extensions (Node ESM style); Jest resolves the .ts files.
   moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
-  collectCoverageFrom: ["server/**/*.ts", "!server/main.ts", "clients/src/**/*.ts", "!clients/src/gen/**"],
+  collectCoverageFrom: ["server/**/*.ts", "!server/main.ts", "!server/dashboard/web/**", "clients/src/**/*.ts", "!clients/src/gen/**"],
   coverageReporters: ["text-summary", "json-summary"],
   coverageThreshold: { global: { lines: 80 } },
   testTimeout: 60_000,

@@ -33,4 +33,25 @@ function buildIfStale() {
   return entry;
 }
 
-module.exports = { buildIfStale };
+const dashboardEntry = path.join(root, "dist", "dashboard", "index.html");
+
+/**
+ * Builds the dashboard (Vite) into dist/dashboard when it is missing or older than its sources. Without
+ * Vite (an install that left out devDependencies) it says so and leaves the service to answer 503 there.
+ */
+function buildDashboardIfStale() {
+  const sources = [path.join("server", "dashboard", "web"), path.join("gen", "persistence"), "package.json"].map((p) => path.join(root, p));
+  const stale = !fs.existsSync(dashboardEntry) || Math.max(...sources.map(newestMtime)) > fs.statSync(dashboardEntry).mtimeMs;
+  if (!stale) return;
+  let vite;
+  try {
+    vite = require.resolve("vite/bin/vite.js", { paths: [root] });
+  } catch {
+    process.stderr.write("the dashboard is not built and Vite is not installed (npm ci installs it); /dashboard will answer 503\n");
+    return;
+  }
+  process.stderr.write("building the dashboard (npm run build:dashboard)...\n");
+  execFileSync(process.execPath, [vite, "build", "--config", path.join(root, "server", "dashboard", "web", "vite.config.ts")], { cwd: root, stdio: "inherit" });
+}
+
+module.exports = { buildIfStale, buildDashboardIfStale };

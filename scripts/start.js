@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// `npm start`: compiles the service when dist/ is missing or older than its sources, then runs it
-// in this process (so signals reach it directly).
+// `npm start`: compiles the service and builds the dashboard when dist/ is missing or older than their
+// sources, then runs the service in this process (so signals reach it directly).
 "use strict";
-const { buildIfStale } = require("./build-if-stale.js");
+const { buildDashboardIfStale, buildIfStale } = require("./build-if-stale.js");
 
-require(buildIfStale());
+const entry = buildIfStale();
+buildDashboardIfStale();
+require(entry);
