@@ -4,10 +4,11 @@ import { defineModule, implement } from "../platform/module.js";
 import { integer } from "../platform/settings.js";
 import { scheduleCleanup } from "./translation.cleanup.js";
 import { createSessionEvents } from "./translation.events.js";
-import { createTranslationHandler } from "./translation.handler.js";
+import { createTranslationBinaryMethods, createTranslationHandler } from "./translation.handler.js";
 import { TRANSLATION_MIGRATIONS } from "./migrations/index.js";
 import { createTranslationReads } from "./translation.reads.js";
 import { createTranslationService, type TranslationService as Translation } from "./translation.service.js";
+import { SESSION_WIRE, TASK_WIRE } from "./translation.fields.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation.table.js";
 import { createTombstoneGuard } from "./translation.tombstones.js";
 
@@ -57,6 +58,7 @@ export const translationModule = defineModule({
       mode: "lww",
       prepare: createTombstoneGuard(sql.dialect),
       groupOf: (patch) => patch.key[0] ?? "",
+      wireRecords: [SESSION_WIRE, TASK_WIRE],
     });
     const { batcher } = writePath;
     const db = sql.db.withTables<TranslationTables>();
@@ -87,7 +89,12 @@ export const translationModule = defineModule({
     });
     const cleanup = settings.cleanupIntervalMs > 0 ? scheduleCleanup(sql, settings.cleanupIntervalMs, ctx.platform.instanceId, ctx.logger) : undefined;
     return {
-      services: [implement(TranslationService, createTranslationHandler(service, reads, ctx.defaultDurability))],
+      services: [
+        {
+          ...implement(TranslationService, createTranslationHandler(service, reads, ctx.defaultDurability)),
+          binary: createTranslationBinaryMethods(service, ctx.defaultDurability),
+        },
+      ],
       exports: { service } satisfies TranslationExports,
       stop: async () => {
         await cleanup?.stop();
