@@ -18,7 +18,7 @@ const QUICK = process.argv.includes("--quick");
 // Every ingest figure is measured twice (the spread is reported) on a service warmed with `warmup`
 // records of the same workload first; the full run measures ≥ 100k records per figure.
 const P = QUICK
-  ? { unique: 20_000, warmupUnique: 20_000, translationSessions: 5, warmupSessions: 5, rawGrid: { batch: [1000], connections: [1, 4] }, perRecord: 5_000, latencyRate: 2000, latencySeconds: 5, readSessions: 100, readCalls: 500, durability: 20_000, sqlite: 20_000 }
+  ? { unique: 20_000, warmupUnique: 10_000, translationSessions: 4, warmupSessions: 3, rawGrid: { batch: [1000], connections: [1, 4] }, perRecord: 3_000, latencyRate: 2000, latencySeconds: 4, readSessions: 100, readCalls: 300, durability: 10_000, sqlite: 10_000 }
   : { unique: 100_000, warmupUnique: 40_000, translationSessions: 30, warmupSessions: 12, rawGrid: { batch: [500, 1000, 5000], connections: [1, 2, 4] }, perRecord: 30_000, latencyRate: 2000, latencySeconds: 20, readSessions: 1000, readCalls: 2000, durability: 50_000, sqlite: 50_000 };
 
 const figures = [];
