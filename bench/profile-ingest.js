@@ -10,7 +10,7 @@ const { throughService } = require("./suites/ingest");
 (async () => {
   const [records = 50_000, callers = 8, batch = 500] = process.argv.slice(2).map(Number);
   await db.freshDatabase("bench_profile");
-  const r = await throughService({ records: uniqueRecords(records, "p"), callers, batchSize: batch, sqlUrl: db.url("bench_profile") });
+  const r = await throughService({ runs: [uniqueRecords(records, "p")], warmup: uniqueRecords(20_000, "pw"), callers, batchSize: batch, sqlUrl: db.url("bench_profile") });
   await db.dropDatabase("bench_profile");
   console.log(JSON.stringify(r));
 })().catch((err) => {

@@ -47,4 +47,17 @@ async function facts() {
   return { version, ...Object.fromEntries(rows.map((r) => [r.Variable_name, r.Value])) };
 }
 
-module.exports = { SERVER, url, freshDatabase, dropDatabase, counters, per1000, facts };
+/** The server's process id (from its pid file), for its CPU time; undefined when it cannot be read. */
+async function pid() {
+  const conn = await mysql.createConnection(SERVER);
+  try {
+    const [[{ file }]] = await conn.query("select @@pid_file as file");
+    return Number(require("node:fs").readFileSync(file, "utf8").trim()) || undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await conn.end();
+  }
+}
+
+module.exports = { SERVER, url, freshDatabase, dropDatabase, counters, per1000, facts, pid };

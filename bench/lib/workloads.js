@@ -86,23 +86,53 @@ function slices(items, size) {
 
 /**
  * Raw multi-row upserts of the records, in order: consecutive records with the same columns go in
- * one statement of at most `size` rows. A record sets its columns and updated_at; nothing else.
+ * one statement of at most `size` rows. `plain`: a record sets its columns and updated_at, nothing
+ * else; `same`: the service's shape, with stamps and guards (see sameShapeStatement).
  */
-function rawUpserts(records, size) {
+function rawUpserts(records, size, shape = "plain") {
+  return shape === "same" ? groupUpserts(records, size, sameShapeStatement) : groupUpserts(records, size, plainStatement);
+}
+
+/** A record's columns and updated_at, nothing else: the ceiling. */
+function plainStatement(group) {
+  const cols = Object.keys(group[0].fields);
+  const all = ["session_id", "task_id", ...cols, "created_at", "updated_at"];
+  const values = `(${all.map(() => "?").join(",")})`;
+  const sql =
+    `insert into translation_tasks (${all.join(",")}) values ${group.map(() => values).join(",")} ` +
+    `on duplicate key update ${[...cols, "updated_at"].map((c) => `${c} = values(${c})`).join(", ")}`;
+  const params = [];
+  for (const r of group) params.push(r.session_id, r.task_id, ...cols.map((c) => r.fields[c]), r.stamp_us, r.stamp_us);
+  return { sql, params, rows: group.length };
+}
+
+/**
+ * The service's own statement shape: each column with its `_stamp` companion, applied only when its
+ * stamp is at least the stored one, and updated_at the newest stamp applied.
+ */
+function sameShapeStatement(group) {
+  const cols = Object.keys(group[0].fields);
+  const all = ["session_id", "task_id", ...cols.flatMap((c) => [c, `${c}_stamp`]), "created_at", "updated_at"];
+  const values = `(${all.map(() => "?").join(",")})`;
+  const sets = cols.flatMap((c) => [`${c} = if(values(${c}_stamp) >= ${c}_stamp, values(${c}), ${c})`, `${c}_stamp = greatest(${c}_stamp, values(${c}_stamp))`]);
+  sets.push("updated_at = greatest(updated_at, values(updated_at))");
+  const sql = `insert into translation_tasks (${all.join(",")}) values ${group.map(() => values).join(",")} on duplicate key update ${sets.join(", ")}`;
+  const params = [];
+  for (const r of group) {
+    params.push(r.session_id, r.task_id);
+    for (const c of cols) params.push(r.fields[c], r.stamp_us);
+    params.push(r.stamp_us, r.stamp_us);
+  }
+  return { sql, params, rows: group.length };
+}
+
+function groupUpserts(records, size, statement) {
   const out = [];
   let group = [];
   let signature = "";
   const emit = () => {
     if (group.length === 0) return;
-    const cols = Object.keys(group[0].fields);
-    const all = ["session_id", "task_id", ...cols, "created_at", "updated_at"];
-    const values = `(${all.map(() => "?").join(",")})`;
-    const sql =
-      `insert into translation_tasks (${all.join(",")}) values ${group.map(() => values).join(",")} ` +
-      `on duplicate key update ${[...cols, "updated_at"].map((c) => `${c} = values(${c})`).join(", ")}`;
-    const params = [];
-    for (const r of group) params.push(r.session_id, r.task_id, ...cols.map((c) => r.fields[c]), r.stamp_us, r.stamp_us);
-    out.push({ sql, params, rows: group.length });
+    out.push(statement(group));
     group = [];
   };
   for (const r of records) {

@@ -13,6 +13,7 @@ const { toTask, uniqueRecords } = require("../lib/workloads");
 const { TranslationService, BatchUpsertTasksRequestSchema } = require(path.join(ROOT, "dist/gen/persistence/v1/translation_pb.js"));
 const { SystemService, EchoRequestSchema } = require(path.join(ROOT, "dist/gen/persistence/v1/system_pb.js"));
 const { connectGrpc } = require("../lib/grpc-raw");
+const { startCpu } = require("../lib/cpu");
 
 const ECHO = `/${SystemService.typeName}/Echo`;
 const UPSERT_TASKS = `/${TranslationService.typeName}/BatchUpsertTasks`;
@@ -76,7 +77,7 @@ async function capacity(call, { concurrency = 32, seconds = 2 } = {}) {
  * of 10,000 tasks so the buffer coalesces) beside Echo calls of the same size, at the same rate,
  * on the same service.
  */
-async function writeAckVsEcho({ sqlUrl, rate: designRate, seconds, recordsPerCall = 100 }) {
+async function writeAckVsEcho({ sqlUrl, rate: designRate, seconds, recordsPerCall = 100, repeats = 2 }) {
   const service = await startService({ PERSISTENCE_SQL_URL: sqlUrl });
   const session = new Http2SessionManager(service.url);
   const translation = createClient(TranslationService, createGrpcTransport({ baseUrl: service.url, sessionManager: session }));
@@ -101,8 +102,20 @@ async function writeAckVsEcho({ sqlUrl, rate: designRate, seconds, recordsPerCal
     const writeCapacity = await capacity(() => writeCall(w++));
     await translation.flush({});
     const rate = Math.min(designRate, Math.max(10, Math.floor((0.6 * Math.min(echoCapacity, writeCapacity)) / 10) * 10));
-    const echo = await openLoop(echoCall, { rate, seconds });
-    const write = await openLoop(writeCall, { rate, seconds });
+    // Each figure twice, echo and writes in turn, with the service's CPU per call beside it.
+    const measured = async (call) => {
+      const cpu = startCpu({ service: service.pid });
+      const result = await openLoop(call, { rate, seconds });
+      // Every call sent counts, the open loop's own warm-up included.
+      const used = cpu.stop(Math.round(rate * (seconds + 2)));
+      return { ...result, service_cpu_ms_per_call: Math.round(used.ms_per_1000.service * 100) / 100000 };
+    };
+    const echo = [];
+    const write = [];
+    for (let i = 0; i < repeats; i++) {
+      echo.push(await measured(echoCall));
+      write.push(await measured(writeCall));
+    }
     await translation.flush({});
     return { request_bytes: size, rate_design: designRate, echo_capacity: echoCapacity, write_capacity: writeCapacity, rate, echo, write };
   } finally {

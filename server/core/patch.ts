@@ -35,6 +35,12 @@ export function createPatch(table: string, key: readonly string[], stamp: number
   return { table, key, fields: map, stamp, bytes };
 }
 
+/** Sets one more field of a new patch, stamped with the patch's stamp. */
+export function addField(patch: Patch, column: string, value: FieldValue): void {
+  patch.fields.set(column, [value, patch.stamp]);
+  patch.bytes += FIELD_OVERHEAD + valueBytes(value);
+}
+
 /** A patch whose fields carry stamps of their own (read back from the write-ahead log). */
 export function restorePatch(
   table: string,

@@ -17,7 +17,10 @@ import { crc32 } from "node:zlib";
  * Frame: u32 payload length, u32 CRC-32 of the payload, payload (little-endian).
  */
 export interface WriteAheadLog {
-  /** Queues a frame holding `records` records in the current segment now; resolves once it is on disk. */
+  /**
+   * Queues a frame holding `records` records in the current segment now; resolves once it is on disk.
+   * The payload is written as it is, not copied: it must not change until then.
+   */
   append(payload: Buffer, records: number): Promise<void>;
   /** Starts a new segment for the frames that follow; returns its number (the boundary for truncateBefore). */
   rotate(): number;
@@ -66,7 +69,8 @@ export function isSegmentFile(name: string): boolean {
 interface Pending {
   /** Reassigned to a newer segment when its own could not be repaired after a failed write. */
   segment: number;
-  readonly frame: Buffer;
+  /** Its header and payload. */
+  readonly frame: readonly Buffer[];
   readonly records: number;
   readonly done: (err?: Error) => void;
 }
@@ -165,7 +169,7 @@ export async function openWal(dir: string, options: WalOptions = {}): Promise<Op
       try {
         for (const segment of touched) {
           const handle = await handleFor(segment);
-          const frames = batch.filter((p) => p.segment === segment).map((p) => p.frame);
+          const frames = batch.filter((p) => p.segment === segment).flatMap((p) => p.frame);
           await writeFully(handle, frames);
           await handle.datasync();
           fsyncs++;
@@ -211,10 +215,11 @@ export async function openWal(dir: string, options: WalOptions = {}): Promise<Op
 
   const wal: WriteAheadLog = {
     append(payload, records) {
-      const frame = Buffer.allocUnsafe(HEADER + payload.length);
-      frame.writeUInt32LE(payload.length, 0);
-      frame.writeUInt32LE(crc32(payload), 4);
-      payload.copy(frame, HEADER);
+      // The header goes out beside the payload (one write of both), which is not copied.
+      const header = Buffer.allocUnsafe(HEADER);
+      header.writeUInt32LE(payload.length, 0);
+      header.writeUInt32LE(crc32(payload), 4);
+      const frame = [header, payload];
       recordCounts.set(current, (recordCounts.get(current) ?? 0) + records);
       return new Promise<void>((resolve, reject) => {
         queue.push({ segment: current, frame, records, done: (err) => (err ? reject(err) : resolve()) });

@@ -75,9 +75,11 @@ export interface WriteBatcher {
    * Takes validated patches (and ownership of them: later records merge into them), buffers them
    * merged per key, appends them to the log, and resolves
    * once `durability` is reached, with the durability reached. Throws RESOURCE_EXHAUSTED when the
-   * buffer is full (nothing is taken then) and UNAVAILABLE once closing.
+   * buffer is full (nothing is taken then) and UNAVAILABLE once closing. `logPayload` makes what the
+   * log keeps of these patches when the caller has it in hand already (see records/wire-records.ts: the
+   * write path's replay must read it back); by default the patches are serialized.
    */
-  accept(patches: readonly Patch[], durability: Durability, signal?: AbortSignal): Promise<Durability>;
+  accept(patches: readonly Patch[], durability: Durability, signal?: AbortSignal, logPayload?: () => Buffer): Promise<Durability>;
   /** Makes everything accepted so far committed (or dead-lettered); UNAVAILABLE if that takes longer than `timeoutMs`. */
   flush(timeoutMs: number): Promise<{ empty: boolean; counts: FlushCounts }>;
   /** The buffered (not yet committed) state of one row, for read-your-writes. */
@@ -370,7 +372,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   }
 
   return {
-    async accept(patches, durability, signal) {
+    async accept(patches, durability, signal, logPayload) {
       if (closing) throw unavailable("the service is shutting down", 1000);
       let bytes = 0;
       for (const p of patches) bytes += p.bytes;
@@ -385,7 +387,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       const now = Date.now();
       for (const patch of patches) bufferPatch(patch, now);
       const seq = ++acceptedSeq;
-      const logged = options.logWrites ? wal.append(serializePatches(patches), patches.length) : undefined;
+      const logged = options.logWrites ? wal.append(logPayload ? logPayload() : serializePatches(patches), patches.length) : undefined;
       // An ACCEPTED write does not wait for the log, but a failed append must not go unnoticed.
       logged?.then(
         () => (walFailures = 0),

@@ -9,6 +9,11 @@ import type { NodeRequest, NodeResponse } from "./node-types.js";
 export interface RpcHandlerOptions extends ConnectRouterOptions {
   /** Registers the services on the router. */
   readonly routes: (router: ConnectRouter) => void;
+  /**
+   * Registers twins of some of those RPCs that serve their protobuf binary requests (gRPC, gRPC-Web and
+   * Connect with proto bodies); JSON requests of the same RPCs stay with `routes`.
+   */
+  readonly binaryRoutes?: (router: ConnectRouter) => void;
   /** Serves every request whose path is no RPC's. */
   readonly fallback: (req: NodeRequest, res: NodeResponse) => void;
   /** The context values of a call, from its request. */
@@ -30,8 +35,13 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
   options.routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const binaryRouter = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  options.binaryRoutes?.(binaryRouter);
+  const binaryHandlers = new Map(binaryRouter.handlers.map((h) => [h.requestPath, h]));
   return (req, res) => {
-    const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");
+    const requestPath = (req.url ?? "").split("?", 1)[0] ?? "";
+    const binary = binaryHandlers.size > 0 ? binaryHandlers.get(requestPath) : undefined;
+    const handler = binary && BINARY.test(req.headers["content-type"] ?? "") ? binary : handlers.get(requestPath);
     if (!handler) {
       options.fallback(req, res);
       return;
@@ -57,6 +67,9 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
       });
   };
 }
+
+/** Content types of protobuf binary bodies: gRPC, gRPC-Web (not its base64 text form), Connect unary and streaming. */
+const BINARY = /^application\/(grpc(-web)?(\+proto)?|proto|connect\+proto)\s*(;|$)/i;
 
 /**
  * The request body as the router reads it, without destroying the request when the router stops

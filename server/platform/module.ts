@@ -1,5 +1,5 @@
-import type { DescService } from "@bufbuild/protobuf";
-import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { HandlerContext, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import type { Migration } from "kysely";
 import type { Registry } from "prom-client";
 import type { Backend } from "../backends/backend.js";
@@ -45,6 +45,17 @@ export interface ServiceDeclaration {
 export interface ServiceBinding {
   readonly desc: DescService;
   readonly impl: ServiceImpl<DescService>;
+  /**
+   * Methods served, for protobuf binary requests only, by a twin that takes the request in another
+   * message of the same wire format (see records/wire-input.ts); JSON, REST and reflection keep `impl`.
+   */
+  readonly binary?: readonly BinaryMethod[];
+}
+
+/** A twin method (same name and service) and its implementation. */
+export interface BinaryMethod {
+  readonly method: DescMethod;
+  readonly impl: (request: never, context: HandlerContext) => Promise<unknown>;
 }
 
 /** Pairs a descriptor with a complete implementation: a missing RPC does not compile. */

@@ -9,6 +9,7 @@ import type { Logger } from "../core/logger.js";
 import type { Patch } from "../core/patch.js";
 import { isSegmentFile, openWal } from "../core/wal.js";
 import { createWriteBatcher, deserializePatches, type WriteBatcher } from "../core/write-batcher.js";
+import { isWireFrame, readWireFrame, type WireRecords } from "../records/wire-records.js";
 
 /** The limits of one write path (see WriteBatcherOptions for each). */
 export interface WritePathLimits {
@@ -34,6 +35,8 @@ export interface WritePathOptions {
   readonly prepare?: (trx: Kysely<unknown>, groups: PatchGroups) => Promise<PatchGroups>;
   /** Groups patches so reads can ask whether a group has unflushed records. */
   readonly groupOf?: (patch: Patch) => string;
+  /** The decoders of the wire records this path's writers log as received (see records/wire-records.ts), to replay them. */
+  readonly wireRecords?: readonly WireRecords[];
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -70,7 +73,15 @@ export async function openWritePath(options: WritePathOptions): Promise<WritePat
     logger,
     registry: options.registry,
   });
-  const replayed = log.replayed.flatMap(deserializePatches);
+  const decoders = new Map((options.wireRecords ?? []).map((w) => [w.table, w]));
+  const replayed = log.replayed.flatMap((payload) => {
+    // Frames of patches (JSON, also all that earlier versions wrote) or of records as received.
+    if (!isWireFrame(payload)) return deserializePatches(payload);
+    const { patches, violations } = readWireFrame(payload, decoders);
+    // Accepted once, so kept: a rule tightened since then does not drop what was acknowledged.
+    if (violations.length > 0) logger.warn({ write_path: name, violations: violations.slice(0, 10) }, "replayed records no longer pass validation; kept as accepted");
+    return patches;
+  });
   log.countReplayed(replayed.length);
   batcher.restore(replayed);
   if (replayed.length > 0 || log.discardedBytes > 0) {

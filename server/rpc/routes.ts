@@ -47,6 +47,13 @@ export interface RoutesDeps {
   readonly monitor: HealthMonitor;
 }
 
+/** Registers the modules' binary twins (see ServiceBinding.binary) on the router that serves protobuf binary requests. */
+export function createBinaryRoutes(services: readonly ServiceBinding[]): (router: ConnectRouter) => void {
+  return (router) => {
+    for (const { binary } of services) for (const { method, impl } of binary ?? []) router.rpc(method, impl as never);
+  };
+}
+
 /** Registers every service on the router: a pure function of its dependencies. */
 export function createRoutes(deps: RoutesDeps): (router: ConnectRouter) => void {
   const product = deps.services.map((s) => s.desc);

@@ -1,5 +1,6 @@
-import { SessionStatus, TaskStatus } from "../../gen/persistence/v1/translation_pb.js";
+import { SessionSchema, SessionStatus, TaskSchema, TaskStatus } from "../../gen/persistence/v1/translation_pb.js";
 import { count, createdAt, json, longText, statusNames, text, time, type EntitySpec } from "../records/fields.js";
+import { createWireRecords } from "../records/wire-records.js";
 
 /** The translation domain's catalog: every writable field of a session and a task (see records/fields.ts). */
 
@@ -56,3 +57,7 @@ export const TASK: EntitySpec = {
   ],
   requiredOnCreate: [],
 };
+
+/** Sessions and tasks from their wire bytes (binary write requests, and their log frames). */
+export const SESSION_WIRE = createWireRecords(SESSION, SessionSchema);
+export const TASK_WIRE = createWireRecords(TASK, TaskSchema);

@@ -1,8 +1,10 @@
 import { timestampFromMs, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Durability as DurabilityEnum, SortOrder } from "../../gen/persistence/v1/common_pb.js";
 import { FlushScope, SessionSortField, TaskSortField, TranslationService as TranslationServiceDesc, WatchEventType } from "../../gen/persistence/v1/translation_pb.js";
 import { invalidArgument } from "../core/errors.js";
+import type { BinaryMethod } from "../platform/module.js";
+import { wireInputMethod } from "../records/wire-input.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
 import { durabilityEnum, requestedDurability } from "../records/durability.js";
@@ -12,6 +14,32 @@ import { statusCountsMessage } from "./translation.mapping.js";
 import type { TranslationCluster } from "./translation.cluster.js";
 import type { TranslationReads } from "./translation.reads.js";
 import type { TranslationService } from "./translation.service.js";
+
+/**
+ * The batch writes' twins for protobuf binary requests: the records arrive as wire bytes and are
+ * decoded straight into patches (see records/wire-input.ts); the replies are the RPCs' own.
+ */
+export function createTranslationBinaryMethods(translation: TranslationService, defaultDurability: Durability): BinaryMethod[] {
+  const durabilityOf = (requested: DurabilityEnum): Durability => requestedDurability(requested, defaultDurability);
+  const tasks = wireInputMethod(TranslationServiceDesc.method.batchUpsertTasks, "tasks");
+  const sessions = wireInputMethod(TranslationServiceDesc.method.batchUpsertSessions, "sessions");
+  return [
+    {
+      method: sessions,
+      impl: async (req: { sessions: Uint8Array[]; durability: DurabilityEnum }, ctx: HandlerContext) =>
+        acceptedReply(await translation.upsertSessionBytes(req.sessions, durabilityOf(req.durability), ctx.signal)),
+    },
+    {
+      method: tasks,
+      impl: async (req: { tasks: Uint8Array[]; durability: DurabilityEnum }, ctx: HandlerContext) =>
+        acceptedReply(await translation.upsertTaskBytes(req.tasks, durabilityOf(req.durability), ctx.signal)),
+    },
+  ];
+}
+
+function acceptedReply({ count, durability }: { count: number; durability: Durability }) {
+  return { status: "accepted", count, durability: durabilityEnum(durability), timestamp: timestampNow() };
+}
 
 /** How long Flush waits for everything accepted to commit. */
 const FLUSH_TIMEOUT_MS = 10_000;
@@ -24,12 +52,7 @@ export function createTranslationHandler(
   across: { readonly cluster: TranslationCluster; readonly instanceId: string },
 ): ServiceImpl<typeof TranslationServiceDesc> {
   const durabilityOf = (requested: DurabilityEnum): Durability => requestedDurability(requested, defaultDurability);
-  const accepted = ({ count, durability }: { count: number; durability: Durability }) => ({
-    status: "accepted",
-    count,
-    durability: durabilityEnum(durability),
-    timestamp: timestampNow(),
-  });
+  const accepted = acceptedReply;
 
   return {
     async batchUpsertSessions(req, ctx) {

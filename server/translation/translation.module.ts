@@ -5,10 +5,11 @@ import { integer } from "../platform/settings.js";
 import { scheduleCleanup } from "./translation.cleanup.js";
 import { startTranslationCluster, type TranslationCluster } from "./translation.cluster.js";
 import { createSessionEvents, type SessionEvents } from "./translation.events.js";
-import { createTranslationHandler } from "./translation.handler.js";
+import { createTranslationBinaryMethods, createTranslationHandler } from "./translation.handler.js";
 import { TRANSLATION_MIGRATIONS } from "./migrations/index.js";
 import { createTranslationReads } from "./translation.reads.js";
 import { createTranslationService, type TranslationService as Translation } from "./translation.service.js";
+import { SESSION_WIRE, TASK_WIRE } from "./translation.fields.js";
 import { TRANSLATION_PATCH_TABLES, type TranslationTables } from "./translation.table.js";
 import { createTombstoneGuard } from "./translation.tombstones.js";
 
@@ -58,6 +59,7 @@ export const translationModule = defineModule({
       mode: "lww",
       prepare: createTombstoneGuard(sql.dialect),
       groupOf: (patch) => patch.key[0] ?? "",
+      wireRecords: [SESSION_WIRE, TASK_WIRE],
     });
     const { batcher } = writePath;
     const db = sql.db.withTables<TranslationTables>();
@@ -101,7 +103,12 @@ export const translationModule = defineModule({
     cluster = await startTranslationCluster({ bus, flushLocal: (timeoutMs) => service.flush(timeoutMs), events, logger: ctx.logger });
     const cleanup = settings.cleanupIntervalMs > 0 ? scheduleCleanup(sql, settings.cleanupIntervalMs, ctx.platform.instanceId, ctx.logger) : undefined;
     return {
-      services: [implement(TranslationService, createTranslationHandler(service, reads, ctx.defaultDurability, { cluster, instanceId: bus.instanceId }))],
+      services: [
+        {
+          ...implement(TranslationService, createTranslationHandler(service, reads, ctx.defaultDurability, { cluster, instanceId: bus.instanceId })),
+          binary: createTranslationBinaryMethods(service, ctx.defaultDurability),
+        },
+      ],
       exports: { service } satisfies TranslationExports,
       stop: async () => {
         await cleanup?.stop();

@@ -5,11 +5,12 @@ import type { Durability, WriteBatcher } from "../core/write-batcher.js";
 import type { Patch } from "../core/patch.js";
 import { createPatch } from "../core/patch.js";
 import type { EntitySpec } from "../records/fields.js";
-import { SESSION, SESSION_STATUS_NAMES, TASK } from "./translation.fields.js";
+import { SESSION, SESSION_STATUS_NAMES, SESSION_WIRE, TASK, TASK_WIRE } from "./translation.fields.js";
 import { cleanupSessions, type CleanupRequest, type CleanupResult } from "./translation.cleanup.js";
 import type { SessionEvents } from "./translation.events.js";
 import * as repo from "./translation.repository.js";
-import { requireKey, toPatches } from "../records/to-patches.js";
+import { requireKey, toPatches, type ConvertedBatch } from "../records/to-patches.js";
+import type { WireRecords } from "../records/wire-records.js";
 import type { TranslationTables } from "./translation.table.js";
 
 type IncomingRecord = Parameters<typeof toPatches>[1][number];
@@ -60,6 +61,9 @@ const KNOWN_SESSIONS_MAX = 100_000;
 export interface TranslationService {
   upsertSessions(records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
   upsertTasks(records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
+  /** The same, from the records' protobuf wire bytes (binary requests): decoded straight into patches, and logged as they came. */
+  upsertSessionBytes(records: readonly Uint8Array[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
+  upsertTaskBytes(records: readonly Uint8Array[], durability: Durability, signal?: AbortSignal): Promise<AcceptedWrite>;
   /** Commits everything this instance accepted (at most `timeoutMs`); records written and dead-lettered per entity. */
   flush(timeoutMs: number): Promise<FlushResult>;
   recoveryStatus(): Promise<RecoveryStatus>;
@@ -121,11 +125,21 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
   }
 
   async function upsert(spec: EntitySpec, records: readonly IncomingRecord[], durability: Durability, signal?: AbortSignal) {
-    const { patches, violations, lacking } = toPatches(spec, records, Date.now() * 1000, deps.maxBatchRecords);
+    return accept(spec, toPatches(spec, records, Date.now() * 1000, deps.maxBatchRecords), durability, signal);
+  }
+
+  async function upsertBytes(spec: EntitySpec, wire: WireRecords, records: readonly Uint8Array[], durability: Durability, signal?: AbortSignal) {
+    const receivedAt = Date.now() * 1000;
+    const batch = wire.decode(records, receivedAt, deps.maxBatchRecords);
+    return accept(spec, batch, durability, signal, () => wire.logFrame(records, receivedAt));
+  }
+
+  async function accept(spec: EntitySpec, batch: ConvertedBatch, durability: Durability, signal?: AbortSignal, logPayload?: () => Buffer) {
+    const { patches, violations, lacking } = batch;
     if (violations.length > 0) throw invalidArgument(violations);
     const missing = lacking.size > 0 ? await missingRequired(spec, patches, lacking) : [];
     if (missing.length > 0) throw invalidArgument(missing);
-    const reached = await batcher.accept(patches, durability, signal);
+    const reached = await batcher.accept(patches, durability, signal, logPayload);
     if (spec === SESSION) for (const p of patches) if (p.fields.has("filename")) remember(p.key[0]!);
     return { count: patches.length, durability: reached };
   }
@@ -179,6 +193,8 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
     },
     upsertSessions: (records, durability, signal) => upsert(SESSION, records, durability, signal),
     upsertTasks: (records, durability, signal) => upsert(TASK, records, durability, signal),
+    upsertSessionBytes: (records, durability, signal) => upsertBytes(SESSION, SESSION_WIRE, records, durability, signal),
+    upsertTaskBytes: (records, durability, signal) => upsertBytes(TASK, TASK_WIRE, records, durability, signal),
     async flush(timeoutMs) {
       const { empty, counts } = await batcher.flush(timeoutMs);
       const { written, deadLettered } = counts;

@@ -3,10 +3,11 @@ import os from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Durability } from "../../gen/persistence/v1/common_pb";
 import { TaskStatus, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { retryDelayMs } from "../../server/core/errors";
+import { openWal } from "../../server/core/wal";
 import { openServiceSql } from "../../server/schema";
 import { runLoad, type LoadResult } from "../support/load";
 import { createPrivateMariadb, type PrivateMariadb } from "../support/private-mariadb";
@@ -86,6 +87,62 @@ describeEachDialect("faults", (target) => {
       PERSISTENCE_BUFFER_MAX_RECORDS: "1000000",
     });
     expect(replayed).toBeGreaterThan(100);
+  }, 120_000);
+
+  it("replays a log that the previous version wrote (patches as JSON) beside frames of records as received, across a SIGKILL", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "persistence-oldlog-"));
+    const sessionId = `oldlog-${process.pid}-${Date.now()}`;
+    const env = {
+      PERSISTENCE_SQL_URL: target().url,
+      PERSISTENCE_DATA_DIR: dataDir,
+      PERSISTENCE_FLUSH_INTERVAL_MS: "600000",
+      PERSISTENCE_FLUSH_MAX_RECORDS: "1000000",
+    };
+    try {
+      // A frame exactly as earlier versions wrote every accepted request: its patches as JSON.
+      const stamp = Date.now() * 1000;
+      const legacy = JSON.stringify([
+        { t: "translation_tasks", k: [sessionId, "OLD_1"], s: stamp, f: [["source_text", "from the old log", stamp], ["retry_count", 7, stamp], ["created_at", stamp, stamp]] },
+      ]);
+      const opened = await openWal(path.join(dataDir, "wal", "translation"));
+      await opened.wal.append(Buffer.from(legacy), 1);
+      await opened.wal.close();
+
+      // New frames on top, from binary writes acknowledged at LOGGED, then a SIGKILL before any flush.
+      const first = await startServiceProcess(env);
+      // The old frame is read back (and flushed) at the first start.
+      expect(first.logs.find((l) => l.msg === "write-ahead log replayed")?.records).toBe(1);
+      const client = createClient(TranslationService, createGrpcTransport({ baseUrl: first.url, idleConnectionTimeoutMs: 200 }));
+      await client.batchUpsertTasks({
+        tasks: [
+          { sessionId, taskId: "NEW_1", sourceText: "from the new log", retryCount: 1 },
+          { sessionId, taskId: "OLD_1", targetText: "added later", retryCount: 8 },
+        ],
+        durability: Durability.LOGGED,
+      });
+      await first.stop("SIGKILL");
+
+      const second = await startServiceProcess(env);
+      try {
+        expect(second.logs.find((l) => l.msg === "write-ahead log replayed")?.records).toBe(2);
+        await flushUntilDone(second.url);
+        const store = await openServiceSql(target().url);
+        try {
+          const { rows } = await sql<{ task_id: string; source_text: string; target_text: string | null; retry_count: number }>`
+            select task_id, source_text, target_text, retry_count from translation_tasks where session_id = ${sessionId} order by task_id`.execute(store.db);
+          expect(rows.map((r) => ({ ...r, retry_count: Number(r.retry_count) }))).toEqual([
+            { task_id: "NEW_1", source_text: "from the new log", target_text: null, retry_count: 1 },
+            { task_id: "OLD_1", source_text: "from the old log", target_text: "added later", retry_count: 8 },
+          ]);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        expect(await second.stop()).toBe(0);
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, 120_000);
 
   // The log on a real disk that fills up: a small tmpfs (mounting needs privileges not every machine grants).

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { CompiledQuery, sql, type Kysely } from "kysely";
+import { escape } from "mysql2";
 import type { FieldValue, Patch, PatchGroups, PatchTable, WriteMode } from "../../core/patch.js";
 
 export type { PatchGroups, PatchTable, WriteMode } from "../../core/patch.js";
@@ -110,6 +111,11 @@ export async function createPatchWriter(
   const maxParams = MAX_PARAMS[backend.dialect];
   const shapes = new Map<string, Shape>();
   const append = options.mode === "append";
+  /**
+   * MySQL upserts are sent with their values in the text: mysql2 would otherwise scan the whole text for
+   * placeholders on every call (the backend's queryFormat passes a statement without values as it is).
+   */
+  const inline = !append && backend.dialect === "mysql";
   const writePath = options.writePath ?? "translation";
 
   const statementsFor = (table: PatchTable, patches: readonly Patch[]): CompiledQuery[] => {
@@ -127,13 +133,16 @@ export async function createPatchWriter(
     const maxRows = Math.floor(maxParams / perRow);
     const out: CompiledQuery[] = [];
     let params: FieldValue[] = [];
+    /** MySQL upserts carry their values in the text, escaped once here (see inlineValues). */
+    let rowTexts: string[] = [];
     let rows = 0;
     let bytes = 0;
     const emit = () => {
       if (rows === 0) return;
-      const text = `${head} values ${new Array(rows).fill(rowSql).join(",")} ${tail}`;
+      const text = inline ? `${head} values ${rowTexts.join(",")} ${tail}` : `${head} values ${new Array(rows).fill(rowSql).join(",")} ${tail}`;
       out.push(CompiledQuery.raw(text, params));
       params = [];
+      rowTexts = [];
       rows = 0;
       bytes = 0;
     };
@@ -143,7 +152,8 @@ export async function createPatchWriter(
       // Sent, it would make MySQL drop the connection; refused here, the batcher moves it to the dead letters.
       if (rowBytes > 2 * maxBytes) throw new Error(`row of about ${rowBytes} bytes does not fit in the server's max_allowed_packet (${2 * maxBytes} bytes)`);
       if (rows > 0 && (rows >= maxRows || bytes + rowBytes > maxBytes)) emit();
-      params.push(...row);
+      if (inline) rowTexts.push(rowText(row));
+      else params.push(...row);
       rows++;
       bytes += rowBytes;
     }
@@ -256,6 +266,17 @@ function rowValues(table: PatchTable, written: readonly string[], insertOnly: re
   for (const column of insertOnly) row.push(table.insertDefault(column, patch));
   row.push(patch.stamp);
   return row;
+}
+
+/** A row's values as SQL literals: `(v1,v2,...)`, strings escaped as mysql2 escapes them. */
+function rowText(row: readonly FieldValue[]): string {
+  let text = "(";
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    if (i > 0) text += ",";
+    text += v === null ? "NULL" : typeof v === "number" ? String(v) : escape(v);
+  }
+  return `${text})`;
 }
 
 function appendValues(table: PatchTable, patch: Patch): FieldValue[] {
