@@ -89,7 +89,7 @@ export async function uploadFile(storage: StorageClient, source: string | Readab
         yield { part: { case: "chunk" as const, value: chunk } };
       }
     }
-    const { file } = await storage.upload(messages(), { signal: options.signal });
+    const { file } = await storage.upload(messages(), options.signal ? { signal: options.signal } : {});
     return file!;
   }
   const size = isPath ? (await stat(source)).size : options.size!;

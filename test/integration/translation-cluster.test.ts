@@ -4,7 +4,7 @@ import type { EventBus } from "../../server/backends/events/event-bus";
 import { openNatsEventBus } from "../../server/backends/events/nats";
 import { Durability } from "../../gen/persistence/v1/common_pb";
 import { SystemService } from "../../gen/persistence/v1/system_pb";
-import { FlushScope, TaskStatus, TranslationService, WatchEventType } from "../../gen/persistence/v1/translation_pb";
+import { FlushScope, TaskStatus, TranslationService, WatchEventType, type Task } from "../../gen/persistence/v1/translation_pb";
 import { restCall } from "../support/rest-call";
 import { createSqlTarget, type SqlTarget } from "../support/sql-targets";
 import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy";
@@ -130,7 +130,7 @@ describe("translation across instances (events role over NATS)", () => {
       await tb.batchUpsertTasks({ tasks: [task(sessionId, "T1", { status: TaskStatus.COMPLETED, targetText: "fini" })], durability: Durability.COMMITTED });
       const update = (await within(stream.next(), "the other instance's commit")).value;
       expect(update?.type).toBe(WatchEventType.UPDATED);
-      expect(update?.tasks.map((t) => [t.taskId, t.targetText])).toEqual([["T1", "fini"]]);
+      expect(update?.tasks.map((t: Task) => [t.taskId, t.targetText])).toEqual([["T1", "fini"]]);
 
       await tb.deleteSession({ sessionId });
       const last = (await within(stream.next(), "the other instance's delete")).value;
