@@ -314,7 +314,7 @@ describe("the service on MariaDB", () => {
         expect.arrayContaining(["translation_sessions", "translation_tasks"]),
       );
       const health = (await (await fetch(`${service.url}/health`)).json()) as { backends: Record<string, string> };
-      expect(health.backends).toEqual({ sql: "up", events: "up" });
+      expect(health.backends).toEqual({ sql: "up", events: "up", objects: "up", kv: "up", search: "up" });
     } finally {
       expect(await service.stop()).toBe(0);
       await target.drop();
