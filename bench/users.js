@@ -19,6 +19,7 @@ const { quantiles, round } = require("./lib/stats");
 const { openLoop } = require("./suites/latency");
 
 const { UserService } = require(path.join(ROOT, "dist/gen/persistence/v1/users_pb.js"));
+const { SystemService } = require(path.join(ROOT, "dist/gen/persistence/v1/system_pb.js"));
 const { createPasswords, OWASP_COST } = require(path.join(ROOT, "dist/server/users/users.passwords.js"));
 const { monthOf } = require(path.join(ROOT, "dist/server/users/users.service.js"));
 
@@ -121,7 +122,9 @@ async function closedLoop(call, { concurrency, seconds = Infinity, count = Infin
     PERSISTENCE_USERS_LOGIN_ADDRESS_PER_MINUTE: "1000000",
   });
   const sessionManager = new Http2SessionManager(service.url, { idleConnectionTimeoutMs: 5000 });
-  const users = createClient(UserService, createGrpcTransport({ baseUrl: service.url, sessionManager }));
+  const transport = createGrpcTransport({ baseUrl: service.url, sessionManager });
+  const users = createClient(UserService, transport);
+  const system = createClient(SystemService, transport);
   const redis = new Redis(REDIS_URL);
   const details = {};
   try {
@@ -151,7 +154,10 @@ async function closedLoop(call, { concurrency, seconds = Infinity, count = Infin
     const qs = [0.5, 0.95, 0.99];
     const rawQ = await openLoop(() => redis.get(sampleKey), { rate, seconds: P.validateSeconds, qs });
     const validateQ = await openLoop((i) => users.validateSession({ sessionToken: logins[i % logins.length] }), { rate, seconds: P.validateSeconds, qs });
-    details.validation = { rate, capacity: Math.round(validateCapacity.rate), raw_redis_get: rawQ, validate_session: validateQ };
+    // A bare RPC at the same rate: what the service's own path costs on this machine, with no store behind it.
+    const echoQ = await openLoop(() => system.echo({ payload: new Uint8Array(64) }), { rate, seconds: P.validateSeconds, qs });
+    details.validation = { rate, capacity: Math.round(validateCapacity.rate), raw_redis_get: rawQ, validate_session: validateQ, echo: echoQ };
+    for (const q of ["p50", "p95", "p99"]) figure(`echo_${q}`, `SystemService.Echo ${q} (gRPC, same rate)`, echoQ[q], "ms");
     for (const q of ["p50", "p95", "p99"]) {
       figure(`redis_get_${q}`, `raw ioredis GET ${q}`, rawQ[q], "ms", undefined, q === "p95" ? { op: "<", value: 5, text: "< 5 ms" } : undefined);
     }

@@ -68,6 +68,7 @@ export function createSystemHandler(system: SystemService, directory: InstanceDi
         buffer: bufferHealth(m.buffer),
         writePath: writePathStats(m.writePath),
         writePaths: m.writePaths.map(writePathStats),
+        caches: m.caches.map((c) => ({ name: c.name, hits: BigInt(c.hits), misses: BigInt(c.misses), hitRate: c.hitRate })),
       };
     },
     getConfig() {

@@ -38,6 +38,15 @@ export interface MetricsSummary {
   buffer: BufferFigures;
   writePath: BatcherStatus;
   writePaths: BatcherStatus[];
+  caches: CacheFigures[];
+}
+
+/** Hits and misses of one cache, from the persistence_cache_* counters any module registers. */
+export interface CacheFigures {
+  name: string;
+  hits: number;
+  misses: number;
+  hitRate: number;
 }
 
 export interface Info {
@@ -124,6 +133,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
         buffer: buffer(),
         writePath: deps.writePaths()[0] ?? idleWritePath(),
         writePaths: deps.writePaths(),
+        caches: await cacheFigures(deps.registry),
       };
     },
     config: () => deps.config(),
@@ -169,4 +179,18 @@ function idleWritePath(): BatcherStatus {
     walReplayed: 0,
     walPendingRecords: 0,
   };
+}
+
+/** Sums the cache counters by their `cache` label. */
+async function cacheFigures(registry: Registry): Promise<CacheFigures[]> {
+  const byCache = new Map<string, { hits: number; misses: number }>();
+  for (const [metric, field] of [["persistence_cache_hits_total", "hits"], ["persistence_cache_misses_total", "misses"]] as const) {
+    for (const value of (await registry.getSingleMetric(metric)?.get())?.values ?? []) {
+      const name = String(value.labels.cache ?? "");
+      const figures = byCache.get(name) ?? { hits: 0, misses: 0 };
+      figures[field] += value.value;
+      byCache.set(name, figures);
+    }
+  }
+  return [...byCache].map(([name, f]) => ({ name, ...f, hitRate: f.hits + f.misses === 0 ? 0 : (f.hits / (f.hits + f.misses)) * 100 }));
 }

@@ -64,6 +64,9 @@ describe("users with Redis down", () => {
 
     const reply = await healthUntil(server.url, (r) => r.body.backends.kv === "down");
     expect(reply.body.backends.sql).toBe("up");
+    // Only the users service depends on Redis: the instance stays in its balancer.
+    expect(reply.status).toBe(200);
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     const health = server.client(Health, "grpc");
     await eventually(async () => (await health.check({ service: "persistence.v1.UserService" })).status === Serving.NOT_SERVING);
     expect((await health.check({ service: "persistence.v1.TranslationService" })).status).toBe(Serving.SERVING);

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
+import { SystemService } from "../../../gen/persistence/v1/system_pb";
 import { QuotaKind, UserService, UserStatus } from "../../../gen/persistence/v1/users_pb";
 import { errorOf } from "../../support/errors";
 import { restCall } from "../../support/rest-call";
@@ -85,6 +86,21 @@ describeEachDialect("users service", (target, dialect) => {
       const id = "00000000-0000-4000-8000-000000000000";
       expect((await restCall(server.url, "GET", `/api/v1/users/${id}`)).status).toBe(404);
       expect((await errorOf(client().getUser({ userId: id }))).code).toBe(Code.NotFound);
+    });
+  });
+
+  describe("the cache", () => {
+    it("counts hits and misses, in /metrics and in GetMetrics", async () => {
+      const { user } = await client().createUser(newUser());
+      for (let i = 0; i < 5; i++) await client().getUser({ userId: user!.userId });
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      expect(text).toMatch(/persistence_cache_hits_total\{cache="users",tier="local"\} [1-9]/);
+      expect(text).toMatch(/persistence_cache_misses_total\{cache="users"\} [1-9]/);
+      const { caches } = await server.client(SystemService).getMetrics({});
+      const users = caches.find((c) => c.name === "users");
+      expect(users?.hits).toBeGreaterThanOrEqual(4n);
+      expect(users?.hitRate).toBeGreaterThan(0);
+      expect(users?.hitRate).toBeLessThan(100);
     });
   });
 
