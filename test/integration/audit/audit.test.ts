@@ -234,7 +234,7 @@ describeEachDialect("audit", (target) => {
     expect(letters).toHaveLength(1);
     // The gap entry is written at the service's default durability once the dead letter is seen: wait for it through searches.
     let gap;
-    for (let i = 0; i < 100 && !gap; i++) {
+    for (let i = 0; i < 600 && !gap; i++) {
       gap = (await audit().searchLogs({ action: "audit.gap", resourceId: poisoned })).items[0];
       if (!gap) await new Promise((r) => setTimeout(r, 50));
     }
