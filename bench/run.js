@@ -13,11 +13,12 @@ const { uniqueRecords, translationRecords } = require("./lib/workloads");
 const { throughService, rawMysql, rawSqlite, tempSqlite } = require("./suites/ingest");
 const { writeAckVsEcho } = require("./suites/latency");
 const { readLatency } = require("./suites/reads");
+const { auditBench } = require("./suites/audit");
 
 const QUICK = process.argv.includes("--quick");
 const P = QUICK
-  ? { unique: 20_000, translationSessions: 5, rawGrid: { batch: [1000], connections: [1, 4] }, perRecord: 5_000, latencyRate: 2000, latencySeconds: 5, readSessions: 100, readCalls: 500, durability: 20_000, sqlite: 20_000 }
-  : { unique: 100_000, translationSessions: 20, rawGrid: { batch: [500, 1000, 5000], connections: [1, 2, 4] }, perRecord: 30_000, latencyRate: 2000, latencySeconds: 20, readSessions: 1000, readCalls: 2000, durability: 50_000, sqlite: 50_000 };
+  ? { unique: 20_000, translationSessions: 5, rawGrid: { batch: [1000], connections: [1, 4] }, perRecord: 5_000, latencyRate: 2000, latencySeconds: 5, readSessions: 100, readCalls: 500, durability: 20_000, sqlite: 20_000, auditEntries: 20_000 }
+  : { unique: 100_000, translationSessions: 20, rawGrid: { batch: [500, 1000, 5000], connections: [1, 2, 4] }, perRecord: 30_000, latencyRate: 2000, latencySeconds: 20, readSessions: 1000, readCalls: 2000, durability: 50_000, sqlite: 50_000, auditEntries: 200_000 };
 
 const figures = [];
 /** One row of the table: a figure, its baseline from this run, the ratio and the target. */
@@ -135,6 +136,18 @@ async function ingestWorkload(label, records, callers, batchSize) {
   } finally {
     sqlite.cleanup();
   }
+
+  console.log(`\naudit logs on MariaDB: ${P.auditEntries} entries (node bench/audit.js --entries 1000000 for the full size)`);
+  await db.freshDatabase("bench_audit");
+  const audit = await auditBench({ sqlUrl: db.url("bench_audit"), entries: P.auditEntries, loaded: 10_000, rate: 500, seconds: P.latencySeconds, searchCalls: 200 });
+  await db.dropDatabase("bench_audit");
+  details.audit = audit;
+  figure("audit_write_ack_p99", "audit: WriteLogs ack p99 (10 entries, LOGGED)", audit.latency.write.p99, "ms",
+    { name: "Echo of the same size", value: audit.latency.echo.p99 }, { on: "value", op: "<=", value: 10, text: "< 10 ms" });
+  figure("audit_search_p50", "audit: free text + one-day range search p50", audit.search.p50, "ms");
+  figure("audit_search_p95", "audit: free text + one-day range search p95", audit.search.p95, "ms", undefined, { on: "value", op: "<=", value: 200, text: "< 200 ms" });
+  figure("audit_export_mb_s", "audit: NDJSON export", audit.exported.mb_per_s, "MB/s");
+  figure("audit_export_rss_growth", "audit: service RSS growth while exporting", audit.exported.rss_peak_mb - audit.exported.rss_before_mb, "MB");
 
   const result = {
     run: QUICK ? "quick" : "full",
