@@ -14,13 +14,14 @@ const { throughService, rawMysql, rawSqlite, tempSqlite } = require("./suites/in
 const { writeAckVsEcho } = require("./suites/latency");
 const { readLatency } = require("./suites/reads");
 const { filesBench } = require("./suites/files");
+const { auditBench } = require("./suites/audit");
 
 const QUICK = process.argv.includes("--quick");
 // Every ingest figure is measured twice (the spread is reported) on a service warmed with `warmup`
 // records of the same workload first; the full run measures ≥ 100k records per figure.
 const P = QUICK
-  ? { unique: 20_000, warmupUnique: 10_000, translationSessions: 4, warmupSessions: 3, rawGrid: { batch: [1000], connections: [1, 4] }, perRecord: 3_000, latencyRate: 2000, latencySeconds: 4, readSessions: 100, readCalls: 300, durability: 10_000, sqlite: 10_000 }
-  : { unique: 100_000, warmupUnique: 40_000, translationSessions: 30, warmupSessions: 12, rawGrid: { batch: [500, 1000, 5000], connections: [1, 2, 4] }, perRecord: 30_000, latencyRate: 2000, latencySeconds: 20, readSessions: 1000, readCalls: 2000, durability: 50_000, sqlite: 50_000 };
+  ? { unique: 20_000, warmupUnique: 10_000, translationSessions: 4, warmupSessions: 3, rawGrid: { batch: [1000], connections: [1, 4] }, perRecord: 3_000, latencyRate: 2000, latencySeconds: 4, readSessions: 100, readCalls: 300, durability: 10_000, sqlite: 10_000, auditEntries: 20_000 }
+  : { unique: 100_000, warmupUnique: 40_000, translationSessions: 30, warmupSessions: 12, rawGrid: { batch: [500, 1000, 5000], connections: [1, 2, 4] }, perRecord: 30_000, latencyRate: 2000, latencySeconds: 20, readSessions: 1000, readCalls: 2000, durability: 50_000, sqlite: 50_000, auditEntries: 200_000 };
 
 const figures = [];
 /**
@@ -197,6 +198,18 @@ async function ingestWorkload(label, make, warmup, callers, batchSize) {
     { name: "direct minio putObject, 8 MiB parts as the service's store", value: files.upload_mb_s.direct_put_object_8mib_parts });
   figure("files_500mb_rss_growth", "500 MB upload: service peak RSS growth", [files.large_upload.growth / 2 ** 20], "MiB",
     undefined, { on: "value", op: "<=", value: 64, text: "< 64 MB" });
+
+  console.log(`\naudit logs on MariaDB: ${P.auditEntries} entries (node bench/audit.js --entries 1000000 for the full size)`);
+  await db.freshDatabase("bench_audit");
+  const audit = await auditBench({ sqlUrl: db.url("bench_audit"), entries: P.auditEntries, loaded: 10_000, rate: 500, seconds: P.latencySeconds, searchCalls: 200 });
+  await db.dropDatabase("bench_audit");
+  details.audit = audit;
+  figure("audit_write_ack_p99", "audit: WriteLogs ack p99 (10 entries, LOGGED)", [audit.latency.write.p99], "ms",
+    { name: "Echo of the same size", value: audit.latency.echo.p99 }, { on: "value", op: "<=", value: 10, text: "< 10 ms" });
+  figure("audit_search_p50", "audit: free text + one-day range search p50", [audit.search.p50], "ms");
+  figure("audit_search_p95", "audit: free text + one-day range search p95", [audit.search.p95], "ms", undefined, { on: "value", op: "<=", value: 200, text: "< 200 ms" });
+  figure("audit_export_mb_s", "audit: NDJSON export", [audit.exported.mb_per_s], "MB/s");
+  figure("audit_export_rss_growth", "audit: service RSS growth while exporting", [audit.exported.rss_peak_mb - audit.exported.rss_before_mb], "MB");
 
   machine.load_average_at_end = os.loadavg().map((v) => round(v, 2));
   const result = {

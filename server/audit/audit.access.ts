@@ -26,6 +26,20 @@ export const ACCESS_ACTION = "api.call";
 /** The audit action of a call refused for its credentials. */
 export const DENIED_ACTION = "access.denied";
 
+/**
+ * RPCs of other modules whose calls are significant actions, recorded in the audit log whatever
+ * their outcome: the audited action, the resource type and the request field naming the resource,
+ * and the request fields kept as details. Observed here, around the call, so that no module writes
+ * the audit tables and the start order of the modules does not matter.
+ */
+const SIGNIFICANT: Readonly<Record<string, { action: string; resourceType: string; idField?: string; detailFields: readonly string[] }>> = {
+  "/persistence.v1.TranslationService/DeleteSession": { action: "session.delete", resourceType: "session", idField: "sessionId", detailFields: ["soft"] },
+  "/persistence.v1.TranslationService/CleanupSessions": { action: "session.cleanup", resourceType: "session", detailFields: ["completedDays", "failedDays", "cancelledDays", "dryRun"] },
+  "/persistence.v1.TranslationService/UpdateSessionStatus": { action: "session.status", resourceType: "session", idField: "sessionId", detailFields: ["status", "reason"] },
+  "/persistence.v1.StorageService/DeleteFile": { action: "file.delete", resourceType: "file", idField: "fileId", detailFields: [] },
+  "/persistence.v1.UserService/DeleteUser": { action: "user.delete", resourceType: "user", idField: "userId", detailFields: [] },
+};
+
 export interface AccessSampling {
   /** Fraction of calls with side effects logged, 0-1. */
   readonly writes: number;
@@ -53,7 +67,8 @@ export interface AccessLog {
  * 10% of reads), written in batches straight to the search role: a log of calls, not a record
  * anyone was promised, so when the search backend cannot keep up the newest documents beyond
  * MAX_QUEUED are dropped and counted (`persistence_access_log_dropped_total`). Calls refused for
- * their credentials (UNAUTHENTICATED, PERMISSION_DENIED) always go to the audit log as well, chained.
+ * their credentials (UNAUTHENTICATED, PERMISSION_DENIED) and the significant actions of other
+ * modules (SIGNIFICANT) always go to the audit log as well, chained.
  */
 export async function createAccessLog(options: {
   readonly search: SearchIndex;
@@ -91,8 +106,9 @@ export async function createAccessLog(options: {
       end(err) {
         const code: number = err === undefined ? 0 : ConnectError.from(err).code;
         const denied = code === Code.Unauthenticated || code === Code.PermissionDenied;
-        if (!sampled && !denied) return;
         const rpc = `/${req.service.typeName}/${req.method.name}`;
+        const significant = SIGNIFICANT[rpc];
+        if (!sampled && !denied && !significant) return;
         const caller = req.contextValues.get(principalKey)?.name;
         const ip = req.contextValues.get(clientAddressKey);
         const requestId = req.contextValues.get(requestIdKey);
@@ -100,8 +116,9 @@ export async function createAccessLog(options: {
         const name = code === 0 ? "ok" : codeName(code);
         const durationMs = Math.round((performance.now() - t0) * 1000) / 1000;
         const route = req.contextValues.get(restRouteKey);
-        if (queue.length >= MAX_QUEUED) dropped.inc();
-        else {
+        const logged = sampled || denied;
+        if (logged && queue.length >= MAX_QUEUED) dropped.inc();
+        else if (logged) {
           queue.push({
             id: randomUUID(),
             occurred_at: new Date(started),
@@ -120,6 +137,30 @@ export async function createAccessLog(options: {
             duration_ms: durationMs,
           });
           if (queue.length >= BATCH) void drain();
+        }
+        if (significant && !denied) {
+          const message = req.stream ? {} : (req.message as unknown as Record<string, unknown>);
+          const resourceId = significant.idField ? String(message[significant.idField] ?? "").slice(0, 255) : "";
+          const details: Record<string, string | number | boolean | null> = { code: name };
+          for (const field of significant.detailFields) {
+            const value = message[field];
+            if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") details[snake(field)] = typeof value === "string" ? value.slice(0, 1000) : value;
+          }
+          options
+            .recordAudit([
+              {
+                action: significant.action,
+                result: code === 0 ? AuditResult.SUCCESS : AuditResult.FAILURE,
+                actor: caller ? { type: "api_key", id: caller, name: caller } : { type: "anonymous" },
+                resource: { type: significant.resourceType, ...(resourceId ? { id: resourceId } : {}) },
+                ...(ip ? { ip } : {}),
+                ...(userAgent ? { userAgent } : {}),
+                ...(requestId ? { requestId } : {}),
+                message: `${significant.action}${resourceId ? ` ${resourceId}` : ""}: ${name}`,
+                details,
+              },
+            ])
+            .catch((e: unknown) => logger.warn({ err: String((e as Error).message ?? e), action: significant.action }, "significant action not audited"));
         }
         if (denied) {
           options
@@ -157,6 +198,11 @@ export async function createAccessLog(options: {
       await drain();
     },
   };
+}
+
+/** `dryRun` → `dry_run`. */
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** An access-log document as a stored row (no chain fields: the access log is not chained; `seq` is 0). */

@@ -105,7 +105,7 @@ export const auditModule = defineModule({
       interceptors: [access.interceptor],
       exports: { record, service } satisfies AuditExports,
       stop: async () => {
-        projection.stop();
+        await projection.stop();
         await retention?.stop();
         await access.stop();
       },

@@ -25,7 +25,8 @@ export interface AuditProjection {
   catchUp(): Promise<void>;
   /** Committed entries not yet in the index. */
   lag(): Promise<number>;
-  stop(): void;
+  /** No more runs; resolves once the batch in progress is indexed. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -50,7 +51,7 @@ export async function createAuditProjection(db: Kysely<AuditTables>, search: Sea
   const position = async () => Number((await db.selectFrom("audit_projection").select("seq").where("name", "=", checkpoint).executeTakeFirstOrThrow()).seq);
 
   const runOnce = async () => {
-    for (;;) {
+    while (!stopped) {
       const from = await position();
       const rows = (await db.selectFrom("audit_logs").selectAll().where("seq", ">", from).orderBy("seq").limit(PROJECT_BATCH).execute()) as AuditRow[];
       if (rows.length === 0) return;
@@ -98,9 +99,10 @@ export async function createAuditProjection(db: Kysely<AuditTables>, search: Sea
       const head = await db.selectFrom("audit_chain").select("seq").where("name", "=", "head").executeTakeFirstOrThrow();
       return Math.max(0, Number(head.seq) - (await position()));
     },
-    stop() {
+    async stop() {
       stopped = true;
       if (retryTimer) clearTimeout(retryTimer);
+      await running;
     },
   };
 }
