@@ -130,7 +130,7 @@ describe("translation across instances (events role over NATS)", () => {
       await tb.batchUpsertTasks({ tasks: [task(sessionId, "T1", { status: TaskStatus.COMPLETED, targetText: "fini" })], durability: Durability.COMMITTED });
       const update = (await within(stream.next(), "the other instance's commit")).value;
       expect(update?.type).toBe(WatchEventType.UPDATED);
-      expect(update?.tasks.map((t) => [t.taskId, t.targetText])).toEqual([["T1", "fini"]]);
+      expect(update?.tasks.map((t: { taskId: string; targetText: string }) => [t.taskId, t.targetText])).toEqual([["T1", "fini"]]);
 
       await tb.deleteSession({ sessionId });
       const last = (await within(stream.next(), "the other instance's delete")).value;
