@@ -106,8 +106,9 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   if (redis) opened.add(() => redis.close());
   const backends = [...roles.opened(), ...(redis ? [redis] : [])];
   const needs = serviceNeeds(MODULES, roles);
-  // Ready while every backend some served service needs answers.
-  const monitor = createHealthMonitor(backends, { ...config.health, required: [...new Set([...needs.values()].flat())] });
+  // Ready (for /readyz, /health and gRPC health's "") while the backends every served service needs
+  // answer; one only some services need takes only those to NOT_SERVING, not the instance out of its balancer.
+  const monitor = createHealthMonitor(backends, { ...config.health, required: commonNeeds(needs) });
   opened.add(() => monitor.stop());
 
   // The platform: metrics, and what every module sees of the service as a whole.
@@ -248,6 +249,12 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     rpcs,
     close: () => (closing ??= close()),
   };
+}
+
+/** The backends every service that needs any needs (services that need none, like SystemService, do not narrow it). */
+function commonNeeds(needs: ReadonlyMap<string, readonly string[]>): string[] {
+  const lists = [...needs.values()].filter((list) => list.length > 0);
+  return lists.length === 0 ? [] : lists.reduce<string[]>((common, list) => common.filter((name) => list.includes(name)), [...lists[0]!]);
 }
 
 /** Redis, or (when it cannot be reached at start-up) the same client reconnecting in the background. */

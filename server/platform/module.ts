@@ -115,7 +115,7 @@ export interface ModuleContext<S, R extends Role> {
   /** Opens a write path owned by this module (named after it unless given a name); the platform closes it after the module stops. */
   openWritePath(options: ModuleWritePathOptions): Promise<WritePath>;
   /** What a module listed before this one exports: domains reach each other only through these services. */
-  use<E>(module: Module<never, never, E>): E;
+  use<E>(module: { readonly name: string; start(context: never): Promise<StartedModule<E>> }): E;
 }
 
 /**

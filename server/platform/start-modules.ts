@@ -99,9 +99,9 @@ export async function startModules(options: StartModulesOptions): Promise<Starte
         options.closers.add(() => writePath.batcher.close(0));
         return writePath;
       },
-      use: <E>(other: Parameters<typeof exported.get>[0]) => {
-        if (!exported.has(other)) throw new Error(`module ${module.name} uses ${other.name}, which is not started before it in server/modules.ts`);
-        return exported.get(other) as E;
+      use: <E>(other: { readonly name: string }) => {
+        if (!exported.has(other as AnyModule)) throw new Error(`module ${module.name} uses ${other.name}, which is not started before it in server/modules.ts`);
+        return exported.get(other as AnyModule) as E;
       },
     });
     const declared = module.services.map((s) => s.desc.typeName).sort();

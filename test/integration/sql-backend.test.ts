@@ -1,9 +1,10 @@
 import net from "node:net";
 import { sql } from "kysely";
 import type { SqlBackend } from "../../server/backends/sql/sql-store";
-import { openServiceSql } from "../../server/schema";
 import { parseSqlUrl } from "../../server/backends/sql/sql-url";
-import { SCHEMA } from "../../server/schema";
+import { openServiceSql, SCHEMA } from "../../server/schema";
+import type { EntitySpec } from "../../server/records/fields";
+import { SESSION, TASK } from "../../server/translation/translation.fields";
 import { createSqlTarget, describeEachDialect, withMysql } from "../support/sql-targets";
 
 /** Index name → columns, as the database itself reports them. */
@@ -23,15 +24,10 @@ async function indexes(backend: SqlBackend, table: string): Promise<Record<strin
 }
 
 
-const SESSION_COLUMNS = [
-  "session_id", "filename", "file_path", "status", "game_info", "llm_provider", "metadata",
-  "total_tasks", "completed_tasks", "failed_tasks", "processing_tasks", "created_at", "updated_at",
-];
-const TASK_COLUMNS = [
-  "session_id", "task_id", "batch_id", "sheet_name", "row_index", "column_name", "source_text", "target_text",
-  "context", "status", "confidence", "error_message", "retry_count", "start_time", "end_time", "duration_ms",
-  "llm_model", "token_count", "cost", "target_language", "created_at", "updated_at",
-];
+/** A table's columns as the catalog that drives writes names them: keys, fields, and the row's `updated_at`. */
+const columnsOf = (spec: EntitySpec) => [...spec.keys.map((k) => k.name), ...spec.fields.map((f) => f.name), "updated_at"];
+const SESSION_COLUMNS = columnsOf(SESSION);
+const TASK_COLUMNS = columnsOf(TASK);
 
 describeEachDialect("sql-backend", (target, dialect) => {
   let backend: SqlBackend;
@@ -119,12 +115,12 @@ describeEachDialect("sql-backend", (target, dialect) => {
   });
 
   it("gives a lease to one holder at a time until it expires", async () => {
-    expect(await backend.acquireLease("job", "a", 200)).toBe(true);
-    expect(await backend.acquireLease("job", "b", 200)).toBe(false);
-    expect(await backend.acquireLease("job", "a", 200)).toBe(true);
-    await new Promise((r) => setTimeout(r, 250));
-    expect(await backend.acquireLease("job", "b", 200)).toBe(true);
-    expect(await backend.acquireLease("job", "a", 200)).toBe(false);
+    expect(await backend.acquireLease("job", "a", 1500)).toBe(true);
+    expect(await backend.acquireLease("job", "b", 1500)).toBe(false);
+    expect(await backend.acquireLease("job", "a", 1500)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(await backend.acquireLease("job", "b", 1500)).toBe(true);
+    expect(await backend.acquireLease("job", "a", 1500)).toBe(false);
   });
 
   it("answers pings while reachable", async () => {

@@ -3,6 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError, loadConfig, redactedConfig, redactUrl, type UnknownSetting } from "../../server/config";
+import type { Role } from "../../server/platform/module";
+import { backendFor } from "../../server/platform/roles";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "persistence-config-"));
 
@@ -217,5 +219,63 @@ describe("security settings", () => {
     expect(() => loadConfig({ PERSISTENCE_OPEN_ENDPOINTS: "health,docs" })).toThrow(/PERSISTENCE_OPEN_ENDPOINTS: expected/);
     expect(() => loadConfig({ PERSISTENCE_TLS_CERT: file("cert.pem", "x") })).toThrow(/give both or neither/);
     expect(() => loadConfig({ PERSISTENCE_TLS_CERT: path.join(tmp, "missing.pem"), PERSISTENCE_TLS_KEY: file("key.pem", "x") })).toThrow(/PERSISTENCE_TLS_CERT: cannot read/);
+  });
+});
+
+describe("backend roles in the configuration", () => {
+  const S3 = "http://AKIA:s3cr3t-value@127.0.0.1:8080/files?region=us-east-1";
+
+  it("sends each role to its embedded default when no URL is set, and to the real backend when one is", () => {
+    const embedded = loadConfig({});
+    expect(["sql", "objects", "kv", "search", "events"].map((role) => backendFor(embedded, "translation", role as Role))).toEqual(["sql", "local", "sql", "sql", "memory"]);
+    const real = loadConfig({
+      PERSISTENCE_S3_URL: S3,
+      PERSISTENCE_REDIS_URL: "redis://127.0.0.1:6379/0",
+      PERSISTENCE_OPENSEARCH_URL: "http://127.0.0.1:9200",
+      PERSISTENCE_EVENTS_URL: "nats://127.0.0.1:4222",
+    });
+    expect(["objects", "kv", "search", "events"].map((role) => backendFor(real, "translation", role as Role))).toEqual(["s3", "redis", "opensearch", "nats"]);
+  });
+
+  it("routes one module's role elsewhere, from the environment or the config file's routes mapping", () => {
+    const fromEnv = loadConfig({ PERSISTENCE_REDIS_URL: "redis://127.0.0.1:6379/0", PERSISTENCE_ROUTES: "translation.kv=sql" });
+    expect(backendFor(fromEnv, "translation", "kv")).toBe("sql");
+    expect(backendFor(fromEnv, "system", "kv")).toBe("redis");
+    const fromFile = loadConfig({ PERSISTENCE_CONFIG: file("routes.yaml", "redis_url: redis://127.0.0.1:6379/0\nroutes:\n  system.kv: sql\n") });
+    expect(fromFile.routes).toEqual({ "system.kv": "sql" });
+    expect(redactedConfig(fromFile).routes).toBe("system.kv=sql");
+  });
+
+  it.each([
+    ["nobody.kv=sql", /"nobody.kv" is not <module>.<role>/],
+    ["translation.cache=sql", /unknown role "cache"/],
+    ["translation.kv=memcached", /the kv role's backends are sql, redis, not "memcached"/],
+    ["translation.kv=redis", /translation.kv=redis needs PERSISTENCE_REDIS_URL/],
+  ])("refuses the route %s with a message naming it", (routes, message) => {
+    expect(() => loadConfig({ PERSISTENCE_ROUTES: routes })).toThrow(message);
+  });
+
+  it("refuses a malformed S3 URL naming the variable, never repeating the secret", () => {
+    const bad = "ftp://AKIA:s3cr3t-value@127.0.0.1:8080/files";
+    let message = "";
+    try {
+      loadConfig({ PERSISTENCE_S3_URL: bad });
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^PERSISTENCE_S3_URL: the scheme must be http or https/);
+    expect(message).not.toContain("s3cr3t-value");
+    expect(JSON.stringify(redactedConfig(loadConfig({ PERSISTENCE_S3_URL: S3 })))).not.toContain("s3cr3t-value");
+  });
+
+  it("reads each module's settings as its own section, and shows them in GetConfig", () => {
+    const config = loadConfig({ PERSISTENCE_MAX_BATCH_RECORDS: "50", PERSISTENCE_CLEANUP_INTERVAL_MS: "0" });
+    expect(config.modules.translation).toMatchObject({ maxBatchRecords: 50, cleanupIntervalMs: 0 });
+    expect(redactedConfig(config)).toMatchObject({ max_batch_records: 50, cleanup_interval_ms: 0 });
+    expect(() => loadConfig({ PERSISTENCE_MAX_BATCH_RECORDS: "0" })).toThrow(/^PERSISTENCE_MAX_BATCH_RECORDS: expected an integer from 1 to 100000/);
+    const unknown: UnknownSetting[] = [];
+    loadConfig({ PERSISTENCE_MAX_BATCH_RECORD: "5" }, (u) => unknown.push(u));
+    expect(unknown).toEqual([{ setting: "PERSISTENCE_MAX_BATCH_RECORD", closest: "PERSISTENCE_MAX_BATCH_RECORDS" }]);
   });
 });
