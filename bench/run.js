@@ -149,6 +149,8 @@ async function ingestWorkload(label, make, warmup, callers, batchSize) {
   details.reads = reads;
   figure("get_session_p50", "GetSession p50", reads.get_session.map((r) => r.p50), "ms");
   figure("get_session_p99", "GetSession p99", reads.get_session.map((r) => r.p99), "ms", undefined, { on: "value", op: "<=", value: 5, text: "< 5 ms" });
+  figure("get_session_sql_p99", "GetSession's two queries alone (mysql2, 2 connections) p99", reads.get_session_sql_only.map((r) => r.p99), "ms");
+  figure("echo_small_p99", "Echo (64 bytes) through the same RPC stack p99", reads.echo.map((r) => r.p99), "ms");
   figure("list_session_tasks_p50", "ListSessionTasks p50", reads.list_session_tasks.map((r) => r.p50), "ms");
   figure("list_session_tasks_p99", "ListSessionTasks p99", reads.list_session_tasks.map((r) => r.p99), "ms", undefined, { on: "value", op: "<=", value: 20, text: "< 20 ms" });
 

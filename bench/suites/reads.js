@@ -10,6 +10,7 @@ const db = require("../lib/mariadb");
 const { quantiles } = require("../lib/stats");
 
 const { TranslationService } = require(path.join(ROOT, "dist/gen/persistence/v1/translation_pb.js"));
+const { SystemService } = require(path.join(ROOT, "dist/gen/persistence/v1/system_pb.js"));
 
 const TASKS = 1000;
 const STATUSES = ["completed", "completed", "completed", "failed", "processing", "pending"];
@@ -47,6 +48,7 @@ async function readLatency({ sessions, calls, database = "bench_reads" }) {
   const service = await startService({ PERSISTENCE_SQL_URL: db.url(database) });
   const session = new Http2SessionManager(service.url);
   const client = createClient(TranslationService, createGrpcTransport({ baseUrl: service.url, sessionManager: session }));
+  const system = createClient(SystemService, createGrpcTransport({ baseUrl: service.url, sessionManager: session }));
   try {
     const pick = () => `s-${Math.floor(Math.random() * sessions)}`;
     for (let i = 0; i < 200; i++) await client.getSession({ sessionId: pick() });
@@ -59,14 +61,33 @@ async function readLatency({ sessions, calls, database = "bench_reads" }) {
       }
       return quantiles(samples, [0.5, 0.99]);
     };
+    // Where GetSession's time goes: its two queries alone (in parallel on two connections, as the
+    // service runs them), and a bare Echo through the same RPC stack, beside it in the same run.
+    const sqlPool = mysql.createPool({ ...db.SERVER, database, connectionLimit: 2 });
+    const sqlOnly = async () => {
+      const id = pick();
+      await Promise.all([
+        sqlPool.query("select * from translation_sessions where session_id = ? and deleted_at is null", [id]),
+        sqlPool.query("select session_id, status, count(*) as n from translation_tasks where session_id in (?) group by session_id, status", [id]),
+      ]);
+    };
+    const echoPayload = new Uint8Array(64);
     // Each figure twice, in turn.
     const getSession = [];
     const listSessionTasks = [];
-    for (let i = 0; i < 2; i++) {
-      getSession.push(await timed(() => client.getSession({ sessionId: pick() })));
-      listSessionTasks.push(await timed(() => client.listSessionTasks({ sessionId: pick(), pageSize: 100, page: 1 + Math.floor(Math.random() * 10) })));
+    const getSessionSql = [];
+    const echo = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        getSession.push(await timed(() => client.getSession({ sessionId: pick() })));
+        getSessionSql.push(await timed(sqlOnly));
+        echo.push(await timed(() => system.echo({ payload: echoPayload })));
+        listSessionTasks.push(await timed(() => client.listSessionTasks({ sessionId: pick(), pageSize: 100, page: 1 + Math.floor(Math.random() * 10) })));
+      }
+    } finally {
+      await sqlPool.end();
     }
-    return { tasks_stored: sessions * TASKS, load_seconds: Math.round(loadSeconds), calls, get_session: getSession, list_session_tasks: listSessionTasks };
+    return { tasks_stored: sessions * TASKS, load_seconds: Math.round(loadSeconds), calls, get_session: getSession, get_session_sql_only: getSessionSql, echo, list_session_tasks: listSessionTasks };
   } finally {
     session.abort();
     await service.stop();

@@ -246,7 +246,9 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     lastFlushAt = Date.now();
     metrics.flushSeconds.observe({ write_path: options.name }, (performance.now() - started) / 1000);
     metrics.flushes.inc({ write_path: options.name, result: "ok" });
-    for (const patch of committed) metrics.records.inc({ write_path: options.name, table: patch.table });
+    const perTable = new Map<string, number>();
+    for (const patch of committed) perTable.set(patch.table, (perTable.get(patch.table) ?? 0) + 1);
+    for (const [table, n] of perTable) metrics.records.inc({ write_path: options.name, table }, n);
     if (statements > 0) metrics.rowsPerStatement.observe({ write_path: options.name }, committed.length / statements);
     metrics.statements.inc({ write_path: options.name }, statements);
     for (const patch of inflight.values()) countGroup(patch, -1);

@@ -38,6 +38,24 @@ describeEachDialect("patch writer", (target, dialect) => {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   };
 
+  it("stores values with quotes, backslashes, question marks and control characters exactly as given", async () => {
+    const writer = await createPatchWriter(backend, TRANSLATION_PATCH_TABLES);
+    const texts = [`it's a "test"? \\ back\\slash ? ??`, "tab\tnew\nline\r\u0000nul \u001a end", "emoji 🎮 and ja 日本語 ' -- ;", "?"];
+    const key = `esc-${dialect}-${Date.now()}`;
+    const patches = texts.map((text, i) =>
+      createPatch("translation_tasks", [key, `T${i}`], 1000 + i, [
+        ["source_text", text],
+        ["confidence", 0.1 + i / 10],
+        ["created_at", 1000],
+      ]),
+    );
+    await writer.write([{ table: "translation_tasks", patches }]);
+    const { rows } = await sql<{ task_id: string; source_text: string; confidence: number }>`
+      select task_id, source_text, confidence from translation_tasks where session_id = ${key} order by task_id`.execute(backend.db);
+    expect(rows.map((r) => [r.source_text, Number(r.confidence)])).toEqual(texts.map((t, i) => [t, 0.1 + i / 10]));
+    await sql`delete from translation_tasks where session_id = ${key}`.execute(backend.db);
+  });
+
   it("writes a backlog in parallel parts on MySQL (one transaction on SQLite), keeping per-column last-writer-wins", async () => {
     const writer = await createPatchWriter(backend, TRANSLATION_PATCH_TABLES);
     const first = Array.from({ length: 6000 }, (_, i) => task(i % 7, i, 1000, "processing"));
