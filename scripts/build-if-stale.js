@@ -45,13 +45,14 @@ function buildDashboardIfStale() {
   if (!stale) return;
   let vite;
   try {
-    vite = require.resolve("vite/bin/vite.js", { paths: [root] });
+    const manifest = require.resolve("vite/package.json", { paths: [root] });
+    vite = path.join(path.dirname(manifest), require(manifest).bin.vite);
   } catch {
     process.stderr.write("the dashboard is not built and Vite is not installed (npm ci installs it); /dashboard will answer 503\n");
     return;
   }
   process.stderr.write("building the dashboard (npm run build:dashboard)...\n");
-  execFileSync(process.execPath, [vite, "build", "--config", path.join(root, "server", "dashboard", "web", "vite.config.ts")], { cwd: root, stdio: "inherit" });
+  execFileSync(process.execPath, [vite, "build", "--config", path.join(root, "server", "dashboard", "web", "vite.config.mts")], { cwd: root, stdio: "inherit" });
 }
 
 module.exports = { buildIfStale, buildDashboardIfStale };

@@ -1,5 +1,5 @@
-// Builds dist/ once before the suites run, so end-to-end suites that start `npm start` in parallel
-// find it current instead of each compiling it.
+// Builds dist/ (the service, and the dashboard when stale) once before the suites run, so end-to-end
+// suites that start `npm start` in parallel find it current instead of each building it.
 "use strict";
 const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
@@ -11,4 +11,5 @@ module.exports = async () => {
   // Where every service started by this run keeps its log lines (read back by global-teardown.js).
   process.env.PERSISTENCE_TEST_RUN_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "persistence-test-run-"));
   execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+  require("../../scripts/build-if-stale.js").buildDashboardIfStale();
 };

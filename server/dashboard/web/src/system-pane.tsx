@@ -1,4 +1,3 @@
-import { useRef } from "preact/hooks";
 import type { GetHealthResponse, GetMetricsResponse } from "../../../../gen/persistence/v1/system_pb.js";
 import { system } from "./api.js";
 import { TimeChart } from "./chart.js";
@@ -10,6 +9,8 @@ import { ErrorNote, Status } from "./parts.js";
 export const SYSTEM_REFRESH_MS = 3000;
 /** Samples kept for the charts (about five minutes). */
 const HISTORY = 100;
+/** The samples so far, kept while another pane is shown so the charts resume where they were. */
+const history: { current: Sample[] } = { current: [] };
 
 interface Sample {
   readonly at: number;
@@ -26,7 +27,6 @@ interface Figures {
 
 /** Live figures of this instance: backends, calls per RPC with their latency, the write buffer and its flushes. */
 export function SystemPane() {
-  const history = useRef<Sample[]>([]);
   const polled = usePoll<Figures>(async (signal) => {
     const [health, metrics] = await Promise.all([system.getHealth({}, { signal }), system.getMetrics({}, { signal })]);
     const flushes = metrics.writePaths.reduce((n, p) => n + Number(p.flushes), 0);
@@ -113,6 +113,7 @@ export function SystemPane() {
             </dd>
           </div>
         </dl>
+        <div class="scroll" tabIndex={0} role="region" aria-label="Write paths">
         <table>
           <caption>Write paths</caption>
           <thead>
@@ -138,6 +139,7 @@ export function SystemPane() {
             ))}
           </tbody>
         </table>
+        </div>
       </section>
 
       <section aria-labelledby="traffic-title" class="card wide">
