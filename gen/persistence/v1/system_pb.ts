@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file persistence/v1/system.proto.
  */
 export const file_persistence_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCKZAgoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIXCg9iYWNrZW5kc19hZ2VfbXMYBiABKAMSEAoIZGF0YWJhc2UYByABKAkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsICCgxCdWZmZXJIZWFsdGgSDwoHcmVjb3JkcxgBIAEoAxINCgVieXRlcxgCIAEoAxIVCg1vbGRlc3RfYWdlX21zGAMgASgDEhMKC3V0aWxpemF0aW9uGAQgASgBEhYKDnNlc3Npb25zX2NvdW50GAUgASgDEhMKC3Rhc2tzX2NvdW50GAYgASgDEhMKC3RvdGFsX2NvdW50GAcgASgDEhAKCGNhcGFjaXR5GAggASgDEhUKDXVzYWdlX3BlcmNlbnQYCSABKAESLgoKbGFzdF9mbHVzaBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdG90YWxfYnVmZmVyZWQYCyABKAMSMwoPbGFzdF9mbHVzaF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRNZXRyaWNzUmVxdWVzdCKTAwoSR2V0TWV0cmljc1Jlc3BvbnNlEhYKDnVwdGltZV9zZWNvbmRzGAEgASgFEigKBHJwY3MYAiADKAsyGi5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzEkIKCGJhY2tlbmRzGAMgAygLMjAucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSLwoHcHJvY2VzcxgEIAEoCzIeLnBlcnNpc3RlbmNlLnYxLlByb2Nlc3NNZXRyaWNzEiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIyCgp3cml0ZV9wYXRoGAYgASgLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMSMwoLd3JpdGVfcGF0aHMYByADKAsyHi5wZXJzaXN0ZW5jZS52MS5Xcml0ZVBhdGhTdGF0cxovCg1CYWNrZW5kc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/AEKClJwY01ldHJpY3MSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkSEAoIcmVxdWVzdHMYAyABKAMSDgoGZXJyb3JzGAQgASgDEhcKD3JhdGVfcGVyX3NlY29uZBgFIAEoARIOCgZwNTBfbXMYBiABKAESDgoGcDk1X21zGAcgASgBEg4KBnA5OV9tcxgIIAEoARI0CgVjb2RlcxgJIAMoCzIlLnBlcnNpc3RlbmNlLnYxLlJwY01ldHJpY3MuQ29kZXNFbnRyeRosCgpDb2Rlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEicAoOUHJvY2Vzc01ldHJpY3MSEQoJcnNzX2J5dGVzGAEgASgDEhcKD2hlYXBfdXNlZF9ieXRlcxgCIAEoAxITCgtjcHVfc2Vjb25kcxgDIAEoARIdChVldmVudF9sb29wX2xhZ19wOTlfbXMYBCABKAEiEgoQR2V0Q29uZmlnUmVxdWVzdCI8ChFHZXRDb25maWdSZXNwb25zZRInCgZjb25maWcYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhAKDkdldEluZm9SZXF1ZXN0IrQDCg9HZXRJbmZvUmVzcG9uc2USDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhAKCHNlcnZpY2VzGAMgAygJEj8KCGJhY2tlbmRzGAQgAygLMi0ucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSOQoFbGlua3MYBSADKAsyKi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVzcG9uc2UuTGlua3NFbnRyeRIPCgdzZXJ2aWNlGAYgASgJEg4KBnN0YXR1cxgHIAEoCRIMCgRkb2NzGAggASgJEg0KBXJlZG9jGAkgASgJEg4KBmhlYWx0aBgKIAEoCRITCgtpbnN0YW5jZV9pZBgLIAEoCRIyCglpbnN0YW5jZXMYDCADKAsyHy5wZXJzaXN0ZW5jZS52MS5TZXJ2aWNlSW5zdGFuY2UaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGiwKCkxpbmtzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKZAQoPU2VydmljZUluc3RhbmNlEgoKAmlkGAEgASgJEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQYnVmZmVyZWRfcmVjb3JkcxgEIAEoAzL5BQoNU3lzdGVtU2VydmljZRLzAQoJR2V0SGVhbHRoEiAucGVyc2lzdGVuY2UudjEuR2V0SGVhbHRoUmVxdWVzdBohLnBlcnNpc3RlbmNlLnYxLkdldEhlYWx0aFJlc3BvbnNlIqABkAIBorsYFQoLc3lzdGVtOnJlYWQSBmhlYWx0aNraGHEQ9wMabFVuaGVhbHRoeTogYSBiYWNrZW5kIHRoZSBpbnN0YW5jZSBuZWVkcyBpcyBkb3duLCBvciBpdCBpcyBzaHV0dGluZyBkb3duLiBUaGUgYm9keSBpcyB0aGUgc2FtZSBoZWFsdGggcmVwb3J0LoLT5JMCCRIHL2hlYWx0aBKHAQoKR2V0TWV0cmljcxIhLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlIjKQAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCGBIWL2FwaS92MS9zeXN0ZW0vbWV0cmljcxKFAQoJR2V0Q29uZmlnEiAucGVyc2lzdGVuY2UudjEuR2V0Q29uZmlnUmVxdWVzdBohLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1Jlc3BvbnNlIjOQAgGiuxgHCgVhZG1pboLT5JMCH2IGY29uZmlnEhUvYXBpL3YxL3N5c3RlbS9jb25maWcSaQoHR2V0SW5mbxIeLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXF1ZXN0Gh8ucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlIh2QAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCAxIBLxJ1CgRFY2hvEhsucGVyc2lzdGVuY2UudjEuRWNob1JlcXVlc3QaHC5wZXJzaXN0ZW5jZS52MS5FY2hvUmVzcG9uc2UiMpACAaK7GA0KC3N5c3RlbTpyZWFkgtPkkwIYOgEqIhMvYXBpL3YxL3N5c3RlbS9lY2hvYgZwcm90bzM", [file_google_api_annotations, file_persistence_v1_access, file_google_protobuf_struct, file_google_protobuf_timestamp, file_persistence_v1_common]);
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCKZAgoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIXCg9iYWNrZW5kc19hZ2VfbXMYBiABKAMSEAoIZGF0YWJhc2UYByABKAkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsICCgxCdWZmZXJIZWFsdGgSDwoHcmVjb3JkcxgBIAEoAxINCgVieXRlcxgCIAEoAxIVCg1vbGRlc3RfYWdlX21zGAMgASgDEhMKC3V0aWxpemF0aW9uGAQgASgBEhYKDnNlc3Npb25zX2NvdW50GAUgASgDEhMKC3Rhc2tzX2NvdW50GAYgASgDEhMKC3RvdGFsX2NvdW50GAcgASgDEhAKCGNhcGFjaXR5GAggASgDEhUKDXVzYWdlX3BlcmNlbnQYCSABKAESLgoKbGFzdF9mbHVzaBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdG90YWxfYnVmZmVyZWQYCyABKAMSMwoPbGFzdF9mbHVzaF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRNZXRyaWNzUmVxdWVzdCLBAwoSR2V0TWV0cmljc1Jlc3BvbnNlEhYKDnVwdGltZV9zZWNvbmRzGAEgASgFEigKBHJwY3MYAiADKAsyGi5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzEkIKCGJhY2tlbmRzGAMgAygLMjAucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSLwoHcHJvY2VzcxgEIAEoCzIeLnBlcnNpc3RlbmNlLnYxLlByb2Nlc3NNZXRyaWNzEiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIyCgp3cml0ZV9wYXRoGAYgASgLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMSMwoLd3JpdGVfcGF0aHMYByADKAsyHi5wZXJzaXN0ZW5jZS52MS5Xcml0ZVBhdGhTdGF0cxIsCgZjYWNoZXMYCCADKAsyHC5wZXJzaXN0ZW5jZS52MS5DYWNoZU1ldHJpY3MaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkwKDENhY2hlTWV0cmljcxIMCgRuYW1lGAEgASgJEgwKBGhpdHMYAiABKAMSDgoGbWlzc2VzGAMgASgDEhAKCGhpdF9yYXRlGAQgASgBIvwBCgpScGNNZXRyaWNzEg8KB3NlcnZpY2UYASABKAkSDgoGbWV0aG9kGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYBSABKAESDgoGcDUwX21zGAYgASgBEg4KBnA5NV9tcxgHIAEoARIOCgZwOTlfbXMYCCABKAESNAoFY29kZXMYCSADKAsyJS5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzLkNvZGVzRW50cnkaLAoKQ29kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInAKDlByb2Nlc3NNZXRyaWNzEhEKCXJzc19ieXRlcxgBIAEoAxIXCg9oZWFwX3VzZWRfYnl0ZXMYAiABKAMSEwoLY3B1X3NlY29uZHMYAyABKAESHQoVZXZlbnRfbG9vcF9sYWdfcDk5X21zGAQgASgBIhIKEEdldENvbmZpZ1JlcXVlc3QiPAoRR2V0Q29uZmlnUmVzcG9uc2USJwoGY29uZmlnGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIQCg5HZXRJbmZvUmVxdWVzdCK0AwoPR2V0SW5mb1Jlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIQCghzZXJ2aWNlcxgDIAMoCRI/CghiYWNrZW5kcxgEIAMoCzItLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZS5CYWNrZW5kc0VudHJ5EjkKBWxpbmtzGAUgAygLMioucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkxpbmtzRW50cnkSDwoHc2VydmljZRgGIAEoCRIOCgZzdGF0dXMYByABKAkSDAoEZG9jcxgIIAEoCRINCgVyZWRvYxgJIAEoCRIOCgZoZWFsdGgYCiABKAkSEwoLaW5zdGFuY2VfaWQYCyABKAkSMgoJaW5zdGFuY2VzGAwgAygLMh8ucGVyc2lzdGVuY2UudjEuU2VydmljZUluc3RhbmNlGi8KDUJhY2tlbmRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARosCgpMaW5rc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimQEKD1NlcnZpY2VJbnN0YW5jZRIKCgJpZBgBIAEoCRIuCgpzdGFydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGJ1ZmZlcmVkX3JlY29yZHMYBCABKAMy+QUKDVN5c3RlbVNlcnZpY2US8wEKCUdldEhlYWx0aBIgLnBlcnNpc3RlbmNlLnYxLkdldEhlYWx0aFJlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZSKgAZACAaK7GBUKC3N5c3RlbTpyZWFkEgZoZWFsdGja2hhxEPcDGmxVbmhlYWx0aHk6IGEgYmFja2VuZCB0aGUgaW5zdGFuY2UgbmVlZHMgaXMgZG93biwgb3IgaXQgaXMgc2h1dHRpbmcgZG93bi4gVGhlIGJvZHkgaXMgdGhlIHNhbWUgaGVhbHRoIHJlcG9ydC6C0+STAgkSBy9oZWFsdGgShwEKCkdldE1ldHJpY3MSIS5wZXJzaXN0ZW5jZS52MS5HZXRNZXRyaWNzUmVxdWVzdBoiLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXNwb25zZSIykAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAhgSFi9hcGkvdjEvc3lzdGVtL21ldHJpY3MShQEKCUdldENvbmZpZxIgLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1JlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRDb25maWdSZXNwb25zZSIzkAIBorsYBwoFYWRtaW6C0+STAh9iBmNvbmZpZxIVL2FwaS92MS9zeXN0ZW0vY29uZmlnEmkKB0dldEluZm8SHi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVxdWVzdBofLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZSIdkAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAgMSAS8SdQoERWNobxIbLnBlcnNpc3RlbmNlLnYxLkVjaG9SZXF1ZXN0GhwucGVyc2lzdGVuY2UudjEuRWNob1Jlc3BvbnNlIjKQAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCGDoBKiITL2FwaS92MS9zeXN0ZW0vZWNob2IGcHJvdG8z", [file_google_api_annotations, file_persistence_v1_access, file_google_protobuf_struct, file_google_protobuf_timestamp, file_persistence_v1_common]);
 
 /**
  * @generated from message persistence.v1.EchoRequest
@@ -265,6 +265,14 @@ export type GetMetricsResponse = Message<"persistence.v1.GetMetricsResponse"> & 
    * @generated from field: repeated persistence.v1.WritePathStats write_paths = 7;
    */
   writePaths: WritePathStats[];
+
+  /**
+   * Each cache of this instance (the users module's hot reads), from persistence_cache_hits_total
+   * and persistence_cache_misses_total.
+   *
+   * @generated from field: repeated persistence.v1.CacheMetrics caches = 8;
+   */
+  caches: CacheMetrics[];
 };
 
 /**
@@ -273,6 +281,46 @@ export type GetMetricsResponse = Message<"persistence.v1.GetMetricsResponse"> & 
  */
 export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
   messageDesc(file_persistence_v1_system, 6);
+
+/**
+ * Reads of one cache since the process started.
+ *
+ * @generated from message persistence.v1.CacheMetrics
+ */
+export type CacheMetrics = Message<"persistence.v1.CacheMetrics"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Reads answered without the database (either tier).
+   *
+   * @generated from field: int64 hits = 2;
+   */
+  hits: bigint;
+
+  /**
+   * Reads that went to the database.
+   *
+   * @generated from field: int64 misses = 3;
+   */
+  misses: bigint;
+
+  /**
+   * hits / (hits + misses) * 100; 0 before any read.
+   *
+   * @generated from field: double hit_rate = 4;
+   */
+  hitRate: number;
+};
+
+/**
+ * Describes the message persistence.v1.CacheMetrics.
+ * Use `create(CacheMetricsSchema)` to create a new message.
+ */
+export const CacheMetricsSchema: GenMessage<CacheMetrics> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 7);
 
 /**
  * Figures of one RPC since the process started.
@@ -339,7 +387,7 @@ export type RpcMetrics = Message<"persistence.v1.RpcMetrics"> & {
  * Use `create(RpcMetricsSchema)` to create a new message.
  */
 export const RpcMetricsSchema: GenMessage<RpcMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 7);
+  messageDesc(file_persistence_v1_system, 8);
 
 /**
  * The process's own resource use.
@@ -373,7 +421,7 @@ export type ProcessMetrics = Message<"persistence.v1.ProcessMetrics"> & {
  * Use `create(ProcessMetricsSchema)` to create a new message.
  */
 export const ProcessMetricsSchema: GenMessage<ProcessMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 8);
+  messageDesc(file_persistence_v1_system, 9);
 
 /**
  * @generated from message persistence.v1.GetConfigRequest
@@ -386,7 +434,7 @@ export type GetConfigRequest = Message<"persistence.v1.GetConfigRequest"> & {
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema: GenMessage<GetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 9);
+  messageDesc(file_persistence_v1_system, 10);
 
 /**
  * @generated from message persistence.v1.GetConfigResponse
@@ -405,7 +453,7 @@ export type GetConfigResponse = Message<"persistence.v1.GetConfigResponse"> & {
  * Use `create(GetConfigResponseSchema)` to create a new message.
  */
 export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 10);
+  messageDesc(file_persistence_v1_system, 11);
 
 /**
  * @generated from message persistence.v1.GetInfoRequest
@@ -418,7 +466,7 @@ export type GetInfoRequest = Message<"persistence.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 11);
+  messageDesc(file_persistence_v1_system, 12);
 
 /**
  * @generated from message persistence.v1.GetInfoResponse
@@ -504,7 +552,7 @@ export type GetInfoResponse = Message<"persistence.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 12);
+  messageDesc(file_persistence_v1_system, 13);
 
 /**
  * One running instance of the service, as the events bus knows it.
@@ -544,7 +592,7 @@ export type ServiceInstance = Message<"persistence.v1.ServiceInstance"> & {
  * Use `create(ServiceInstanceSchema)` to create a new message.
  */
 export const ServiceInstanceSchema: GenMessage<ServiceInstance> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 13);
+  messageDesc(file_persistence_v1_system, 14);
 
 /**
  * The service's own health, figures, configuration and identity.
