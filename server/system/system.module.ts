@@ -29,11 +29,7 @@ export const systemModule = defineModule({
       registry: ctx.registry,
       services: () => platform.services(),
       writePaths: () => platform.writePaths().map((p) => p.batcher.status()),
-      bufferedByTable: () => {
-        const total: Record<string, number> = {};
-        for (const p of platform.writePaths()) for (const [table, n] of Object.entries(p.batcher.pendingByTable())) total[table] = (total[table] ?? 0) + n;
-        return total;
-      },
+      bufferedByTable: () => platform.writePaths()[0]?.batcher.pendingByTable() ?? {},
     });
     return {
       services: [implement(SystemService, createSystemHandler(system, directory, ctx.backends.events.instanceId))],

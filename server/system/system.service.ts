@@ -79,7 +79,7 @@ export interface SystemServiceDeps {
   readonly services: () => readonly string[];
   /** Every write path's state, the first opened first (`write_path` reports that one, as before there were several). */
   readonly writePaths: () => BatcherStatus[];
-  /** Buffered records per table, all write paths together. */
+  /** Buffered records per table of the first write path. */
   readonly bufferedByTable: () => Record<string, number>;
 }
 
@@ -94,21 +94,23 @@ export interface SystemService {
 
 export function createSystemService(deps: SystemServiceDeps): SystemService {
   const uptimeSeconds = () => Math.floor((Date.now() - deps.startedAt) / 1000);
-  /** Every write path's buffer together; the fill level is the fullest path's. */
+  /**
+   * The original design's buffer block: the first write path's (translation's) figures, as before there
+   * were several; `write_paths` in GetMetrics reports every one.
+   */
   const buffer = (): BufferFigures => {
-    const paths = deps.writePaths();
+    const s = deps.writePaths()[0] ?? idleWritePath();
     const { maxRecords, maxBytes } = deps.bufferLimits;
     const byTable = deps.bufferedByTable();
-    const flushed = paths.map((p) => p.lastFlushAt).filter((t): t is number => t !== undefined);
     return {
-      records: paths.reduce((n, p) => n + p.bufferRecords, 0),
-      bytes: paths.reduce((n, p) => n + p.bufferBytes, 0),
-      oldestAgeMs: Math.max(0, ...paths.map((p) => p.oldestAgeMs)),
-      utilization: Math.min(1, Math.max(0, ...paths.map((p) => Math.max(p.bufferRecords / maxRecords, p.bufferBytes / maxBytes)))),
+      records: s.bufferRecords,
+      bytes: s.bufferBytes,
+      oldestAgeMs: s.oldestAgeMs,
+      utilization: Math.min(1, Math.max(s.bufferRecords / maxRecords, s.bufferBytes / maxBytes)),
       sessions: byTable.translation_sessions ?? 0,
       tasks: byTable.translation_tasks ?? 0,
       capacity: maxRecords,
-      lastFlushAt: flushed.length > 0 ? Math.max(...flushed) : undefined,
+      lastFlushAt: s.lastFlushAt,
     };
   };
   return {
