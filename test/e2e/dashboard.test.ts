@@ -4,6 +4,7 @@ import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { buildDashboard } from "../support/dashboard-build";
 import { restCall } from "../support/rest-call";
+import { eventually } from "../support/wait";
 import { startTestServer, type TestServer } from "../support/test-server";
 
 /** Debian's Chromium, which .ci/run installs; the flags keep it off the network (see the README's dashboard section). */
@@ -197,7 +198,8 @@ describeWithBrowser("the dashboard in a real browser", () => {
     await page.getByRole("button", { name: "Search" }).click();
     await page.locator('[data-state="done"]').filter({ hasText: "entries match" }).waitFor();
     const table = page.locator('[data-table="audit"]');
-    await expect(table.locator("tbody tr").count()).resolves.toBe(10);
+    // The table may still show the previous search's rows for a moment after the status line changes.
+    await eventually(async () => (await table.locator("tbody tr").count()) === 10);
     await expect(table.locator("tbody").textContent()).resolves.toContain("翻訳の品質");
     await page.getByLabel("Text").fill("");
     await page.getByRole("button", { name: "Search" }).click();
