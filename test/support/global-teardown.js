@@ -6,7 +6,13 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
+const { endLeftovers } = require("./leftovers");
+
 module.exports = async () => {
+  const leftovers = endLeftovers();
+  if (leftovers.length > 0) {
+    process.stdout.write(`LEFTOVERS: the tests left ${leftovers.length} thing(s) running, now ended:\n${leftovers.map((l) => `  - ${l}`).join("\n")}\n`);
+  }
   const dir = process.env.PERSISTENCE_TEST_RUN_DIR;
   if (!dir || !fs.existsSync(dir)) return;
   try {
