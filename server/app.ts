@@ -121,6 +121,8 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   const stopping = new AbortController();
   let modules: StartedModules | undefined;
   let served: string[] = [];
+  let nowServing: () => void = () => {};
+  const serving = new Promise<void>((resolve) => (nowServing = resolve));
   const platform: PlatformView = {
     version,
     startedAt,
@@ -131,6 +133,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     writePaths: () => modules?.writePaths ?? [],
     services: () => served,
     redactedConfig: () => redactedConfig(config),
+    serving,
   };
   modules = await startModules({
     modules: MODULES,
@@ -218,6 +221,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   const url = `${config.tls ? "https" : "http"}://${listener.address.host.includes(":") ? `[${listener.address.host}]` : listener.address.host}:${listener.address.port}`;
   listenerUrl = url;
   logger.info({ url, sql: sql.kind, version }, "listening");
+  nowServing();
 
   const started = modules;
   let closing: Promise<void> | undefined;

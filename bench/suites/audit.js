@@ -267,4 +267,4 @@ async function auditBench({ sqlUrl, entries, loaded, rate, seconds, searchCalls 
   }
 }
 
-module.exports = { auditBench };
+module.exports = { auditBench, seed };

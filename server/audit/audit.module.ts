@@ -68,7 +68,7 @@ export const auditModule = defineModule({
     const { sql, search } = ctx.backends;
     const { settings, logger } = ctx;
     const db = sql.db.withTables<AuditTables>();
-    const projection = await createAuditProjection(db, search, logger);
+    const projection = await createAuditProjection(db, search, logger, ctx.platform.serving);
     // Entries an earlier run left in the log are replayed here; the chain skips those already committed.
     const writePath = await ctx.openWritePath({ name: WRITE_PATH, tables: [AUDIT_PATCH_TABLE], mode: "append", prepare: chainEntries });
     const { batcher } = writePath;
@@ -88,8 +88,9 @@ export const auditModule = defineModule({
         void gaps.catchUp();
       }
     });
+    // Both wait until the service serves: a backlog to project never holds up start-up.
     void projection.catchUp();
-    void gaps.catchUp();
+    void ctx.platform.serving.then(() => gaps.catchUp());
     const self = createSelfAudit((entries) => record(entries), logger);
     const retention =
       settings.retentionIntervalMs > 0

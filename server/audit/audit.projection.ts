@@ -1,3 +1,4 @@
+import { setImmediate as turn } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import type { DeclaredIndex, SearchDocument, SearchIndex } from "../backends/search/search-index.js";
 import type { Logger } from "../core/logger.js";
@@ -14,14 +15,20 @@ export type AuditSchema = typeof AUDIT_SCHEMA;
 /** The logical index: daily partitions `audit_logs-YYYY.MM.DD`. */
 export const AUDIT_INDEX = "audit_logs";
 
-/** Entries projected per round trip. */
-const PROJECT_BATCH = 1000;
+/**
+ * Entries projected per round trip. On SQLite a round trip holds the one connection (and the event loop)
+ * while it runs, so a batch stays small enough that calls arriving meanwhile wait tens of ms, not seconds.
+ */
+const PROJECT_BATCH = 250;
 /** Longest pause between attempts while the search backend fails, in ms. */
 const MAX_RETRY_MS = 30_000;
 
 export interface AuditProjection {
   readonly index: DeclaredIndex<AuditSchema>;
-  /** Projects every committed entry not yet in the index; one run at a time (a call during a run waits for a run after it). */
+  /**
+   * Projects every committed entry not yet in the index; one run at a time (a call during a run waits for
+   * a run after it). Runs begin once the service serves (`serving`): a backlog never holds up start-up.
+   */
   catchUp(): Promise<void>;
   /** Committed entries not yet in the index. */
   lag(): Promise<number>;
@@ -35,7 +42,12 @@ export interface AuditProjection {
  * that lags or fails loses nothing: it catches up on the next commit, after a backoff, or at start.
  * Indexing is by id, so a run repeated after a crash (or on two instances) writes the same documents.
  */
-export async function createAuditProjection(db: Kysely<AuditTables>, search: SearchIndex, logger: Logger): Promise<AuditProjection> {
+export async function createAuditProjection(
+  db: Kysely<AuditTables>,
+  search: SearchIndex,
+  logger: Logger,
+  serving: Promise<void>,
+): Promise<AuditProjection> {
   const index = await search.declareIndex(AUDIT_INDEX, AUDIT_SCHEMA);
   const checkpoint = search.kind === "opensearch" ? "opensearch" : "search";
   const known = await db.selectFrom("audit_projection").select("seq").where("name", "=", checkpoint).executeTakeFirst();
@@ -47,6 +59,8 @@ export async function createAuditProjection(db: Kysely<AuditTables>, search: Sea
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let onStop: () => void = () => {};
+  const stopping = new Promise<void>((resolve) => (onStop = resolve));
 
   const position = async () => Number((await db.selectFrom("audit_projection").select("seq").where("name", "=", checkpoint).executeTakeFirstOrThrow()).seq);
 
@@ -59,6 +73,8 @@ export async function createAuditProjection(db: Kysely<AuditTables>, search: Sea
       const to = Number(rows[rows.length - 1]!.seq);
       await db.updateTable("audit_projection").set({ seq: to }).where("name", "=", checkpoint).where("seq", "<", to).execute();
       if (rows.length < PROJECT_BATCH) return;
+      // Calls that arrived during this batch go first; the next batch waits for them.
+      await turn();
     }
   };
 
@@ -68,6 +84,7 @@ export async function createAuditProjection(db: Kysely<AuditTables>, search: Sea
       return running;
     }
     running = (async () => {
+      await Promise.race([serving, stopping]);
       do {
         again = false;
         await runOnce();
@@ -101,6 +118,7 @@ export async function createAuditProjection(db: Kysely<AuditTables>, search: Sea
     },
     async stop() {
       stopped = true;
+      onStop();
       if (retryTimer) clearTimeout(retryTimer);
       await running;
     },

@@ -95,6 +95,12 @@ export interface PlatformView {
   services(): readonly string[];
   /** The configuration as GetConfig shows it: plain keys, every secret replaced. */
   redactedConfig(): Record<string, unknown>;
+  /**
+   * Resolves once the listener serves (every module started, the first health probe done); never, when
+   * start-up fails. Background catch-ups begin then, so a large backlog does not hold up start-up (on
+   * SQLite every statement takes turns on one connection).
+   */
+  readonly serving: Promise<void>;
 }
 
 export interface ModuleContext<S, R extends Role> {

@@ -45,6 +45,7 @@ describe("modules", () => {
       writePaths: () => [],
       services: () => [],
       redactedConfig: () => ({}),
+      serving: Promise.resolve(),
     };
     try {
       return await startModules({ modules, config, roles, sql: store, logger, registry, defaultDurability: "accepted", stopping: new AbortController().signal, platform, closers });

@@ -9,7 +9,7 @@ const path = require("node:path");
 const { endLeftovers } = require("./leftovers");
 
 module.exports = async () => {
-  const leftovers = endLeftovers();
+  const leftovers = await endLeftovers();
   if (leftovers.length > 0) {
     process.stdout.write(`LEFTOVERS: the tests left ${leftovers.length} thing(s) running, now ended:\n${leftovers.map((l) => `  - ${l}`).join("\n")}\n`);
   }

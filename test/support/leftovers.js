@@ -3,12 +3,31 @@
 // global-teardown.js names each one (so the test that forgot it can be found) and ends it.
 "use strict";
 
-/** Describes and ends the child processes, sockets and servers still open; returns the descriptions. */
-function endLeftovers() {
+/** The handles that count: what a test opened (not this process's stdio). */
+function openHandles() {
+  return process._getActiveHandles().filter((handle) => {
+    if (handle === process.stdout || handle === process.stderr || handle === process.stdin) return false;
+    const kind = handle?.constructor?.name;
+    if (kind === "Socket" || kind === "TLSSocket") {
+      if (handle.fd === 1 || handle.fd === 2 || (handle._type === "pipe" && handle.fd !== undefined && handle.fd <= 2)) return false;
+      // Ended by its owner, waiting for the peer to close: not a leftover.
+      if (handle.writableEnded || handle.destroyed) return false;
+    }
+    return kind !== "WriteStream" && kind !== "ReadStream";
+  });
+}
+
+/**
+ * Waits up to `graceMs` for what is closing (a database connection after its QUIT, a child after its
+ * signal) to go, then describes and ends the child processes, sockets and servers still open; returns
+ * the descriptions.
+ */
+async function endLeftovers(graceMs = 2000) {
+  const until = Date.now() + graceMs;
+  while (openHandles().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
   const found = [];
-  for (const handle of process._getActiveHandles()) {
+  for (const handle of openHandles()) {
     const kind = handle?.constructor?.name ?? typeof handle;
-    if (handle === process.stdout || handle === process.stderr || handle === process.stdin) continue;
     if (kind === "ChildProcess") {
       found.push(`child process ${handle.pid}: ${(handle.spawnargs ?? []).join(" ").slice(0, 200)}`);
       try {
@@ -19,7 +38,6 @@ function endLeftovers() {
       handle.unref?.();
       for (const s of [handle.stdin, handle.stdout, handle.stderr]) s?.destroy?.();
     } else if (kind === "Socket" || kind === "TLSSocket") {
-      if (handle.fd === 1 || handle.fd === 2 || handle._type === "pipe" && handle.fd !== undefined && handle.fd <= 2) continue;
       const where = handle.remoteAddress ? `${handle.remoteAddress}:${handle.remotePort} from :${handle.localPort}` : "a pipe";
       found.push(`socket to ${where}`);
       handle.destroy();
@@ -28,13 +46,11 @@ function endLeftovers() {
       found.push(`server on ${typeof address === "object" && address ? `${address.address}:${address.port}` : String(address)}`);
       handle.close?.();
       handle.unref?.();
-    } else if (kind !== "WriteStream" && kind !== "ReadStream") {
+    } else {
       found.push(`${kind} handle`);
       handle.unref?.();
     }
   }
-  const timers = process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-  if (timers > 0) found.push(`${timers} timer(s) still pending (not ended here: a timer that is not unref'd keeps the run alive)`);
   return found;
 }
 

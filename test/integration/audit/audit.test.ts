@@ -8,7 +8,8 @@ import { TranslationService } from "../../../gen/persistence/v1/translation_pb";
 import type { SqlBackend } from "../../../server/backends/sql/sql-store";
 import { entryHash } from "../../../server/audit/audit.chain";
 import type { AuditTables } from "../../../server/audit/audit.fields";
-import { AUDIT_INDEX, AUDIT_SCHEMA } from "../../../server/audit/audit.projection";
+import { AUDIT_INDEX, AUDIT_SCHEMA, createAuditProjection } from "../../../server/audit/audit.projection";
+import { createLogger } from "../../../server/core/logger";
 import { enforceRetention } from "../../../server/audit/audit.retention";
 import { createSqlSearchIndex } from "../../../server/backends/search/sql";
 import { openServiceSql } from "../../../server/schema";
@@ -351,6 +352,41 @@ describeEachDialect("audit-lifecycle", (target) => {
     } finally {
       await server.close();
     }
+  });
+
+  it("projects a backlog only once the service serves, so start-up never waits for it", async () => {
+    const actor = newTag();
+    const server = await startTestServer(env());
+    try {
+      await server.client(AuditService).writeLogs({ entries: [entry(actor, { message: "积压的条目" }), entry(actor), entry(actor)], durability: Durability.COMMITTED });
+    } finally {
+      await server.close();
+    }
+    const search = createSqlSearchIndex(store);
+    await (await search.declareIndex(AUDIT_INDEX, AUDIT_SCHEMA)).drop();
+    await sql`update audit_projection set seq = 0`.execute(store.db);
+
+    let nowServing = () => {};
+    const serving = new Promise<void>((resolve) => (nowServing = resolve));
+    const projection = await createAuditProjection(store.db.withTables<AuditTables>(), search, createLogger("silent"), serving);
+    const backlog = await projection.lag();
+    expect(backlog).toBeGreaterThanOrEqual(3);
+    const run = projection.catchUp();
+    // Start-up goes on: nothing is projected while the service is not serving yet.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await projection.lag()).toBe(backlog);
+    nowServing();
+    await run;
+    expect(await projection.lag()).toBe(0);
+    const found = await projection.index.search({ text: "积压", filters: [{ field: "actor_id", term: actor }] });
+    expect(found.hits).toHaveLength(1);
+    await projection.stop();
+
+    // A start-up that fails before serving still stops: a run waiting for `serving` ends at stop.
+    const never = await createAuditProjection(store.db.withTables<AuditTables>(), search, createLogger("silent"), new Promise(() => {}));
+    const waiting = never.catchUp();
+    await never.stop();
+    await expect(waiting).resolves.toBeUndefined();
   });
 
   it("removes whole days past the retention, and the rest of the chain still verifies from its new anchor", async () => {
