@@ -267,4 +267,4 @@ async function auditBench({ sqlUrl, entries, loaded, rate, seconds, searchCalls 
   }
 }
 
-module.exports = { auditBench, seed };
+module.exports = { auditBench, seed, searches };

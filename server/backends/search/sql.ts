@@ -76,13 +76,28 @@ interface DayTables {
   create(): Promise<void>;
   drop(): Promise<void>;
   write(trx: Transaction<unknown>, documents: readonly StoredDocument[]): Promise<void>;
-  /** The rows matching a plan's text (alias `m` for the documents) and their relevance. */
-  source(plan: MatchPlan): Source;
+  /**
+   * The rows matching a plan's text (alias `m` for the documents); their relevance only when `use.rank`
+   * (a time-ordered page or a count has no use for it), their text columns only when `use.text`.
+   */
+  source(plan: MatchPlan, use?: SourceUse): Source;
   /** Deletes up to DELETE_BATCH documents older than `time`; returns how many. */
   deleteBatch(time: number): Promise<number>;
   /** A `select count(*)` source: the documents table. */
   readonly docs: RawBuilder<unknown>;
 }
+
+/** What a statement reads of a source besides the matching rows. */
+interface SourceUse {
+  readonly rank: boolean;
+  readonly text: boolean;
+}
+/** A page ranked by relevance. */
+const RANKED_PAGE: SourceUse = { rank: true, text: true };
+/** A page newest first. */
+const TIMED_PAGE: SourceUse = { rank: false, text: true };
+/** A count or an aggregation. */
+const MATCHES_ONLY: SourceUse = { rank: false, text: false };
 
 interface Source {
   readonly from: RawBuilder<unknown>;
@@ -217,7 +232,7 @@ function partitionedEngine(
       if (relevance) {
         // Scores are per day (as OpenSearch's are per shard): each day's best, merged.
         for (const day of days) {
-          const rows = await onDay(day, (t) => page(db, schema, t.source(plan), plan, after, limit), []);
+          const rows = await onDay(day, (t) => page(db, schema, t.source(plan, RANKED_PAGE), plan, after, limit), []);
           if (!after && rows.length < limit) counted.set(day, rows.length);
           hits.push(...rows);
         }
@@ -228,7 +243,7 @@ function partitionedEngine(
         for (const day of days) {
           if (cursorDay !== undefined && day > cursorDay) continue;
           const want = limit - hits.length;
-          const rows = await onDay(day, (t) => page(db, schema, t.source(plan), plan, day === cursorDay ? after : undefined, want), []);
+          const rows = await onDay(day, (t) => page(db, schema, t.source(plan, TIMED_PAGE), plan, day === cursorDay ? after : undefined, want), []);
           if (!after && rows.length < want) counted.set(day, rows.length);
           hits.push(...rows);
           if (hits.length >= limit) break;
@@ -237,7 +252,7 @@ function partitionedEngine(
       let total = 0;
       for (const day of days) {
         if (total > plan.totalLimit) break;
-        total += counted.get(day) ?? (await onDay(day, (t) => count(db, t.source(plan), plan, plan.totalLimit + 1 - total), 0));
+        total += counted.get(day) ?? (await onDay(day, (t) => count(db, t.source(plan, MATCHES_ONLY), plan, plan.totalLimit + 1 - total), 0));
       }
       return { hits, total };
     },
@@ -245,7 +260,7 @@ function partitionedEngine(
     async aggregate(plan) {
       return acrossDays(plan.filters, async (days) => {
         const parts = days.map((day) => {
-          const s = tablesOf(day).source(plan);
+          const s = tablesOf(day).source(plan, MATCHES_ONLY);
           return { filtered: sql`from ${s.from} ${where([...s.where, ...plan.filters.map(filterCondition)])}` };
         });
         if (parts.length === 0) return { total: 0, counts: plan.counts.map((c) => ({ field: c.field, buckets: [], otherCount: 0 })), ...(plan.intervalMs ? { histogram: [] } : {}) };
@@ -466,8 +481,9 @@ function sqliteDay(db: Kysely<unknown>, table: string, schema: Schema): DayTable
         await sql`insert into ${text} (rowid, ${sql.join(schema.text.map(ref))}) values ${sql.join(textRows)}`.execute(trx);
       }
     },
-    source(plan) {
+    source(plan, use = RANKED_PAGE) {
       if (plan.terms === undefined) {
+        if (!use.text) return { from: sql`${docs} m`, where: [], score: sql`0`, better: "lower", textColumns: [] };
         return { from: sql`${docs} m join ${text} x on x.rowid = m.seq`, where: [], score: sql`0`, better: "lower", textColumns };
       }
       // Three or more characters go through the trigram index; shorter ones are read with LIKE.
@@ -475,20 +491,23 @@ function sqliteDay(db: Kysely<unknown>, table: string, schema: Schema): DayTable
       const short = plan.terms.filter((t) => [...t.literal].length < 3);
       const likes = (alias?: string) =>
         short.map((t) => sql`(${sql.join(schema.text.map((c) => sql`${alias ? col(alias, c) : ref(c)} like ${`%${escapeLike(t.literal)}%`} escape '!'`), sql` or `)})`);
-      const columns = sql.join(schema.text.map(ref));
+      // The text columns the outer statement reads (for a count, none: the LIKE reads them where it runs).
+      const selected = use.text ? schema.text : [];
+      const columns = sql.join([sql`rowid as seq`, ...selected.map(ref)]);
+      const bm = use.rank ? sql`bm25(${text})` : sql`0`;
       const ftsQuery = long.map((t) => `"${t.literal.replaceAll('"', '""')}"`).join(plan.operator === "and" ? " AND " : " OR ");
       let inner: RawBuilder<unknown>;
       if (long.length === 0) {
-        inner = sql`select rowid as seq, 0 as bm, ${columns} from ${text} where ${sql.join(likes(), sql.raw(plan.operator === "and" ? " and " : " or "))}`;
+        inner = sql`select ${columns}, 0 as bm from ${text} where ${sql.join(likes(), sql.raw(plan.operator === "and" ? " and " : " or "))}`;
       } else if (plan.operator === "and" || short.length === 0) {
         const extra = likes().map((l) => sql` and ${l}`);
-        inner = sql`select rowid as seq, bm25(${text}) as bm, ${columns} from ${text} where ${text} match ${ftsQuery}${sql.join(extra, sql``)}`;
+        inner = sql`select ${columns}, ${bm} as bm from ${text} where ${text} match ${ftsQuery}${sql.join(extra, sql``)}`;
       } else {
         // "or" with short terms: a document may match by LIKE alone; only trigram matches carry a rank.
-        const ranked = sql`select rowid as r, bm25(${text}) as bm from ${text} where ${text} match ${ftsQuery}`;
-        inner = sql`select f.rowid as seq, coalesce(r.bm, 0) as bm, ${sql.join(schema.text.map((c) => col("f", c)))} from ${text} f left join (${ranked}) r on r.r = f.rowid where r.r is not null or ${sql.join(likes("f"), sql` or `)}`;
+        const ranked = sql`select rowid as r, ${bm} as bm from ${text} where ${text} match ${ftsQuery}`;
+        inner = sql`select ${sql.join([sql`f.rowid as seq`, ...selected.map((c) => col("f", c))])}, coalesce(r.bm, 0) as bm from ${text} f left join (${ranked}) r on r.r = f.rowid where r.r is not null or ${sql.join(likes("f"), sql` or `)}`;
       }
-      return { from: sql`(${inner}) x join ${docs} m on m.seq = x.seq`, where: [], score: sql`x.bm`, better: "lower", textColumns };
+      return { from: sql`(${inner}) x join ${docs} m on m.seq = x.seq`, where: [], score: sql`x.bm`, better: "lower", textColumns: use.text ? textColumns : [] };
     },
     async deleteBatch(before) {
       return db.transaction().execute(async (trx) => {
@@ -559,9 +578,10 @@ function mysqlDay(db: Kysely<unknown>, table: string, schema: Schema, bounds: To
         await sql`insert into ${docs} (${names}) values ${sql.join(rows)} on duplicate key update ${updates}`.execute(trx);
       }
     },
-    source(plan) {
+    source(plan, use = RANKED_PAGE) {
       const from = sql`${docs} m`;
-      if (plan.terms === undefined) return { from, where: [], score: sql`0`, better: "higher", textColumns };
+      const read = use.text ? textColumns : [];
+      if (plan.terms === undefined) return { from, where: [], score: sql`0`, better: "higher", textColumns: read };
       // A lone CJK character sits inside bigrams: it is looked for in the text itself.
       const indexed = plan.terms.filter((t) => !t.singleCjk);
       const scanned = plan.terms.filter((t) => t.singleCjk);
@@ -569,7 +589,7 @@ function mysqlDay(db: Kysely<unknown>, table: string, schema: Schema, bounds: To
       const query = booleanQuery(indexed, plan.operator, bounds);
       const conditions = [...(indexed.length > 0 ? [match(query)] : []), ...likes];
       const where = plan.operator === "and" ? conditions : [sql.join(conditions.map((c) => sql`(${c})`), sql` or `)];
-      return { from, where, score: indexed.length > 0 ? match(query) : sql`0`, better: "higher", textColumns };
+      return { from, where, score: use.rank && indexed.length > 0 ? match(query) : sql`0`, better: "higher", textColumns: read };
     },
     async deleteBatch(before) {
       const result = await sql`delete from ${docs} where ${ref(schema.time)} < ${before} limit ${DELETE_BATCH}`.execute(db);
