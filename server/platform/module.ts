@@ -14,6 +14,7 @@ import type { NodeRequest, NodeResponse } from "../http/node-types.js";
 import type { Logger } from "../core/logger.js";
 import type { Durability } from "../core/write-batcher.js";
 import type { RpcMetrics } from "../rpc/interceptors/metrics.js";
+import type { DeadLetterRetry } from "./dead-letter-retry.js";
 import type { SettingsReader } from "./settings.js";
 import type { WritePath, WritePathOptions } from "./write-path.js";
 
@@ -95,6 +96,8 @@ export interface PlatformView {
   services(): readonly string[];
   /** The configuration as GetConfig shows it: plain keys, every secret replaced. */
   redactedConfig(): Record<string, unknown>;
+  /** Re-submits chosen dead letters through the open write paths that refused them (RetryDeadLetters). */
+  readonly retryDeadLetters: DeadLetterRetry;
 }
 
 export interface ModuleContext<S, R extends Role> {

@@ -32,7 +32,7 @@ describe("persistence keys hash", () => {
     const unknown = await cli(["frobnicate"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^unknown command frobnicate\n\nusage: persistence <command>/);
-    expect((await cli(["dead-letters", "purge"])).stderr).toContain("say which (--id N, --write-path P, or --all)");
+    expect((await cli(["dead-letters", "purge"])).stderr).toContain("say which (--id N, --write-path P, --table T, or --all)");
     expect((await cli(["--help"])).stdout).toContain("dead-letters list");
   });
 });
