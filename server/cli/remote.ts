@@ -77,6 +77,9 @@ export interface RetryOptions {
   readonly dryRun: boolean;
 }
 
+/** How long `dead-letters retry` waits for its reply: up to 10000 dead letters, each chunk of them waiting for its commit. */
+const RETRY_TIMEOUT_MS = 300_000;
+
 /** `dead-letters retry`: RetryDeadLetters on the instance, and what it did. */
 export async function retryDeadLetters(clients: Clients, options: RetryOptions, json: boolean): Promise<string> {
   const r = await clients.system.retryDeadLetters({
@@ -85,7 +88,7 @@ export async function retryDeadLetters(clients: Clients, options: RetryOptions, 
     ids: options.ids.map(BigInt),
     limit: options.limit ?? 0,
     dryRun: options.dryRun,
-  });
+  }, { timeoutMs: RETRY_TIMEOUT_MS });
   const n = (v: bigint) => Number(v);
   if (json) {
     return JSON.stringify(

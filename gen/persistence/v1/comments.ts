@@ -244,7 +244,7 @@ export const comments: Readonly<Record<string, string>> = {
   "persistence.v1.RetryDeadLettersResponse.committed": "Of those, committed: the record is stored and its dead letter deleted.",
   "persistence.v1.RetryDeadLettersResponse.dead_lettered_again": "Of those, refused by the database again: stored as a new dead letter, the old one deleted.",
   "persistence.v1.RetryDeadLettersResponse.dry_run": "Whether this was a dry run (nothing changed).",
-  "persistence.v1.RetryDeadLettersResponse.remaining": "Dead letters matching the filter still stored after this run (the skipped ones, those beyond\n`limit`, and those refused again).",
+  "persistence.v1.RetryDeadLettersResponse.remaining": "Dead letters matching the filter still stored after this run: the skipped ones, those beyond\n`limit`, and (unless the filter names ids) the new dead letters of records refused again.",
   "persistence.v1.RetryDeadLettersResponse.retried": "Dead letters re-submitted to their write path (with dry_run: that would be).",
   "persistence.v1.RetryDeadLettersResponse.skipped": "Dead letters left as they are: their write path is not open on this instance, or the record\ncannot be read back (see skipped_letters).",
   "persistence.v1.RetryDeadLettersResponse.skipped_letters": "Each skipped dead letter, with why.",

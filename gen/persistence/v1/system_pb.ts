@@ -124,8 +124,8 @@ export type RetryDeadLettersResponse = Message<"persistence.v1.RetryDeadLettersR
   dryRun: boolean;
 
   /**
-   * Dead letters matching the filter still stored after this run (the skipped ones, those beyond
-   * `limit`, and those refused again).
+   * Dead letters matching the filter still stored after this run: the skipped ones, those beyond
+   * `limit`, and (unless the filter names ids) the new dead letters of records refused again.
    *
    * @generated from field: int64 remaining = 8;
    */
