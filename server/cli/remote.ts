@@ -82,13 +82,8 @@ const RETRY_TIMEOUT_MS = 300_000;
 
 /** `dead-letters retry`: RetryDeadLetters on the instance, and what it did. */
 export async function retryDeadLetters(clients: Clients, options: RetryOptions, json: boolean): Promise<string> {
-  const r = await clients.system.retryDeadLetters({
-    writePath: options.writePath ?? "",
-    table: options.table ?? "",
-    ids: options.ids.map(BigInt),
-    limit: options.limit ?? 0,
-    dryRun: options.dryRun,
-  }, { timeoutMs: RETRY_TIMEOUT_MS });
+  const request = { writePath: options.writePath ?? "", table: options.table ?? "", ids: options.ids.map(BigInt), limit: options.limit ?? 0, dryRun: options.dryRun };
+  const r = await clients.system.retryDeadLetters(request, { timeoutMs: RETRY_TIMEOUT_MS });
   const n = (v: bigint) => Number(v);
   if (json) {
     return JSON.stringify(

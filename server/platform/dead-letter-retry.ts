@@ -77,8 +77,10 @@ export function createDeadLetterRetry(options: DeadLetterRetryOptions): DeadLett
     const open = options.writePaths();
     const violations: { field: string; description: string }[] = [];
     const chosen = request.writePath === "" ? open : open.filter((p) => p.name === request.writePath);
-    if (chosen.length === 0) {
-      violations.push({ field: "write_path", description: `no write path ${JSON.stringify(request.writePath)} is open on this instance (open: ${open.map((p) => p.name).join(", ") || "none"})` });
+    if (open.length === 0) {
+      violations.push({ field: "write_path", description: "this instance opens no write path: retry on an instance that does" });
+    } else if (chosen.length === 0) {
+      violations.push({ field: "write_path", description: `no write path ${JSON.stringify(request.writePath)} is open on this instance (open: ${open.map((p) => p.name).join(", ")})` });
     } else if (request.table !== "" && !chosen.some((p) => p.tables.includes(request.table))) {
       violations.push({ field: "table", description: `${JSON.stringify(request.table)} is no table of ${request.writePath === "" ? "an open write path" : `write path ${request.writePath}`} (tables: ${chosen.flatMap((p) => p.tables).join(", ")})` });
     }
