@@ -214,6 +214,13 @@ describeEachDialect("dead-letter-retry", (target) => {
   });
 
   it("refuses a bad filter naming the field, and a caller without the admin scope, changing nothing", async () => {
+    const s = newId("s");
+    await store.db
+      .withTables<{ dead_letters: { write_path: string; table_name: string; record_key: string; payload: string; reason: string; failed_at: number } }>()
+      .insertInto("dead_letters")
+      .values({ write_path: "translation", table_name: "translation_tasks", record_key: JSON.stringify([s, "T1"]), payload: JSON.stringify({ source_text: ["kept", Date.now() * 1000] }), reason: "refused", failed_at: Date.now() * 1000 })
+      .execute();
+    const letters = await lettersOf(s);
     const fieldOf = async (request: Parameters<ReturnType<typeof system>["retryDeadLetters"]>[0]) => {
       const err = await errorOf(system().retryDeadLetters(request, as(ADMIN)));
       expect(err.code).toBe(Code.InvalidArgument);
@@ -224,14 +231,19 @@ describeEachDialect("dead-letter-retry", (target) => {
     expect(await fieldOf({ writePath: "audit", table: "translation_tasks" })).toEqual(["table"]);
     expect(await fieldOf({ table: "nope" })).toEqual(["table"]);
     expect(await fieldOf({ limit: 10_001 })).toEqual(["limit"]);
-    expect(await fieldOf({ ids: [0n, 5n] })).toEqual(["ids[0]"]);
+    expect(await fieldOf({ writePath: "nope", ids: letters.map((l) => BigInt(l.id)) })).toEqual(["write_path"]);
+    expect(await fieldOf({ ids: [0n, ...letters.map((l) => BigInt(l.id))] })).toEqual(["ids[0]"]);
 
     const rest = await restCall(server.url, "POST", "/api/v1/system/dead-letters/retry", { write_path: "nope", dry_run: true }, { authorization: `Bearer ${ADMIN}` });
     expect(rest.status).toBe(400);
     expect(rest.text).toContain("write_path");
 
     expect((await errorOf(system().retryDeadLetters({ dryRun: true }, as(OPS)))).code).toBe(Code.PermissionDenied);
-    expect((await errorOf(system().retryDeadLetters({ dryRun: true }))).code).toBe(Code.Unauthenticated);
+    expect((await errorOf(system().retryDeadLetters({ ids: letters.map((l) => BigInt(l.id)) }, as(OPS)))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(system().retryDeadLetters({ ids: letters.map((l) => BigInt(l.id)) }))).code).toBe(Code.Unauthenticated);
+    expect(await lettersOf(s)).toEqual(letters);
+    expect(await storedTasks(s)).toEqual([]);
+    await sql`delete from dead_letters where record_key like ${`["${s}",%`}`.execute(store.db);
   });
 
   it("runs one retry at a time across the instances on the database: another holding the lease gets FAILED_PRECONDITION", async () => {
