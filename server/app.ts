@@ -14,6 +14,7 @@ import type { BatcherStatus } from "./core/write-batcher.js";
 import { withGrpcMessageEncoding } from "./http/grpc-message.js";
 import { MODULES } from "./modules.js";
 import { createClosers, type Closers } from "./platform/closers.js";
+import { createDeadLetterRetry } from "./platform/dead-letter-retry.js";
 import type { PlatformView } from "./platform/module.js";
 import { createRoleSet } from "./platform/roles.js";
 import { schemaOf, serviceNeeds, startModules, type StartedModules } from "./platform/start-modules.js";
@@ -134,6 +135,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
     services: () => served,
     redactedConfig: () => redactedConfig(config),
     serving,
+    retryDeadLetters: createDeadLetterRetry({ sql, dataDir: config.dataDir, writePaths: () => modules?.writePaths ?? [], instanceId, logger }),
   };
   modules = await startModules({
     modules: MODULES,

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, redactUrl, type Config } from "../config.js";
 import { codeName } from "../core/errors.js";
 import { openServiceSql } from "../schema.js";
 import { listDeadLetters, purgeDeadLetters, type DeadLetterFilter } from "./dead-letters.js";
-import { flush, instanceClients, instanceUrl, status } from "./remote.js";
+import { flush, instanceClients, instanceUrl, retryDeadLetters, status } from "./remote.js";
 
 const USAGE = `usage: persistence <command> [options]
 
@@ -14,11 +14,14 @@ the key, if keys are configured, in PERSISTENCE_API_KEY):
   status [--json]                      health, backends, and per write path the buffer, flushes,
                                        retries and dead letters; the translation log's backlog
   flush                                commit everything the instance accepted, and say what was written
+  dead-letters retry [--write-path P] [--table T] [--id N]... [--limit N] [--dry-run] [--json]
+                                       send dead letters back through the write path that refused
+                                       them (once the cause is fixed); needs --url or PERSISTENCE_URL
 
 Against the configured database (PERSISTENCE_SQL_URL, PERSISTENCE_CONFIG, ...):
   migrate                              bring the schema up to date (the service does it at start too)
-  dead-letters list [--write-path P] [--id N]... [--limit N] [--json]
-  dead-letters purge (--id N... | --write-path P | --all)
+  dead-letters list [--write-path P] [--table T] [--id N]... [--limit N] [--json]
+  dead-letters purge (--id N... | --write-path P | --table T | --all)
                                        delete dead letters once dealt with (and their overflow files)
 
 Offline:
@@ -38,6 +41,8 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       url: { type: "string" },
       json: { type: "boolean", default: false },
       "write-path": { type: "string" },
+      table: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
       id: { type: "string", multiple: true },
       limit: { type: "string" },
       all: { type: "boolean", default: false },
@@ -53,6 +58,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       return Number(id);
     }),
     writePath: values["write-path"],
+    table: values.table,
     limit: values.limit === undefined ? undefined : positiveInteger("--limit", values.limit),
   });
 
@@ -78,10 +84,21 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
     }
     case "dead-letters": {
       noMore(rest);
-      if (sub !== "list" && sub !== "purge") throw new UsageError(`dead-letters ${sub ?? ""}: expected list or purge`);
+      if (sub !== "list" && sub !== "purge" && sub !== "retry") throw new UsageError(`dead-letters ${sub ?? ""}: expected list, retry or purge`);
       const chosen = filter();
-      if (sub === "purge" && !values.all && (chosen.ids ?? []).length === 0 && chosen.writePath === undefined) {
-        throw new UsageError("dead-letters purge: say which (--id N, --write-path P, or --all)");
+      if (sub === "retry") {
+        const url = values.url ?? env.PERSISTENCE_URL;
+        if (!url) {
+          throw new UsageError(
+            "dead-letters retry needs a running instance (--url or PERSISTENCE_URL): a record goes back through the write path that refused it, and its tables, checks and steps (audit's hash chain) exist only inside a running instance",
+          );
+        }
+        const clients = instanceClients(url, env.PERSISTENCE_API_KEY);
+        return retryDeadLetters(clients, { ...chosen, ids: chosen.ids ?? [], dryRun: values["dry-run"] }, values.json);
+      }
+      if (values["dry-run"]) throw new UsageError(`dead-letters ${sub}: --dry-run is for retry`);
+      if (sub === "purge" && !values.all && (chosen.ids ?? []).length === 0 && chosen.writePath === undefined && chosen.table === undefined) {
+        throw new UsageError("dead-letters purge: say which (--id N, --write-path P, --table T, or --all)");
       }
       const cfg = config();
       const sql = await openServiceSql(cfg.sqlUrl);

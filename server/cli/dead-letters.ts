@@ -1,41 +1,15 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import type { Kysely } from "kysely";
 import type { SqlBackend } from "../backends/sql/sql-backend.js";
+import { overflowDir, overflowFile, selectDeadLetters, type DeadLetterFilter, type DeadLetterTables } from "../platform/dead-letters.js";
 import { table } from "./remote.js";
 
-interface DeadLetterRow {
-  id: number;
-  write_path: string;
-  table_name: string;
-  record_key: string;
-  payload: string;
-  reason: string;
-  failed_at: number;
-}
-
-/** Which dead letters a command is about: some ids, one write path, all, or none of those (all, for list). */
-export interface DeadLetterFilter {
-  readonly ids?: readonly number[] | undefined;
-  readonly writePath?: string | undefined;
-  readonly limit?: number | undefined;
-}
-
-function db(sql: SqlBackend) {
-  return (sql.db as Kysely<unknown>).withTables<{ dead_letters: DeadLetterRow }>();
-}
-
-function select(sql: SqlBackend, filter: DeadLetterFilter) {
-  let q = db(sql).selectFrom("dead_letters");
-  if (filter.ids && filter.ids.length > 0) q = q.where("id", "in", [...filter.ids]);
-  if (filter.writePath) q = q.where("write_path", "=", filter.writePath);
-  return q;
-}
+export type { DeadLetterFilter } from "../platform/dead-letters.js";
 
 /** `dead-letters list`: the refused records, oldest first, with their reason. */
 export async function listDeadLetters(sql: SqlBackend, filter: DeadLetterFilter, json: boolean): Promise<string> {
-  const rows = await select(sql, filter).selectAll().orderBy("id").limit(filter.limit ?? 100).execute();
-  const total = Number((await select(sql, filter).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst())?.n ?? 0);
+  const rows = await selectDeadLetters(sql.db, filter).selectAll().orderBy("id").limit(filter.limit ?? 100).execute();
+  const total = Number((await selectDeadLetters(sql.db, filter).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst())?.n ?? 0);
   if (json) return JSON.stringify({ total, items: rows.map((r) => ({ ...r, id: Number(r.id), failed_at: new Date(Number(r.failed_at) / 1000).toISOString() })) }, null, 2);
   if (rows.length === 0) return "no dead letters";
   const lines = table([
@@ -51,26 +25,16 @@ export async function listDeadLetters(sql: SqlBackend, filter: DeadLetterFilter,
  * statement (`<data dir>/dead-letters/<write path>/`). Returns how many it deleted.
  */
 export async function purgeDeadLetters(sql: SqlBackend, dataDir: string, filter: DeadLetterFilter): Promise<number> {
-  const rows = await select(sql, filter).select(["id", "write_path", "payload"]).execute();
+  const rows = await selectDeadLetters(sql.db, filter).select(["id", "write_path", "payload"]).execute();
   for (const row of rows) {
     const file = overflowFile(row.payload);
-    if (file) await rm(path.join(dataDir, "dead-letters", row.write_path, path.basename(file)), { force: true });
+    if (file) await rm(path.join(overflowDir(dataDir, row.write_path), file), { force: true });
   }
   let deleted = 0;
   for (let i = 0; i < rows.length; i += 500) {
     const ids = rows.slice(i, i + 500).map((r) => r.id);
-    const result = await db(sql).deleteFrom("dead_letters").where("id", "in", ids).executeTakeFirst();
+    const result = await sql.db.withTables<DeadLetterTables>().deleteFrom("dead_letters").where("id", "in", ids).executeTakeFirst();
     deleted += Number(result.numDeletedRows);
   }
   return deleted;
-}
-
-/** The file a cut-down payload (`{truncated: true, ..., file}`) names. */
-function overflowFile(payload: string): string | undefined {
-  try {
-    const parsed = JSON.parse(payload) as { truncated?: unknown; file?: unknown };
-    return parsed.truncated === true && typeof parsed.file === "string" ? parsed.file : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -67,3 +67,49 @@ export function table(rows: readonly (readonly string[])[]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd());
 }
+
+/** What `dead-letters retry` asks the instance for. */
+export interface RetryOptions {
+  readonly writePath?: string | undefined;
+  readonly table?: string | undefined;
+  readonly ids: readonly number[];
+  readonly limit?: number | undefined;
+  readonly dryRun: boolean;
+}
+
+/** How long `dead-letters retry` waits for its reply: up to 10000 dead letters, each chunk of them waiting for its commit. */
+const RETRY_TIMEOUT_MS = 300_000;
+
+/** `dead-letters retry`: RetryDeadLetters on the instance, and what it did. */
+export async function retryDeadLetters(clients: Clients, options: RetryOptions, json: boolean): Promise<string> {
+  const request = { writePath: options.writePath ?? "", table: options.table ?? "", ids: options.ids.map(BigInt), limit: options.limit ?? 0, dryRun: options.dryRun };
+  const r = await clients.system.retryDeadLetters(request, { timeoutMs: RETRY_TIMEOUT_MS });
+  const n = (v: bigint) => Number(v);
+  if (json) {
+    return JSON.stringify(
+      {
+        dry_run: r.dryRun,
+        retried: n(r.retried),
+        committed: n(r.committed),
+        dead_lettered_again: n(r.deadLetteredAgain),
+        skipped: n(r.skipped),
+        remaining: n(r.remaining),
+        write_paths: r.writePaths.map((w) => ({ write_path: w.writePath, retried: n(w.retried), committed: n(w.committed), dead_lettered_again: n(w.deadLetteredAgain), skipped: n(w.skipped) })),
+        skipped_letters: r.skippedLetters.map((s) => ({ id: n(s.id), write_path: s.writePath, table: s.table, reason: s.reason })),
+      },
+      null,
+      2,
+    );
+  }
+  const lines = [
+    r.dryRun
+      ? `dry run, nothing changed: would retry ${r.retried}, ${r.skipped} skipped`
+      : `retried ${r.retried}: ${r.committed} committed, ${r.deadLetteredAgain} refused again (new dead letters); ${r.skipped} skipped`,
+    `${r.remaining} matching dead letters remain`,
+  ];
+  if (r.writePaths.length > 0) {
+    lines.push("", ...table([["write path", "retried", "committed", "refused again", "skipped"], ...r.writePaths.map((w) => [w.writePath, ...[w.retried, w.committed, w.deadLetteredAgain, w.skipped].map(String)])]));
+  }
+  if (r.skippedLetters.length > 0) lines.push("", "skipped:", ...r.skippedLetters.map((s) => `  ${s.id} (${s.writePath}, ${s.table}): ${s.reason}`));
+  return lines.join("\n");
+}

@@ -92,6 +92,8 @@ export interface WriteBatcher {
   discard(group: string): number;
   /** Calls `listener` with the patches every flush commits (not those it dead-letters); returns the unsubscribe function. */
   onCommit(listener: (patches: readonly Patch[]) => void): () => void;
+  /** Calls `listener` after every flush with the patches it committed and those it moved to the dead letters (stored there already); returns the unsubscribe function. */
+  onFlushed(listener: (committed: readonly Patch[], deadLettered: readonly Patch[]) => void): () => void;
   /** Loads patches read back from the log at start-up. */
   restore(patches: readonly Patch[]): void;
   status(): BatcherStatus;
@@ -460,6 +462,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     },
 
     onCommit,
+    onFlushed,
 
     discard(group) {
       let dropped = 0;

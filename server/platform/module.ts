@@ -14,6 +14,7 @@ import type { NodeRequest, NodeResponse } from "../http/node-types.js";
 import type { Logger } from "../core/logger.js";
 import type { Durability } from "../core/write-batcher.js";
 import type { RpcMetrics } from "../rpc/interceptors/metrics.js";
+import type { DeadLetterRetry } from "./dead-letter-retry.js";
 import type { SettingsReader } from "./settings.js";
 import type { WritePath, WritePathOptions } from "./write-path.js";
 
@@ -101,6 +102,8 @@ export interface PlatformView {
    * SQLite every statement takes turns on one connection).
    */
   readonly serving: Promise<void>;
+  /** Re-submits chosen dead letters through the open write paths that refused them (RetryDeadLetters). */
+  readonly retryDeadLetters: DeadLetterRetry;
 }
 
 export interface ModuleContext<S, R extends Role> {

@@ -44,6 +44,8 @@ export interface WritePathOptions {
 /** An open write path: its batcher, and its dead letters. */
 export interface WritePath {
   readonly name: string;
+  /** Its tables' names, in flush order. */
+  readonly tables: readonly string[];
   readonly batcher: WriteBatcher;
   countDeadLetters(): Promise<number>;
 }
@@ -90,7 +92,7 @@ export async function openWritePath(options: WritePathOptions): Promise<WritePat
     if (log.resyncedFrames > 0) logger.warn(entry, "write-ahead log replayed");
     else logger.info(entry, "write-ahead log replayed");
   }
-  return { name, batcher, countDeadLetters: writer.countDeadLetters };
+  return { name, tables: options.tables.map((t) => t.name), batcher, countDeadLetters: writer.countDeadLetters };
 }
 
 /**

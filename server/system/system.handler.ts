@@ -2,6 +2,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { SystemService as SystemServiceDesc } from "../../gen/persistence/v1/system_pb.js";
+import type { RetryCounts } from "../platform/dead-letter-retry.js";
 import { httpStatusKey } from "../rpc/context.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { InstanceDirectory } from "./system.instances.js";
@@ -89,6 +90,22 @@ export function createSystemHandler(system: SystemService, directory: InstanceDi
     },
     echo(req) {
       return { payload: req.payload };
+    },
+    async retryDeadLetters(req, ctx) {
+      const report = await system.retryDeadLetters({ writePath: req.writePath, table: req.table, ids: req.ids.map(Number), limit: req.limit, dryRun: req.dryRun }, ctx.signal);
+      const counts = (c: RetryCounts) => ({
+        retried: BigInt(c.retried),
+        committed: BigInt(c.committed),
+        deadLetteredAgain: BigInt(c.deadLetteredAgain),
+        skipped: BigInt(c.skipped),
+      });
+      return {
+        ...counts(report),
+        dryRun: report.dryRun,
+        remaining: BigInt(report.remaining),
+        writePaths: report.writePaths.map((w) => ({ writePath: w.writePath, ...counts(w) })),
+        skippedLetters: report.skippedLetters.map((s) => ({ id: BigInt(s.id), writePath: s.writePath, table: s.table, reason: s.reason })),
+      };
     },
   };
 }

@@ -30,6 +30,7 @@ export const systemModule = defineModule({
       services: () => platform.services(),
       writePaths: () => platform.writePaths().map((p) => p.batcher.status()),
       bufferedByTable: () => platform.writePaths()[0]?.batcher.pendingByTable() ?? {},
+      retryDeadLetters: platform.retryDeadLetters,
     });
     return {
       services: [implement(SystemService, createSystemHandler(system, directory, ctx.backends.events.instanceId))],

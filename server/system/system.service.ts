@@ -2,6 +2,7 @@ import type { Registry } from "prom-client";
 import type { Backend } from "../backends/backend.js";
 import type { BackendState, HealthMonitor } from "../core/health-monitor.js";
 import type { BatcherStatus } from "../core/write-batcher.js";
+import type { DeadLetterRetry } from "../platform/dead-letter-retry.js";
 import type { RpcMetrics, RpcSummary } from "../rpc/interceptors/metrics.js";
 
 export interface BufferFigures {
@@ -81,6 +82,8 @@ export interface SystemServiceDeps {
   readonly writePaths: () => BatcherStatus[];
   /** Buffered records per table of the first write path. */
   readonly bufferedByTable: () => Record<string, number>;
+  /** Re-submits dead letters through the write paths that refused them. */
+  readonly retryDeadLetters: DeadLetterRetry;
 }
 
 /** The service's view of itself: health, figures, configuration and identity. */
@@ -90,6 +93,8 @@ export interface SystemService {
   metrics(): Promise<MetricsSummary>;
   config(): Record<string, unknown>;
   info(): Info;
+  /** RetryDeadLetters: INVALID_ARGUMENT names a bad filter field; FAILED_PRECONDITION while another retry runs. */
+  retryDeadLetters: DeadLetterRetry;
 }
 
 export function createSystemService(deps: SystemServiceDeps): SystemService {
@@ -139,6 +144,7 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
       };
     },
     config: () => deps.config(),
+    retryDeadLetters: (request, signal) => deps.retryDeadLetters(request, signal),
     info: () => ({
       name: "persistence",
       version: deps.version,

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Kysely } from "kysely";
+import { sql as sqlText, type Kysely } from "kysely";
 import { openServiceSql } from "../../server/schema";
 import { ROOT, startServiceProcess, type ServiceProcess } from "../support/service-process";
 import { describeEachDialect } from "../support/sql-targets";
@@ -32,8 +32,15 @@ describe("persistence keys hash", () => {
     const unknown = await cli(["frobnicate"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^unknown command frobnicate\n\nusage: persistence <command>/);
-    expect((await cli(["dead-letters", "purge"])).stderr).toContain("say which (--id N, --write-path P, or --all)");
+    expect((await cli(["dead-letters", "purge"])).stderr).toContain("say which (--id N, --write-path P, --table T, or --all)");
     expect((await cli(["--help"])).stdout).toContain("dead-letters list");
+    expect((await cli(["dead-letters", "list", "--dry-run"])).stderr).toContain("dead-letters list: --dry-run is for retry");
+  });
+
+  it("says that dead-letters retry needs a running instance, and why, when given none", async () => {
+    const refused = await cli(["dead-letters", "retry", "--write-path", "translation"], { PERSISTENCE_URL: "" });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^dead-letters retry needs a running instance \(--url or PERSISTENCE_URL\): a record goes back through the write path that refused it/);
   });
 });
 
@@ -126,5 +133,57 @@ describeEachDialect("cli against the configured database", (target) => {
     expect((JSON.parse((await cli(["dead-letters", "list", "--json"], env)).stdout) as { total: number }).total).toBe(1);
     expect(await cli(["dead-letters", "purge", "--write-path", "audit"], env)).toMatchObject({ stdout: "0 dead letters purged\n" });
     expect(await cli(["dead-letters", "purge", "--all"], env)).toMatchObject({ stdout: "1 dead letters purged\n" });
+  }, 120_000);
+});
+
+describeEachDialect("cli dead-letters retry, against a running instance", (target) => {
+  const key = "cli-retry-key-0123456789abcdef0123456789";
+  let service: ServiceProcess;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    const sha = (await cli(["keys", "hash", key])).stdout.trim();
+    service = await startServiceProcess({ PERSISTENCE_SQL_URL: target().url, PERSISTENCE_API_KEYS: JSON.stringify([{ name: "ops", key_sha256: sha, scopes: ["admin"] }]) });
+    env = { PERSISTENCE_SQL_URL: target().url, PERSISTENCE_API_KEY: key };
+  });
+  afterAll(async () => {
+    await service?.stop();
+  });
+
+  it("reports a dry run, retries through the instance, and leaves the one the database still refuses", async () => {
+    // Two refused records, stored as the patch writer stores them: one the database takes now, one it still refuses.
+    const sql = await openServiceSql(target().url);
+    const stamp = Date.now() * 1000;
+    const refuseT2 =
+      sql.dialect === "mysql"
+        ? "create trigger cli_refuse before insert on translation_tasks for each row if new.task_id = 'T2' then signal sqlstate '45000' set message_text = 'still refused'; end if"
+        : "create trigger cli_refuse before insert on translation_tasks when new.task_id = 'T2' begin select raise(abort, 'still refused'); end";
+    await sqlText.raw(refuseT2).execute(sql.db);
+    try {
+      const db = (sql.db as Kysely<unknown>).withTables<{ dead_letters: Record<string, unknown> }>();
+      await db
+        .insertInto("dead_letters")
+        .values([
+          { write_path: "translation", table_name: "translation_tasks", record_key: '["cli-r1","T1"]', payload: JSON.stringify({ source_text: ["fixed", stamp], status: ["pending", stamp] }), reason: "was refused", failed_at: stamp },
+          { write_path: "translation", table_name: "translation_tasks", record_key: '["cli-r1","T2"]', payload: JSON.stringify({ source_text: ["still bad", stamp] }), reason: "was refused", failed_at: stamp },
+        ])
+        .execute();
+    } catch (err) {
+      await sql.close();
+      throw err;
+    }
+    const dry = await cli(["dead-letters", "retry", "--url", service.url, "--write-path", "translation", "--dry-run"], env);
+    expect(dry).toMatchObject({ code: 0, stdout: expect.stringMatching(/^dry run, nothing changed: would retry 2, 0 skipped\n2 matching dead letters remain\n/) });
+
+    const done = await cli(["dead-letters", "retry", "--write-path", "translation", "--table", "translation_tasks", "--json"], { ...env, PERSISTENCE_URL: service.url });
+    expect(done.code).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({ dry_run: false, retried: 2, committed: 1, dead_lettered_again: 1, skipped: 0, remaining: 1, write_paths: [{ write_path: "translation", retried: 2 }] });
+    const left = JSON.parse((await cli(["dead-letters", "list", "--json"], env)).stdout) as { total: number; items: { record_key: string }[] };
+    expect(left.items.map((i) => i.record_key)).toEqual(['["cli-r1","T2"]']);
+
+    const bad = await cli(["dead-letters", "retry", "--url", service.url, "--write-path", "nope"], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^invalid_argument: invalid request: write_path: no write path "nope" is open on this instance/);
+    await sqlText.raw("drop trigger cli_refuse").execute(sql.db);
+    await sql.close();
   }, 120_000);
 });

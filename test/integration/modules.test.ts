@@ -9,6 +9,7 @@ import { createHealthMonitor } from "../../server/core/health-monitor";
 import { createLogger } from "../../server/core/logger";
 import { MODULES } from "../../server/modules";
 import { createClosers } from "../../server/platform/closers";
+import { createDeadLetterRetry } from "../../server/platform/dead-letter-retry";
 import { defineModule, type AnyModule, type PlatformView } from "../../server/platform/module";
 import { createRoleSet } from "../../server/platform/roles";
 import { schemaOf, startModules } from "../../server/platform/start-modules";
@@ -46,6 +47,7 @@ describe("modules", () => {
       services: () => [],
       redactedConfig: () => ({}),
       serving: Promise.resolve(),
+      retryDeadLetters: createDeadLetterRetry({ sql: store, dataDir, writePaths: () => [], instanceId: "test", logger }),
     };
     try {
       return await startModules({ modules, config, roles, sql: store, logger, registry, defaultDurability: "accepted", stopping: new AbortController().signal, platform, closers });

@@ -92,6 +92,9 @@ describe("the OpenAPI document, as a contract", () => {
     expect(statuses(op("/api/v1/translation/tasks/{task_id}", "get"))).toEqual(["200", "400", "401", "403", "404", "409", "429", "500", "503"]);
     expect(statuses(op("/api/v1/translation/tasks/batch", "post"))).toEqual(["200", "400", "401", "403", "413", "429", "500", "503"]);
     expect(statuses(op("/api/v1/translation/sessions", "get"))).not.toContain("404");
+    const retry = op("/api/v1/system/dead-letters/retry", "post");
+    expect(statuses(retry)).toEqual(["200", "400", "401", "403", "409", "413", "429", "500", "503"]);
+    expect(retry.description).toMatch(/^Re-submits dead letters .*\n\nRPC `persistence\.v1\.SystemService\/RetryDeadLetters`/s);
     for (const response of Object.values(doc.components.responses)) expect(response.content["application/json"]!.schema.$ref).toBe("#/components/schemas/Error");
 
     const health = op("/health", "get");

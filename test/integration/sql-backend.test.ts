@@ -123,6 +123,14 @@ describeEachDialect("sql-backend", (target, dialect) => {
     expect(await backend.acquireLease("job", "a", 1500)).toBe(false);
   });
 
+  it("frees a lease its holder releases, and only its holder's", async () => {
+    expect(await backend.acquireLease("released", "a", 60_000)).toBe(true);
+    await backend.releaseLease("released", "b");
+    expect(await backend.acquireLease("released", "b", 60_000)).toBe(false);
+    await backend.releaseLease("released", "a");
+    expect(await backend.acquireLease("released", "b", 60_000)).toBe(true);
+  });
+
   it("answers pings while reachable", async () => {
     await expect(backend.ping()).resolves.toBeUndefined();
   });

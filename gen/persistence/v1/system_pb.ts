@@ -16,7 +16,203 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file persistence/v1/system.proto.
  */
 export const file_persistence_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCKZAgoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIXCg9iYWNrZW5kc19hZ2VfbXMYBiABKAMSEAoIZGF0YWJhc2UYByABKAkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsICCgxCdWZmZXJIZWFsdGgSDwoHcmVjb3JkcxgBIAEoAxINCgVieXRlcxgCIAEoAxIVCg1vbGRlc3RfYWdlX21zGAMgASgDEhMKC3V0aWxpemF0aW9uGAQgASgBEhYKDnNlc3Npb25zX2NvdW50GAUgASgDEhMKC3Rhc2tzX2NvdW50GAYgASgDEhMKC3RvdGFsX2NvdW50GAcgASgDEhAKCGNhcGFjaXR5GAggASgDEhUKDXVzYWdlX3BlcmNlbnQYCSABKAESLgoKbGFzdF9mbHVzaBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdG90YWxfYnVmZmVyZWQYCyABKAMSMwoPbGFzdF9mbHVzaF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRNZXRyaWNzUmVxdWVzdCLBAwoSR2V0TWV0cmljc1Jlc3BvbnNlEhYKDnVwdGltZV9zZWNvbmRzGAEgASgFEigKBHJwY3MYAiADKAsyGi5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzEkIKCGJhY2tlbmRzGAMgAygLMjAucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSLwoHcHJvY2VzcxgEIAEoCzIeLnBlcnNpc3RlbmNlLnYxLlByb2Nlc3NNZXRyaWNzEiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIyCgp3cml0ZV9wYXRoGAYgASgLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMSMwoLd3JpdGVfcGF0aHMYByADKAsyHi5wZXJzaXN0ZW5jZS52MS5Xcml0ZVBhdGhTdGF0cxIsCgZjYWNoZXMYCCADKAsyHC5wZXJzaXN0ZW5jZS52MS5DYWNoZU1ldHJpY3MaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkwKDENhY2hlTWV0cmljcxIMCgRuYW1lGAEgASgJEgwKBGhpdHMYAiABKAMSDgoGbWlzc2VzGAMgASgDEhAKCGhpdF9yYXRlGAQgASgBIvwBCgpScGNNZXRyaWNzEg8KB3NlcnZpY2UYASABKAkSDgoGbWV0aG9kGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYBSABKAESDgoGcDUwX21zGAYgASgBEg4KBnA5NV9tcxgHIAEoARIOCgZwOTlfbXMYCCABKAESNAoFY29kZXMYCSADKAsyJS5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzLkNvZGVzRW50cnkaLAoKQ29kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInAKDlByb2Nlc3NNZXRyaWNzEhEKCXJzc19ieXRlcxgBIAEoAxIXCg9oZWFwX3VzZWRfYnl0ZXMYAiABKAMSEwoLY3B1X3NlY29uZHMYAyABKAESHQoVZXZlbnRfbG9vcF9sYWdfcDk5X21zGAQgASgBIhIKEEdldENvbmZpZ1JlcXVlc3QiPAoRR2V0Q29uZmlnUmVzcG9uc2USJwoGY29uZmlnGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIQCg5HZXRJbmZvUmVxdWVzdCK0AwoPR2V0SW5mb1Jlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIQCghzZXJ2aWNlcxgDIAMoCRI/CghiYWNrZW5kcxgEIAMoCzItLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZS5CYWNrZW5kc0VudHJ5EjkKBWxpbmtzGAUgAygLMioucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkxpbmtzRW50cnkSDwoHc2VydmljZRgGIAEoCRIOCgZzdGF0dXMYByABKAkSDAoEZG9jcxgIIAEoCRINCgVyZWRvYxgJIAEoCRIOCgZoZWFsdGgYCiABKAkSEwoLaW5zdGFuY2VfaWQYCyABKAkSMgoJaW5zdGFuY2VzGAwgAygLMh8ucGVyc2lzdGVuY2UudjEuU2VydmljZUluc3RhbmNlGi8KDUJhY2tlbmRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARosCgpMaW5rc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimQEKD1NlcnZpY2VJbnN0YW5jZRIKCgJpZBgBIAEoCRIuCgpzdGFydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGJ1ZmZlcmVkX3JlY29yZHMYBCABKAMy+QUKDVN5c3RlbVNlcnZpY2US8wEKCUdldEhlYWx0aBIgLnBlcnNpc3RlbmNlLnYxLkdldEhlYWx0aFJlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZSKgAZACAaK7GBUKC3N5c3RlbTpyZWFkEgZoZWFsdGja2hhxEPcDGmxVbmhlYWx0aHk6IGEgYmFja2VuZCB0aGUgaW5zdGFuY2UgbmVlZHMgaXMgZG93biwgb3IgaXQgaXMgc2h1dHRpbmcgZG93bi4gVGhlIGJvZHkgaXMgdGhlIHNhbWUgaGVhbHRoIHJlcG9ydC6C0+STAgkSBy9oZWFsdGgShwEKCkdldE1ldHJpY3MSIS5wZXJzaXN0ZW5jZS52MS5HZXRNZXRyaWNzUmVxdWVzdBoiLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXNwb25zZSIykAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAhgSFi9hcGkvdjEvc3lzdGVtL21ldHJpY3MShQEKCUdldENvbmZpZxIgLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1JlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRDb25maWdSZXNwb25zZSIzkAIBorsYBwoFYWRtaW6C0+STAh9iBmNvbmZpZxIVL2FwaS92MS9zeXN0ZW0vY29uZmlnEmkKB0dldEluZm8SHi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVxdWVzdBofLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZSIdkAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAgMSAS8SdQoERWNobxIbLnBlcnNpc3RlbmNlLnYxLkVjaG9SZXF1ZXN0GhwucGVyc2lzdGVuY2UudjEuRWNob1Jlc3BvbnNlIjKQAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCGDoBKiITL2FwaS92MS9zeXN0ZW0vZWNob2IGcHJvdG8z", [file_google_api_annotations, file_persistence_v1_access, file_google_protobuf_struct, file_google_protobuf_timestamp, file_persistence_v1_common]);
+  fileDesc("ChtwZXJzaXN0ZW5jZS92MS9zeXN0ZW0ucHJvdG8SDnBlcnNpc3RlbmNlLnYxImkKF1JldHJ5RGVhZExldHRlcnNSZXF1ZXN0EhIKCndyaXRlX3BhdGgYASABKAkSDQoFdGFibGUYAiABKAkSCwoDaWRzGAMgAygDEg0KBWxpbWl0GAQgASgFEg8KB2RyeV9ydW4YBSABKAgiiAIKGFJldHJ5RGVhZExldHRlcnNSZXNwb25zZRIPCgdyZXRyaWVkGAEgASgDEhEKCWNvbW1pdHRlZBgCIAEoAxIbChNkZWFkX2xldHRlcmVkX2FnYWluGAMgASgDEg8KB3NraXBwZWQYBCABKAMSOgoLd3JpdGVfcGF0aHMYBSADKAsyJS5wZXJzaXN0ZW5jZS52MS5EZWFkTGV0dGVyUmV0cnlDb3VudHMSOgoPc2tpcHBlZF9sZXR0ZXJzGAYgAygLMiEucGVyc2lzdGVuY2UudjEuU2tpcHBlZERlYWRMZXR0ZXISDwoHZHJ5X3J1bhgHIAEoCBIRCglyZW1haW5pbmcYCCABKAMifQoVRGVhZExldHRlclJldHJ5Q291bnRzEhIKCndyaXRlX3BhdGgYASABKAkSDwoHcmV0cmllZBgCIAEoAxIRCgljb21taXR0ZWQYAyABKAMSGwoTZGVhZF9sZXR0ZXJlZF9hZ2FpbhgEIAEoAxIPCgdza2lwcGVkGAUgASgDIlIKEVNraXBwZWREZWFkTGV0dGVyEgoKAmlkGAEgASgDEhIKCndyaXRlX3BhdGgYAiABKAkSDQoFdGFibGUYAyABKAkSDgoGcmVhc29uGAQgASgJIh4KC0VjaG9SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiHwoMRWNob1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiEgoQR2V0SGVhbHRoUmVxdWVzdCKZAgoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFgoOdXB0aW1lX3NlY29uZHMYAyABKAUSQQoIYmFja2VuZHMYBCADKAsyLy5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZS5CYWNrZW5kc0VudHJ5EiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIXCg9iYWNrZW5kc19hZ2VfbXMYBiABKAMSEAoIZGF0YWJhc2UYByABKAkaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsICCgxCdWZmZXJIZWFsdGgSDwoHcmVjb3JkcxgBIAEoAxINCgVieXRlcxgCIAEoAxIVCg1vbGRlc3RfYWdlX21zGAMgASgDEhMKC3V0aWxpemF0aW9uGAQgASgBEhYKDnNlc3Npb25zX2NvdW50GAUgASgDEhMKC3Rhc2tzX2NvdW50GAYgASgDEhMKC3RvdGFsX2NvdW50GAcgASgDEhAKCGNhcGFjaXR5GAggASgDEhUKDXVzYWdlX3BlcmNlbnQYCSABKAESLgoKbGFzdF9mbHVzaBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdG90YWxfYnVmZmVyZWQYCyABKAMSMwoPbGFzdF9mbHVzaF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRNZXRyaWNzUmVxdWVzdCLBAwoSR2V0TWV0cmljc1Jlc3BvbnNlEhYKDnVwdGltZV9zZWNvbmRzGAEgASgFEigKBHJwY3MYAiADKAsyGi5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzEkIKCGJhY2tlbmRzGAMgAygLMjAucGVyc2lzdGVuY2UudjEuR2V0TWV0cmljc1Jlc3BvbnNlLkJhY2tlbmRzRW50cnkSLwoHcHJvY2VzcxgEIAEoCzIeLnBlcnNpc3RlbmNlLnYxLlByb2Nlc3NNZXRyaWNzEiwKBmJ1ZmZlchgFIAEoCzIcLnBlcnNpc3RlbmNlLnYxLkJ1ZmZlckhlYWx0aBIyCgp3cml0ZV9wYXRoGAYgASgLMh4ucGVyc2lzdGVuY2UudjEuV3JpdGVQYXRoU3RhdHMSMwoLd3JpdGVfcGF0aHMYByADKAsyHi5wZXJzaXN0ZW5jZS52MS5Xcml0ZVBhdGhTdGF0cxIsCgZjYWNoZXMYCCADKAsyHC5wZXJzaXN0ZW5jZS52MS5DYWNoZU1ldHJpY3MaLwoNQmFja2VuZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkwKDENhY2hlTWV0cmljcxIMCgRuYW1lGAEgASgJEgwKBGhpdHMYAiABKAMSDgoGbWlzc2VzGAMgASgDEhAKCGhpdF9yYXRlGAQgASgBIvwBCgpScGNNZXRyaWNzEg8KB3NlcnZpY2UYASABKAkSDgoGbWV0aG9kGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYBSABKAESDgoGcDUwX21zGAYgASgBEg4KBnA5NV9tcxgHIAEoARIOCgZwOTlfbXMYCCABKAESNAoFY29kZXMYCSADKAsyJS5wZXJzaXN0ZW5jZS52MS5ScGNNZXRyaWNzLkNvZGVzRW50cnkaLAoKQ29kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInAKDlByb2Nlc3NNZXRyaWNzEhEKCXJzc19ieXRlcxgBIAEoAxIXCg9oZWFwX3VzZWRfYnl0ZXMYAiABKAMSEwoLY3B1X3NlY29uZHMYAyABKAESHQoVZXZlbnRfbG9vcF9sYWdfcDk5X21zGAQgASgBIhIKEEdldENvbmZpZ1JlcXVlc3QiPAoRR2V0Q29uZmlnUmVzcG9uc2USJwoGY29uZmlnGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIQCg5HZXRJbmZvUmVxdWVzdCK0AwoPR2V0SW5mb1Jlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIQCghzZXJ2aWNlcxgDIAMoCRI/CghiYWNrZW5kcxgEIAMoCzItLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZS5CYWNrZW5kc0VudHJ5EjkKBWxpbmtzGAUgAygLMioucGVyc2lzdGVuY2UudjEuR2V0SW5mb1Jlc3BvbnNlLkxpbmtzRW50cnkSDwoHc2VydmljZRgGIAEoCRIOCgZzdGF0dXMYByABKAkSDAoEZG9jcxgIIAEoCRINCgVyZWRvYxgJIAEoCRIOCgZoZWFsdGgYCiABKAkSEwoLaW5zdGFuY2VfaWQYCyABKAkSMgoJaW5zdGFuY2VzGAwgAygLMh8ucGVyc2lzdGVuY2UudjEuU2VydmljZUluc3RhbmNlGi8KDUJhY2tlbmRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARosCgpMaW5rc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimQEKD1NlcnZpY2VJbnN0YW5jZRIKCgJpZBgBIAEoCRIuCgpzdGFydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGJ1ZmZlcmVkX3JlY29yZHMYBCABKAMyoQcKDVN5c3RlbVNlcnZpY2US8wEKCUdldEhlYWx0aBIgLnBlcnNpc3RlbmNlLnYxLkdldEhlYWx0aFJlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRIZWFsdGhSZXNwb25zZSKgAZACAaK7GBUKC3N5c3RlbTpyZWFkEgZoZWFsdGja2hhxEPcDGmxVbmhlYWx0aHk6IGEgYmFja2VuZCB0aGUgaW5zdGFuY2UgbmVlZHMgaXMgZG93biwgb3IgaXQgaXMgc2h1dHRpbmcgZG93bi4gVGhlIGJvZHkgaXMgdGhlIHNhbWUgaGVhbHRoIHJlcG9ydC6C0+STAgkSBy9oZWFsdGgShwEKCkdldE1ldHJpY3MSIS5wZXJzaXN0ZW5jZS52MS5HZXRNZXRyaWNzUmVxdWVzdBoiLnBlcnNpc3RlbmNlLnYxLkdldE1ldHJpY3NSZXNwb25zZSIykAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAhgSFi9hcGkvdjEvc3lzdGVtL21ldHJpY3MShQEKCUdldENvbmZpZxIgLnBlcnNpc3RlbmNlLnYxLkdldENvbmZpZ1JlcXVlc3QaIS5wZXJzaXN0ZW5jZS52MS5HZXRDb25maWdSZXNwb25zZSIzkAIBorsYBwoFYWRtaW6C0+STAh9iBmNvbmZpZxIVL2FwaS92MS9zeXN0ZW0vY29uZmlnEmkKB0dldEluZm8SHi5wZXJzaXN0ZW5jZS52MS5HZXRJbmZvUmVxdWVzdBofLnBlcnNpc3RlbmNlLnYxLkdldEluZm9SZXNwb25zZSIdkAIBorsYDQoLc3lzdGVtOnJlYWSC0+STAgMSAS8SdQoERWNobxIbLnBlcnNpc3RlbmNlLnYxLkVjaG9SZXF1ZXN0GhwucGVyc2lzdGVuY2UudjEuRWNob1Jlc3BvbnNlIjKQAgGiuxgNCgtzeXN0ZW06cmVhZILT5JMCGDoBKiITL2FwaS92MS9zeXN0ZW0vZWNobxKlAQoQUmV0cnlEZWFkTGV0dGVycxInLnBlcnNpc3RlbmNlLnYxLlJldHJ5RGVhZExldHRlcnNSZXF1ZXN0GigucGVyc2lzdGVuY2UudjEuUmV0cnlEZWFkTGV0dGVyc1Jlc3BvbnNlIj6iuxgHCgVhZG1pbtraGAMKAQmC0+STAiY6ASoiIS9hcGkvdjEvc3lzdGVtL2RlYWQtbGV0dGVycy9yZXRyeWIGcHJvdG8z", [file_google_api_annotations, file_persistence_v1_access, file_google_protobuf_struct, file_google_protobuf_timestamp, file_persistence_v1_common]);
+
+/**
+ * @generated from message persistence.v1.RetryDeadLettersRequest
+ */
+export type RetryDeadLettersRequest = Message<"persistence.v1.RetryDeadLettersRequest"> & {
+  /**
+   * Only the dead letters of this write path ("translation", "audit", ...); every write path when
+   * empty. It must be a write path this instance opens.
+   *
+   * @generated from field: string write_path = 1;
+   */
+  writePath: string;
+
+  /**
+   * Only the dead letters of this table (e.g. "translation_tasks"); every table when empty. It must be
+   * a table of an open write path.
+   *
+   * @generated from field: string table = 2;
+   */
+  table: string;
+
+  /**
+   * Only these dead letters, by id (as `dead-letters list` shows them); at most 1000. Every matching
+   * one when empty.
+   *
+   * @generated from field: repeated int64 ids = 3;
+   */
+  ids: bigint[];
+
+  /**
+   * Most dead letters handled, oldest first: 1 to 10000, 1000 when 0.
+   *
+   * @generated from field: int32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * Reports what a retry would do and changes nothing: `retried` counts the dead letters it would
+   * re-submit; `committed` and `dead_lettered_again` stay 0.
+   *
+   * @generated from field: bool dry_run = 5;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message persistence.v1.RetryDeadLettersRequest.
+ * Use `create(RetryDeadLettersRequestSchema)` to create a new message.
+ */
+export const RetryDeadLettersRequestSchema: GenMessage<RetryDeadLettersRequest> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 0);
+
+/**
+ * @generated from message persistence.v1.RetryDeadLettersResponse
+ */
+export type RetryDeadLettersResponse = Message<"persistence.v1.RetryDeadLettersResponse"> & {
+  /**
+   * Dead letters re-submitted to their write path (with dry_run: that would be).
+   *
+   * @generated from field: int64 retried = 1;
+   */
+  retried: bigint;
+
+  /**
+   * Of those, committed: the record is stored and its dead letter deleted.
+   *
+   * @generated from field: int64 committed = 2;
+   */
+  committed: bigint;
+
+  /**
+   * Of those, refused by the database again: stored as a new dead letter, the old one deleted.
+   *
+   * @generated from field: int64 dead_lettered_again = 3;
+   */
+  deadLetteredAgain: bigint;
+
+  /**
+   * Dead letters left as they are: their write path is not open on this instance, or the record
+   * cannot be read back (see skipped_letters).
+   *
+   * @generated from field: int64 skipped = 4;
+   */
+  skipped: bigint;
+
+  /**
+   * The same counts per write path, by name.
+   *
+   * @generated from field: repeated persistence.v1.DeadLetterRetryCounts write_paths = 5;
+   */
+  writePaths: DeadLetterRetryCounts[];
+
+  /**
+   * Each skipped dead letter, with why.
+   *
+   * @generated from field: repeated persistence.v1.SkippedDeadLetter skipped_letters = 6;
+   */
+  skippedLetters: SkippedDeadLetter[];
+
+  /**
+   * Whether this was a dry run (nothing changed).
+   *
+   * @generated from field: bool dry_run = 7;
+   */
+  dryRun: boolean;
+
+  /**
+   * Dead letters matching the filter still stored after this run: the skipped ones, those beyond
+   * `limit`, and (unless the filter names ids) the new dead letters of records refused again.
+   *
+   * @generated from field: int64 remaining = 8;
+   */
+  remaining: bigint;
+};
+
+/**
+ * Describes the message persistence.v1.RetryDeadLettersResponse.
+ * Use `create(RetryDeadLettersResponseSchema)` to create a new message.
+ */
+export const RetryDeadLettersResponseSchema: GenMessage<RetryDeadLettersResponse> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 1);
+
+/**
+ * What a retry did with one write path's dead letters.
+ *
+ * @generated from message persistence.v1.DeadLetterRetryCounts
+ */
+export type DeadLetterRetryCounts = Message<"persistence.v1.DeadLetterRetryCounts"> & {
+  /**
+   * @generated from field: string write_path = 1;
+   */
+  writePath: string;
+
+  /**
+   * @generated from field: int64 retried = 2;
+   */
+  retried: bigint;
+
+  /**
+   * @generated from field: int64 committed = 3;
+   */
+  committed: bigint;
+
+  /**
+   * @generated from field: int64 dead_lettered_again = 4;
+   */
+  deadLetteredAgain: bigint;
+
+  /**
+   * @generated from field: int64 skipped = 5;
+   */
+  skipped: bigint;
+};
+
+/**
+ * Describes the message persistence.v1.DeadLetterRetryCounts.
+ * Use `create(DeadLetterRetryCountsSchema)` to create a new message.
+ */
+export const DeadLetterRetryCountsSchema: GenMessage<DeadLetterRetryCounts> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 2);
+
+/**
+ * A dead letter a retry left as it is.
+ *
+ * @generated from message persistence.v1.SkippedDeadLetter
+ */
+export type SkippedDeadLetter = Message<"persistence.v1.SkippedDeadLetter"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: string write_path = 2;
+   */
+  writePath: string;
+
+  /**
+   * @generated from field: string table = 3;
+   */
+  table: string;
+
+  /**
+   * Why it was not retried.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message persistence.v1.SkippedDeadLetter.
+ * Use `create(SkippedDeadLetterSchema)` to create a new message.
+ */
+export const SkippedDeadLetterSchema: GenMessage<SkippedDeadLetter> = /*@__PURE__*/
+  messageDesc(file_persistence_v1_system, 3);
 
 /**
  * @generated from message persistence.v1.EchoRequest
@@ -33,7 +229,7 @@ export type EchoRequest = Message<"persistence.v1.EchoRequest"> & {
  * Use `create(EchoRequestSchema)` to create a new message.
  */
 export const EchoRequestSchema: GenMessage<EchoRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 0);
+  messageDesc(file_persistence_v1_system, 4);
 
 /**
  * @generated from message persistence.v1.EchoResponse
@@ -50,7 +246,7 @@ export type EchoResponse = Message<"persistence.v1.EchoResponse"> & {
  * Use `create(EchoResponseSchema)` to create a new message.
  */
 export const EchoResponseSchema: GenMessage<EchoResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 1);
+  messageDesc(file_persistence_v1_system, 5);
 
 /**
  * @generated from message persistence.v1.GetHealthRequest
@@ -63,7 +259,7 @@ export type GetHealthRequest = Message<"persistence.v1.GetHealthRequest"> & {
  * Use `create(GetHealthRequestSchema)` to create a new message.
  */
 export const GetHealthRequestSchema: GenMessage<GetHealthRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 2);
+  messageDesc(file_persistence_v1_system, 6);
 
 /**
  * @generated from message persistence.v1.GetHealthResponse
@@ -120,7 +316,7 @@ export type GetHealthResponse = Message<"persistence.v1.GetHealthResponse"> & {
  * Use `create(GetHealthResponseSchema)` to create a new message.
  */
 export const GetHealthResponseSchema: GenMessage<GetHealthResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 3);
+  messageDesc(file_persistence_v1_system, 7);
 
 /**
  * Write buffer figures reported by health checks.
@@ -201,7 +397,7 @@ export type BufferHealth = Message<"persistence.v1.BufferHealth"> & {
  * Use `create(BufferHealthSchema)` to create a new message.
  */
 export const BufferHealthSchema: GenMessage<BufferHealth> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 4);
+  messageDesc(file_persistence_v1_system, 8);
 
 /**
  * @generated from message persistence.v1.GetMetricsRequest
@@ -214,7 +410,7 @@ export type GetMetricsRequest = Message<"persistence.v1.GetMetricsRequest"> & {
  * Use `create(GetMetricsRequestSchema)` to create a new message.
  */
 export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 5);
+  messageDesc(file_persistence_v1_system, 9);
 
 /**
  * @generated from message persistence.v1.GetMetricsResponse
@@ -280,7 +476,7 @@ export type GetMetricsResponse = Message<"persistence.v1.GetMetricsResponse"> & 
  * Use `create(GetMetricsResponseSchema)` to create a new message.
  */
 export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 6);
+  messageDesc(file_persistence_v1_system, 10);
 
 /**
  * Reads of one cache since the process started.
@@ -320,7 +516,7 @@ export type CacheMetrics = Message<"persistence.v1.CacheMetrics"> & {
  * Use `create(CacheMetricsSchema)` to create a new message.
  */
 export const CacheMetricsSchema: GenMessage<CacheMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 7);
+  messageDesc(file_persistence_v1_system, 11);
 
 /**
  * Figures of one RPC since the process started.
@@ -387,7 +583,7 @@ export type RpcMetrics = Message<"persistence.v1.RpcMetrics"> & {
  * Use `create(RpcMetricsSchema)` to create a new message.
  */
 export const RpcMetricsSchema: GenMessage<RpcMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 8);
+  messageDesc(file_persistence_v1_system, 12);
 
 /**
  * The process's own resource use.
@@ -421,7 +617,7 @@ export type ProcessMetrics = Message<"persistence.v1.ProcessMetrics"> & {
  * Use `create(ProcessMetricsSchema)` to create a new message.
  */
 export const ProcessMetricsSchema: GenMessage<ProcessMetrics> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 9);
+  messageDesc(file_persistence_v1_system, 13);
 
 /**
  * @generated from message persistence.v1.GetConfigRequest
@@ -434,7 +630,7 @@ export type GetConfigRequest = Message<"persistence.v1.GetConfigRequest"> & {
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema: GenMessage<GetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 10);
+  messageDesc(file_persistence_v1_system, 14);
 
 /**
  * @generated from message persistence.v1.GetConfigResponse
@@ -453,7 +649,7 @@ export type GetConfigResponse = Message<"persistence.v1.GetConfigResponse"> & {
  * Use `create(GetConfigResponseSchema)` to create a new message.
  */
 export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 11);
+  messageDesc(file_persistence_v1_system, 15);
 
 /**
  * @generated from message persistence.v1.GetInfoRequest
@@ -466,7 +662,7 @@ export type GetInfoRequest = Message<"persistence.v1.GetInfoRequest"> & {
  * Use `create(GetInfoRequestSchema)` to create a new message.
  */
 export const GetInfoRequestSchema: GenMessage<GetInfoRequest> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 12);
+  messageDesc(file_persistence_v1_system, 16);
 
 /**
  * @generated from message persistence.v1.GetInfoResponse
@@ -552,7 +748,7 @@ export type GetInfoResponse = Message<"persistence.v1.GetInfoResponse"> & {
  * Use `create(GetInfoResponseSchema)` to create a new message.
  */
 export const GetInfoResponseSchema: GenMessage<GetInfoResponse> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 13);
+  messageDesc(file_persistence_v1_system, 17);
 
 /**
  * One running instance of the service, as the events bus knows it.
@@ -592,7 +788,7 @@ export type ServiceInstance = Message<"persistence.v1.ServiceInstance"> & {
  * Use `create(ServiceInstanceSchema)` to create a new message.
  */
 export const ServiceInstanceSchema: GenMessage<ServiceInstance> = /*@__PURE__*/
-  messageDesc(file_persistence_v1_system, 14);
+  messageDesc(file_persistence_v1_system, 18);
 
 /**
  * The service's own health, figures, configuration and identity.
@@ -650,6 +846,25 @@ export const SystemService: GenService<{
     methodKind: "unary";
     input: typeof EchoRequestSchema;
     output: typeof EchoResponseSchema;
+  },
+  /**
+   * Re-submits dead letters (records the database refused, kept in `dead_letters` with the reason)
+   * through the write path that refused them, once the cause is fixed: each record is written at
+   * COMMITTED durability through that write path (its tables, its checks, its `prepare` step: audit
+   * entries are chained at the head, after the gap entries that already stand for them), and its dead
+   * letter is deleted only then. A record the database refuses again is first stored as a new dead
+   * letter, then the old one is deleted: nothing is lost either way. Columns apply by their stamps, so a
+   * retried value older than the stored one does not overwrite it. Oldest first; one retry at a time
+   * across the instances sharing the database (FAILED_PRECONDITION while another runs). An unknown
+   * write_path or table is INVALID_ARGUMENT; dead letters of a write path this instance does not open,
+   * or cut down without their file, are skipped and stay.
+   *
+   * @generated from rpc persistence.v1.SystemService.RetryDeadLetters
+   */
+  retryDeadLetters: {
+    methodKind: "unary";
+    input: typeof RetryDeadLettersRequestSchema;
+    output: typeof RetryDeadLettersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_persistence_v1_system, 0);

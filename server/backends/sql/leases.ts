@@ -29,3 +29,8 @@ export async function acquireLease(db: Kysely<unknown>, name: string, holder: st
     throw err;
   }
 }
+
+/** Ends the lease `name` if `holder` still holds it, so the next taker need not wait for it to expire. */
+export async function releaseLease(db: Kysely<unknown>, name: string, holder: string): Promise<void> {
+  await db.withTables<LeaseTables>().deleteFrom("leases").where("name", "=", name).where("holder", "=", holder).execute();
+}

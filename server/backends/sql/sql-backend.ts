@@ -4,7 +4,7 @@ import Database from "better-sqlite3";
 import { Kysely, Migrator, MysqlDialect, sql, SqliteDialect, type Migration } from "kysely";
 import { createPool, format } from "mysql2";
 import { createConnection } from "mysql2/promise";
-import { acquireLease } from "./leases.js";
+import { acquireLease, releaseLease } from "./leases.js";
 import type { SqlBackend } from "./sql-store.js";
 import { tableSizes } from "./table-sizes.js";
 import { parseSqlUrl, type SqlTarget } from "./sql-url.js";
@@ -47,6 +47,7 @@ export async function openSqlBackend(url: string, options: SqlBackendOptions): P
     ping: () => withTimeout(pooled().catch(fresh), pingTimeoutMs, "sql ping"),
     tableSizes: (tables) => tableSizes(db, target.dialect, tables),
     acquireLease: (name, holder, ttlMs) => acquireLease(db, name, holder, ttlMs),
+    releaseLease: (name, holder) => releaseLease(db, name, holder),
     close: () => db.destroy(),
   };
 }

@@ -17,6 +17,8 @@ export interface SqlBackend extends Backend {
    * Shared by every instance on the same database, so a scheduled job runs on one of them at a time.
    */
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Ends the lease `name` if `holder` still holds it (a job done early frees it for the next run at once). */
+  releaseLease(name: string, holder: string): Promise<void>;
 }
 
 /** What the database itself says a table holds. */
