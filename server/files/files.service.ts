@@ -317,8 +317,8 @@ export function createFilesService(deps: FilesServiceDeps) {
           if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
           // Joined already? A call on another instance (or one that died before marking the file) did it: the
           // object is there, and is verified below like any other.
-          const now = await get(fileId);
-          if (now.status !== "pending_upload") return now;
+          const current = await get(fileId);
+          if (current.status !== "pending_upload") return current;
           if (!(await exists(row.object_key))) {
             throw failedPrecondition("the multipart upload is gone", { type: "UPLOAD", subject: "file_id", description: "it was aborted or expired; start a new upload" });
           }

@@ -3,13 +3,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createPersistenceClient } from "../../clients/src/index";
 import { Durability } from "../../gen/persistence/v1/common_pb";
 import { FileStatus, StorageService, type UploadRequestSchema } from "../../gen/persistence/v1/storage_pb";
 import { TaskStatus, TranslationService, WatchEventType } from "../../gen/persistence/v1/translation_pb";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { openS3ObjectStore } from "../../server/backends/objects/s3";
 import { parseS3Url } from "../../server/backends/objects/s3-url";
 import type { ObjectStore } from "../../server/backends/objects/object-store";
@@ -550,13 +550,13 @@ describeWithNginx("scale-out: three instances behind nginx", () => {
       ];
       for (const { id, data } of files) expect((await store.stat(`files/${id}`)).size).toBe(data.length);
 
-      // Across the 8 MiB part boundary, and the last bytes.
-      const ranges = [
-        [8 * MiB - 100, 8 * MiB + 99],
-        [grpcData.length - 10, grpcData.length - 1],
-      ] as const;
       for (const i of [0, 1, 2]) {
         for (const { id, data } of files) {
+          // Across the store's first part boundary, and the last bytes.
+          const ranges = [
+            [8 * MiB - 100, 8 * MiB + 99],
+            [data.length - 10, data.length - 1],
+          ] as const;
           expect(await fileOf(i, id)).toMatchObject({ status: FileStatus.UPLOADED, sha256: sha256(data) });
           const whole = await restDownload(direct(i), id);
           expect({ i, id, status: whole.status, sha256: sha256(whole.body) }).toEqual({ i, id, status: 200, sha256: sha256(data) });
