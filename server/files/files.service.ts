@@ -223,6 +223,16 @@ export function createFilesService(deps: FilesServiceDeps) {
     return row;
   }
 
+  async function exists(key: string): Promise<boolean> {
+    try {
+      await store.stat(key);
+      return true;
+    } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.NotFound) return false;
+      throw err;
+    }
+  }
+
   /** Removes files' rows first, then their objects and uploads: a crash in between leaves objects for cleanup's reconciliation, never a row without its object. */
   async function removeFiles(rows: readonly FileRow[]): Promise<void> {
     if (rows.length === 0) return;
@@ -304,10 +314,14 @@ export function createFilesService(deps: FilesServiceDeps) {
         try {
           await store.completeMultipartUpload(row.object_key, row.upload_id, [...parts].sort((a, b) => a.partNumber - b.partNumber));
         } catch (err) {
-          if (err instanceof ConnectError && err.code === Code.NotFound) {
+          if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
+          // Joined already? A call on another instance (or one that died before marking the file) did it: the
+          // object is there, and is verified below like any other.
+          const current = await get(fileId);
+          if (current.status !== "pending_upload") return current;
+          if (!(await exists(row.object_key))) {
             throw failedPrecondition("the multipart upload is gone", { type: "UPLOAD", subject: "file_id", description: "it was aborted or expired; start a new upload" });
           }
-          throw err;
         }
         await repo.updateFile(db, row.file_id, { upload_id: null, updated_at: now() }, "pending_upload");
         row = { ...row, upload_id: null };

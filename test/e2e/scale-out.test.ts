@@ -1,23 +1,30 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
-import { createClient } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createPersistenceClient } from "../../clients/src/index";
 import { Durability } from "../../gen/persistence/v1/common_pb";
+import { FileStatus, StorageService, type UploadRequestSchema } from "../../gen/persistence/v1/storage_pb";
 import { TaskStatus, TranslationService, WatchEventType } from "../../gen/persistence/v1/translation_pb";
+import { openS3ObjectStore } from "../../server/backends/objects/s3";
+import { parseS3Url } from "../../server/backends/objects/s3-url";
+import type { ObjectStore } from "../../server/backends/objects/object-store";
 import { openServiceSql } from "../../server/schema";
 import { NGINX_PORTS, nginxAvailable, startBalancer, type Balancer } from "../support/balancer";
+import { errorOf } from "../support/errors";
+import { s3ServerUrl, withOwnBucket } from "../support/s3-server";
 import { startServiceProcess, type ServiceProcess } from "../support/service-process";
 import { createSqlTarget, type SqlTarget } from "../support/sql-targets";
 import { eventually, within } from "../support/wait";
 
 /**
  * Three service processes behind deploy/nginx/nginx.conf (as it is), over one MariaDB, Redis (shared
- * rate limits) and NATS (the events role): what a client sees through the balancer while instances
- * die, restart and drain.
+ * rate limits), NATS (the events role) and an S3-compatible store (Swift's s3api: the objects role):
+ * what a client sees through the balancer while instances die, restart and drain.
  */
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -28,6 +35,13 @@ const LOAD_KEY = `operator-${randomBytes(12).toString("hex")}`;
 /** One key per client of the load, each with its own share of the rate limit. */
 const CLIENT_KEYS = Array.from({ length: 10 }, (_, c) => `client${c}-${randomBytes(12).toString("hex")}`);
 const LIMITED_KEY = `limited-${randomBytes(12).toString("hex")}`;
+/** Keys the files tests take turns with (each has its own share of the rate limit). */
+const FILES_KEYS = Array.from({ length: 6 }, (_, c) => `files${c}-${randomBytes(12).toString("hex")}`);
+let filesTurn = 0;
+const filesKey = () => FILES_KEYS[filesTurn++ % FILES_KEYS.length]!;
+const MiB = 1024 * 1024;
+const HOUR_MICROS = 3_600_000_000;
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 /** Per API key, shared by every instance through Redis. */
 const RATE = { perSecond: 20, burst: 100 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,6 +150,60 @@ async function runClient(base: string, key: string, work: Workload, expected: Ex
 const describeWithNginx = nginxAvailable() ? describe : describe.skip;
 if (!nginxAvailable()) console.warn("scale-out suite skipped: nginx is not installed (.ci/run installs it)");
 
+/** The objects role: one bucket of this run on the S3 server (TEST_S3_URL or scripts/s3-server.sh), shared by the three instances. */
+const s3 = nginxAvailable() ? s3ServerUrl() : { skip: "nginx is not installed" };
+const S3_URL = "url" in s3 ? withOwnBucket(s3.url, "scaleout") : undefined;
+const describeWithS3 = S3_URL ? describe : describe.skip;
+if (!S3_URL) process.stderr.write(`\n*** SKIPPED: scale-out files over S3 (the instances share no object store): ${"skip" in s3 ? s3.skip : ""} ***\n\n`);
+/** The files cleanup runs this often on every instance (under its lease, so on one at a time). */
+const CLEANUP_INTERVAL_MS = 1000;
+
+/** A multipart/form-data upload (form fields, then the file) through `base`. */
+async function restUpload(base: string, data: Buffer, name: string, fields: Record<string, string> = {}): Promise<{ status: number; json: Json }> {
+  const form = new FormData();
+  for (const [field, value] of Object.entries(fields)) form.append(field, value);
+  form.append("file", new Blob([data]), name);
+  const res = await fetch(`${base}/api/v1/storage/files/upload`, { method: "POST", body: form, headers: { authorization: `Bearer ${filesKey()}` } });
+  return { status: res.status, json: (await res.json()) as Json };
+}
+
+/** GET .../download?stream=true at `base`, whole or `range` ("bytes=a-b"). */
+async function restDownload(base: string, fileId: string, range?: string): Promise<{ status: number; body: Buffer; contentRange: string | null }> {
+  const res = await fetch(`${base}/api/v1/storage/files/${fileId}/download?stream=true`, { headers: { authorization: `Bearer ${filesKey()}`, ...(range ? { range } : {}) } });
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()), contentRange: res.headers.get("content-range") };
+}
+
+/** StorageService over gRPC at `baseUrl` (an instance, or the balancer's h2c port). */
+function storageAt(baseUrl: string) {
+  const transport = createGrpcTransport({ baseUrl, idleConnectionTimeoutMs: 500, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${filesKey()}`), next(req))] });
+  return createClient(StorageService, transport);
+}
+
+type UploadMessage = MessageInitShape<typeof UploadRequestSchema>;
+
+/** An Upload stream of `data` in 256 KiB chunks that, after `pauseAt` bytes, waits for `resume()`. */
+function pausedUpload(client: ReturnType<typeof storageAt>, description: { filename: string; ownerId: string }, data: Buffer, pauseAt = Infinity) {
+  let resume!: () => void;
+  const resumed = new Promise<void>((r) => (resume = r));
+  async function* messages(): AsyncGenerator<UploadMessage> {
+    yield { part: { case: "description", value: { ...description, sizeBytes: BigInt(data.length), sha256: sha256(data) } } };
+    for (let offset = 0; offset < data.length; offset += 256 * 1024) {
+      if (offset >= pauseAt) await resumed;
+      yield { part: { case: "chunk", value: data.subarray(offset, offset + 256 * 1024) } };
+    }
+  }
+  const done = client.upload(messages());
+  done.catch(() => {});
+  return { done, resume };
+}
+
+/** The bytes of a gRPC Download (`offset`, `length` 0 for to the end). */
+async function grpcDownload(client: ReturnType<typeof storageAt>, fileId: string, offset = 0, length = 0): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const message of client.download({ fileId, offset: BigInt(offset), length: BigInt(length) })) if (message.part.case === "chunk") chunks.push(message.part.value);
+  return Buffer.concat(chunks);
+}
+
 describeWithNginx("scale-out: three instances behind nginx", () => {
   let target: SqlTarget;
   let balancer: Balancer;
@@ -151,14 +219,20 @@ describeWithNginx("scale-out: three instances behind nginx", () => {
       { name: "operator", key: LOAD_KEY, scopes: ["admin"] },
       ...CLIENT_KEYS.map((key, c) => ({ name: `client${c}`, key, scopes: ["translation:read", "translation:write"] })),
       { name: "limited", key: LIMITED_KEY, scopes: ["system:read"] },
+      ...FILES_KEYS.map((key, c) => ({ name: `files${c}`, key, scopes: ["files:read", "files:write", "files:admin"] })),
     ]),
     PERSISTENCE_RATE_LIMIT_PER_KEY: `${RATE.perSecond}:${RATE.burst}`,
     // Nothing commits by age while a test runs: what another instance sees comes through Flush.
     PERSISTENCE_FLUSH_INTERVAL_MS: "60000",
     PERSISTENCE_LOG_LEVEL: "info",
+    // One bucket for all three; without S3 each instance keeps its files in its own data directory (and the files tests skip).
+    ...(S3_URL ? { PERSISTENCE_S3_URL: S3_URL, PERSISTENCE_FILES_CLEANUP_INTERVAL_MS: String(CLEANUP_INTERVAL_MS) } : {}),
   });
+  /** Every process started, the dead ones too (their logs count). */
+  const everStarted: ServiceProcess[] = [];
   const start = async (i: number) => {
     instances[i] = await startServiceProcess({ ...env(), PERSISTENCE_LISTEN: `127.0.0.1:${NGINX_PORTS.instances[i]}`, PERSISTENCE_DATA_DIR: dataDirs[i]! });
+    everStarted.push(instances[i]!);
   };
   const direct = (i: number) => `http://127.0.0.1:${NGINX_PORTS.instances[i]}`;
   /** GetInfo of instance i: its id and the live instances it knows. */
@@ -427,4 +501,252 @@ describeWithNginx("scale-out: three instances behind nginx", () => {
     // What the clients absorbed, for the report (429s are the shared rate limit; 502/503/0 the restarts).
     console.info(`rolling restart: retried ${JSON.stringify(absorbed.byStatus)}`);
   }, 240_000);
+
+  describeWithS3("files in the shared S3 bucket", () => {
+    /** The bucket the instances use, to look behind their back (and plant debris). */
+    let store: ObjectStore;
+    const grpcAt = (i: number) => storageAt(direct(i));
+    const fileOf = async (i: number, fileId: string) => (await grpcAt(i).getFile({ fileId })).file!;
+    /** The scheduled cleanup runs each process logged after `mark` (all of them for processes started since). */
+    const cleanupRuns = (mark: Map<ServiceProcess, number>) =>
+      everStarted.flatMap((p) => p.logs.slice(mark.get(p) ?? 0).filter((l) => l.msg === "scheduled files cleanup done").map((l): Json => ({ ...l, pid: p.child.pid })));
+    const logMark = () => new Map(everStarted.map((p) => [p, p.logs.length]));
+    const sum = (runs: Json[], field: string) => runs.reduce((n, r) => n + Number(r[field] ?? 0), 0);
+    /** Whether instance i answers GetFile NOT_FOUND. */
+    const goneAt = (i: number, fileId: string) =>
+      grpcAt(i)
+        .getFile({ fileId })
+        .then(
+          () => false,
+          (err: unknown) => (err as { code?: Code }).code === Code.NotFound,
+        );
+
+    beforeAll(async () => {
+      store = await openS3ObjectStore(parseS3Url(S3_URL!), { partSize: 5 * MiB });
+    });
+
+    afterAll(async () => {
+      if (!store) return;
+      for (const upload of await store.listMultipartUploads()) await store.abortMultipartUpload(upload.key, upload.uploadId);
+      for (let page = await store.list(); ; page = await store.list({ cursor: page.nextCursor! })) {
+        await store.deleteMany(page.items.map((i) => i.key));
+        if (!page.nextCursor) break;
+      }
+      await store.close();
+    }, 60_000);
+
+    it("stores an upload through the balancer (REST multipart and the gRPC client stream) once, and every instance serves it whole and by range with the same SHA-256", async () => {
+      // Both longer than the store's 8 MiB part (S3 multipart uploads); the first longer than a limit nginx once had (64 MiB).
+      const restData = randomBytes(66 * MiB + 123);
+      const grpcData = randomBytes(9 * MiB + 7);
+      const up = await restUpload(balancer.httpUrl, restData, "rest.bin", { sha256: sha256(restData), owner_id: `so-${RUN}-up` });
+      expect(up.status).toBe(201);
+      expect(up.json.file).toMatchObject({ status: "uploaded", size_bytes: restData.length, sha256: sha256(restData) });
+      const viaGrpc = (await pausedUpload(storageAt(balancer.h2cUrl), { filename: "grpc.bin", ownerId: `so-${RUN}-up` }, grpcData).done).file!;
+      expect(viaGrpc).toMatchObject({ status: FileStatus.UPLOADED, sizeBytes: BigInt(grpcData.length), sha256: sha256(grpcData) });
+      const files = [
+        { id: up.json.file.file_id as string, data: restData },
+        { id: viaGrpc.fileId, data: grpcData },
+      ];
+      for (const { id, data } of files) expect((await store.stat(`files/${id}`)).size).toBe(data.length);
+
+      for (const i of [0, 1, 2]) {
+        for (const { id, data } of files) {
+          // Across the store's first part boundary, and the last bytes.
+          const ranges = [
+            [8 * MiB - 100, 8 * MiB + 99],
+            [data.length - 10, data.length - 1],
+          ] as const;
+          expect(await fileOf(i, id)).toMatchObject({ status: FileStatus.UPLOADED, sha256: sha256(data) });
+          const whole = await restDownload(direct(i), id);
+          expect({ i, id, status: whole.status, sha256: sha256(whole.body) }).toEqual({ i, id, status: 200, sha256: sha256(data) });
+          for (const [from, to] of ranges) {
+            const part = await restDownload(direct(i), id, `bytes=${from}-${to}`);
+            expect({ status: part.status, range: part.contentRange }).toEqual({ status: 206, range: `bytes ${from}-${to}/${data.length}` });
+            expect(part.body.equals(data.subarray(from, to + 1))).toBe(true);
+            expect((await grpcDownload(grpcAt(i), id, from, to - from + 1)).equals(data.subarray(from, to + 1))).toBe(true);
+          }
+        }
+        // The presigned GET any instance signs reads the same object from S3.
+        const { url } = await grpcAt(i).getDownloadUrl({ fileId: viaGrpc.fileId });
+        expect(sha256(Buffer.from(await (await fetch(url)).arrayBuffer()))).toBe(sha256(grpcData));
+      }
+    }, 120_000);
+
+    it("completes on other instances what CreateUploadUrl started on one: a presigned PUT, and presigned parts joined by two instances at once", async () => {
+      const small = randomBytes(300_000);
+      const single = await grpcAt(0).createUploadUrl({ filename: "single.csv", contentType: "text/csv", sizeBytes: BigInt(small.length), sha256: sha256(small) });
+      expect((await fetch(single.uploadUrl, { method: "PUT", body: small, headers: single.headers })).status).toBe(200);
+      // Not available anywhere before CompleteUpload.
+      expect((await fileOf(2, single.fileId)).status).toBe(FileStatus.PENDING_UPLOAD);
+      expect((await restDownload(direct(2), single.fileId)).status).toBe(409);
+      expect((await grpcAt(1).completeUpload({ fileId: single.fileId })).file).toMatchObject({ status: FileStatus.UPLOADED, sha256: sha256(small), contentType: "text/csv" });
+      expect(sha256((await restDownload(direct(2), single.fileId)).body)).toBe(sha256(small));
+
+      const big = randomBytes(11 * MiB + 3);
+      const multi = await grpcAt(1).createUploadUrl({ filename: "parts.bin", sizeBytes: BigInt(big.length), sha256: sha256(big), multipart: true, partSizeBytes: BigInt(5 * MiB) });
+      expect(multi.partCount).toBe(3);
+      const parts = await Promise.all(
+        multi.parts.map(async (p) => {
+          const res = await fetch(p.url, { method: "PUT", body: big.subarray(Number(p.offset), Number(p.offset + p.sizeBytes)) });
+          expect(res.status).toBe(200);
+          return { partNumber: p.partNumber, etag: res.headers.get("etag")! };
+        }),
+      );
+      // A client whose CompleteUpload timed out retries it through another instance while the first is still joining.
+      const completed = await Promise.all([0, 2].map((i) => grpcAt(i).completeUpload({ fileId: multi.fileId, parts })));
+      for (const { file } of completed) expect(file).toMatchObject({ status: FileStatus.UPLOADED, sizeBytes: BigInt(big.length), sha256: sha256(big) });
+      const tail = await restDownload(direct(1), multi.fileId, `bytes=${5 * MiB - 3}-${big.length - 1}`);
+      expect(tail.status).toBe(206);
+      expect(tail.body.equals(big.subarray(5 * MiB - 3))).toBe(true);
+      expect(sha256((await restDownload(direct(0), multi.fileId)).body)).toBe(sha256(big));
+      expect((await store.listMultipartUploads({ prefix: `files/${multi.fileId}` })).length).toBe(0);
+    }, 60_000);
+
+    it("loses nothing acknowledged when an instance is killed with SIGKILL during an upload stream: the completed file is intact, the cut one never becomes available and cleanup takes it away", async () => {
+      const owner = `so-${RUN}-cut`;
+      const kept = randomBytes(2 * MiB + 1);
+      const keptFile = (await pausedUpload(grpcAt(2), { filename: "kept.bin", ownerId: owner }, kept).done).file!;
+      expect(keptFile.status).toBe(FileStatus.UPLOADED);
+      // 12 of 20 MiB sent: the instance has begun its multipart upload to S3, then dies.
+      const cutData = randomBytes(20 * MiB);
+      const cut = pausedUpload(grpcAt(2), { filename: "cut.bin", ownerId: owner }, cutData, 12 * MiB);
+      let cutId = "";
+      await eventually(async () => {
+        const pending = await grpcAt(0).listFiles({ ownerId: owner, status: FileStatus.PENDING_UPLOAD });
+        cutId = pending.items[0]?.fileId ?? "";
+        return cutId !== "" && (await store.listMultipartUploads({ prefix: `files/${cutId}` })).length === 1;
+      }, 30_000);
+      await instances[2]!.stop("SIGKILL");
+      cut.resume();
+      await expect(cut.done).rejects.toBeDefined();
+
+      for (const i of [0, 1]) {
+        expect((await fileOf(i, keptFile.fileId)).status).toBe(FileStatus.UPLOADED);
+        expect(sha256(await grpcDownload(grpcAt(i), keptFile.fileId))).toBe(sha256(kept));
+        expect((await fileOf(i, cutId)).status).toBe(FileStatus.PENDING_UPLOAD);
+        expect((await restDownload(direct(i), cutId)).status).toBe(409);
+        expect((await errorOf(grpcAt(i).getDownloadUrl({ fileId: cutId }))).code).toBe(Code.FailedPrecondition);
+        const available = await grpcAt(i).listFiles({ ownerId: owner, status: FileStatus.UPLOADED });
+        expect(available.items.map((f) => f.fileId)).toEqual([keptFile.fileId]);
+      }
+      await expect(store.stat(`files/${cutId}`)).rejects.toMatchObject({ code: Code.NotFound });
+
+      await start(2);
+      await allKnowEachOther();
+      expect((await fileOf(2, cutId)).status).toBe(FileStatus.PENDING_UPLOAD);
+      expect(sha256((await restDownload(direct(2), keptFile.fileId)).body)).toBe(sha256(kept));
+
+      // A day later (its row made older), the scheduled cleanup drops the abandoned file and aborts its upload in S3.
+      const mark = logMark();
+      const db = await openServiceSql(target.url);
+      try {
+        await sql`update file_metadata set created_at = created_at - ${25 * HOUR_MICROS} where file_id = ${cutId}`.execute(db.db);
+      } finally {
+        await db.close();
+      }
+      await eventually(async () => (await goneAt(1, cutId)) && (await store.listMultipartUploads({ prefix: `files/${cutId}` })).length === 0, 30_000);
+      for (const i of [0, 1, 2]) expect((await errorOf(grpcAt(i).getFile({ fileId: cutId }))).code).toBe(Code.NotFound);
+      await eventually(async () => sum(cleanupRuns(mark), "abandonedUploads") >= 1, 10_000);
+      expect(sum(cleanupRuns(mark), "abandonedUploads")).toBe(1);
+      expect((await fileOf(0, keptFile.fileId)).status).toBe(FileStatus.UPLOADED);
+    }, 120_000);
+
+    it("runs the scheduled cleanup on one instance at a time (each expired file counted once), and its reconciliation leaves alone what other instances are uploading", async () => {
+      // Files a week old: the scheduled cleanup (every second, on whichever instance holds the lease) deletes each once.
+      const owner = `so-${RUN}-old`;
+      const ids: string[] = [];
+      for (let n = 0; n < 60; n += 6) {
+        const batch = await Promise.all(Array.from({ length: 6 }, (_, k) => restUpload(balancer.httpUrl, Buffer.from(`old ${n + k}`), `old-${n + k}.txt`, { owner_id: owner })));
+        for (const up of batch) {
+          expect(up.status).toBe(201);
+          ids.push(up.json.file.file_id as string);
+        }
+      }
+      const mark = logMark();
+      const db = await openServiceSql(target.url);
+      try {
+        await sql`update file_metadata set updated_at = updated_at - ${8 * 24 * HOUR_MICROS}, expires_at = ${(Date.now() - 60_000) * 1000} where owner_id = ${owner}`.execute(db.db);
+      } finally {
+        await db.close();
+      }
+      await eventually(async () => (await grpcAt(0).listFiles({ ownerId: owner })).total === 0, 30_000);
+      await eventually(async () => sum(cleanupRuns(mark), "expiredFiles") >= ids.length, 10_000);
+      // one more run after that, on any instance: nothing left to count twice
+      const counted = cleanupRuns(mark).length;
+      await eventually(async () => cleanupRuns(mark).length > counted, 10_000);
+      const runs = cleanupRuns(mark);
+      expect(sum(runs, "expiredFiles")).toBe(ids.length);
+      for (const id of ids) await expect(store.stat(`files/${id}`)).rejects.toMatchObject({ code: Code.NotFound });
+      for (const i of [0, 1, 2]) expect((await errorOf(grpcAt(i).getFile({ fileId: ids[0]! }))).code).toBe(Code.NotFound);
+      // no two runs at once: each run's span [end - duration, end] is apart from every other's
+      const spans = runs.map((r) => ({ pid: r.pid, end: Date.parse(String(r.time)), start: Date.parse(String(r.time)) - Number(r.durationMs) })).sort((a, b) => a.start - b.start);
+      expect(spans.every((s) => Number.isFinite(s.start))).toBe(true);
+      const overlapping = spans.flatMap((s, k) => spans.slice(0, k).filter((earlier) => s.start < earlier.end).map((earlier) => ({ earlier, later: s })));
+      expect(overlapping).toEqual([]);
+
+      // In flight on the instances while cleanup runs (and is asked to run on the others): a streamed upload on 0 (its
+      // multipart upload open in S3, no row naming it), a presigned PUT stored but not completed (from 1), presigned parts
+      // stored but not joined (from 2). Beside them, debris with no file: an object and an upload that cleanup must remove.
+      const streamed = randomBytes(20 * MiB);
+      const streaming = pausedUpload(grpcAt(0), { filename: "streaming.bin", ownerId: `so-${RUN}-flight` }, streamed, 12 * MiB);
+      await eventually(async () => {
+        const pending = await grpcAt(1).listFiles({ ownerId: `so-${RUN}-flight`, status: FileStatus.PENDING_UPLOAD });
+        const id = pending.items[0]?.fileId;
+        return id !== undefined && (await store.listMultipartUploads({ prefix: `files/${id}` })).length === 1;
+      }, 30_000);
+      const small = randomBytes(1000);
+      const single = await grpcAt(1).createUploadUrl({ filename: "single.bin", sizeBytes: BigInt(small.length), sha256: sha256(small) });
+      expect((await fetch(single.uploadUrl, { method: "PUT", body: small, headers: single.headers })).status).toBe(200);
+      const big = randomBytes(6 * MiB);
+      const multi = await grpcAt(2).createUploadUrl({ filename: "parts.bin", sizeBytes: BigInt(big.length), sha256: sha256(big), multipart: true, partSizeBytes: BigInt(5 * MiB) });
+      const parts = await Promise.all(
+        multi.parts.map(async (p) => ({ partNumber: p.partNumber, etag: (await fetch(p.url, { method: "PUT", body: big.subarray(Number(p.offset), Number(p.offset + p.sizeBytes)) })).headers.get("etag")! })),
+      );
+      const debrisKey = `files/f_debris_${randomBytes(6).toString("hex")}`;
+      await store.put(debrisKey, Buffer.from("no file names this"));
+      const debrisUpload = await store.createMultipartUpload(`files/f_debris_${randomBytes(6).toString("hex")}`);
+      // Older than cleanup's margin for what changed just now (S3 keeps whole seconds).
+      await sleep(3500);
+      const asked = await Promise.all([1, 2].map((i) => grpcAt(i).cleanupFiles({})));
+      for (const result of asked) expect(result).toMatchObject({ missingObjects: 0, expiredFiles: 0, abandonedUploads: 0 });
+      await expect(store.stat(debrisKey)).rejects.toMatchObject({ code: Code.NotFound });
+      expect((await store.listMultipartUploads({ prefix: "files/f_debris_" })).map((u) => u.uploadId)).not.toContain(debrisUpload);
+
+      streaming.resume();
+      expect((await streaming.done).file).toMatchObject({ status: FileStatus.UPLOADED, sha256: sha256(streamed) });
+      expect((await grpcAt(2).completeUpload({ fileId: single.fileId })).file?.status).toBe(FileStatus.UPLOADED);
+      expect((await grpcAt(0).completeUpload({ fileId: multi.fileId, parts })).file?.status).toBe(FileStatus.UPLOADED);
+      const streamedId = (await streaming.done).file!.fileId;
+      for (const [id, data] of [
+        [streamedId, streamed],
+        [single.fileId, small],
+        [multi.fileId, big],
+      ] as const) {
+        expect(sha256((await restDownload(direct(1), id)).body)).toBe(sha256(data));
+      }
+    }, 120_000);
+
+    it("makes a delete through one instance seen by every instance, and takes the object out of S3", async () => {
+      const owner = `so-${RUN}-del`;
+      const ups = await Promise.all([0, 1, 2].map((n) => restUpload(balancer.httpUrl, randomBytes(1000 + n), `d${n}.bin`, { owner_id: owner })));
+      const [one, two, three] = ups.map((u) => u.json.file.file_id as string) as [string, string, string];
+      const { url } = await grpcAt(0).getDownloadUrl({ fileId: one });
+      expect((await fetch(url)).status).toBe(200);
+
+      expect((await rest(direct(1), "DELETE", `/api/v1/storage/files/${one}`, undefined, { key: filesKey() })).status).toBe(200);
+      const batch = await grpcAt(2).batchDeleteFiles({ fileIds: [two, three, "f_missing"] });
+      expect({ deleted: batch.deleted, notFound: batch.notFoundIds }).toEqual({ deleted: 2, notFound: ["f_missing"] });
+      for (const i of [0, 1, 2]) {
+        for (const id of [one, two, three]) {
+          expect((await errorOf(grpcAt(i).getFile({ fileId: id }))).code).toBe(Code.NotFound);
+          expect((await restDownload(direct(i), id)).status).toBe(404);
+        }
+        expect((await grpcAt(i).listFiles({ ownerId: owner })).total).toBe(0);
+      }
+      for (const id of [one, two, three]) await expect(store.stat(`files/${id}`)).rejects.toMatchObject({ code: Code.NotFound });
+      // a URL signed before the delete finds nothing
+      expect((await fetch(url)).status).toBe(404);
+    });
+  });
 });

@@ -280,7 +280,9 @@ export async function openS3ObjectStore(target: S3Target, options: S3StoreOption
       checkObjectKey(key);
       checkUploadId(uploadId);
       await client.abortMultipartUpload(bucket, key, uploadId).catch((err: unknown) => {
-        if (s3Code(err) !== "NoSuchUpload") fail(err, { key, uploadId });
+        // gone already: aborted, or completed (for which Swift's s3api answers NoSuchKey)
+        const code = s3Code(err);
+        if (code !== "NoSuchUpload" && code !== "NoSuchKey") fail(err, { key, uploadId });
       });
     },
 

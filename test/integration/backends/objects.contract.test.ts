@@ -492,6 +492,21 @@ describeEachBackend("objects", [localCase(), s3Case()], (store) => {
     await expectCode(store().completeMultipartUpload(key, unknown, [{ partNumber: 1, etag: big }]), Code.NotFound);
   });
 
+  it("takes an abort of an upload another caller has just completed as done, and keeps the object the upload made", async () => {
+    // (cleanup on one instance aborting what it listed as incomplete, while another instance completes it)
+    const key = "multipart/finished.bin";
+    const uploadId = await store().createMultipartUpload(key);
+    const data = randomBytes(2048);
+    const res = await fetch((await store().presignUploadPart(key, uploadId, 1)).url, { method: "PUT", body: data });
+    await res.arrayBuffer();
+    expect(res.status).toBe(200);
+    await store().completeMultipartUpload(key, uploadId, [{ partNumber: 1, etag: res.headers.get("etag")! }]);
+    await store().abortMultipartUpload(key, uploadId);
+    await store().abortMultipartUpload(key, uploadId);
+    expect(sha256(await readAll((await store().get(key)).body))).toBe(sha256(data));
+    expect((await store().listMultipartUploads({ prefix: "multipart/finished" })).length).toBe(0);
+  });
+
   it("aborts uploads idempotently and lists only the incomplete ones under a prefix (spaces and parentheses included)", async () => {
     const a = await store().createMultipartUpload("abort (1)/one/a.bin");
     const b = await store().createMultipartUpload("abort (1)/two");

@@ -153,6 +153,29 @@ for (const target of stores) {
       expect(sha256(Buffer.from(await got.arrayBuffer()))).toBe(sha256(data));
     });
 
+    it("completes a multipart upload whose parts were joined already (the instance that joined them died before marking the file) when the client retries", async () => {
+      const data = randomBytes(5 * MiB + 11);
+      const target = await client().createUploadUrl({ filename: "joined.bin", sizeBytes: BigInt(data.length), sha256: sha256(data), multipart: true, partSizeBytes: BigInt(5 * MiB) });
+      const parts = await Promise.all(
+        target.parts.map(async (p) => {
+          const res = await fetch(p.url, { method: "PUT", body: data.subarray(Number(p.offset), Number(p.offset + p.sizeBytes)) });
+          expect(res.status).toBe(200);
+          return { partNumber: p.partNumber, etag: res.headers.get("etag")! };
+        }),
+      );
+      // What the first CompleteUpload did before its instance died: the parts joined in the store, the file still pending.
+      await store.completeMultipartUpload(`files/${target.fileId}`, target.uploadId, parts);
+      expect((await client().getFile({ fileId: target.fileId })).file?.status).toBe(FileStatus.PENDING_UPLOAD);
+      const { file } = await client().completeUpload({ fileId: target.fileId, parts });
+      expect(file).toMatchObject({ status: FileStatus.UPLOADED, sizeBytes: BigInt(data.length), sha256: sha256(data) });
+      expect(sha256(Buffer.from(await (await fetch(`${server.url}/api/v1/storage/files/${target.fileId}/download?stream=true`)).arrayBuffer()))).toBe(sha256(data));
+      // An upload that was aborted is still refused as gone.
+      const aborted = await client().createUploadUrl({ filename: "aborted.bin", sizeBytes: BigInt(data.length), multipart: true, partSizeBytes: BigInt(5 * MiB) });
+      await store.abortMultipartUpload(`files/${aborted.fileId}`, aborted.uploadId);
+      const err = await errorOf(client().completeUpload({ fileId: aborted.fileId, parts: [{ partNumber: 1, etag: "x" }] }));
+      expect({ code: err.code, message: err.rawMessage }).toEqual({ code: Code.FailedPrecondition, message: "the multipart upload is gone" });
+    });
+
     it("refuses tampered, expired and wrong-method presigned URLs with 403", async () => {
       const data = randomBytes(1000);
       const up = await upload(server.url, {}, { name: "p.txt", data });
