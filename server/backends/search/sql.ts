@@ -1,4 +1,3 @@
-import { setImmediate as turn } from "node:timers/promises";
 import { sql, type Kysely, type RawBuilder, type Transaction } from "kysely";
 import { failedPrecondition } from "../../core/errors.js";
 import type { SqlBackend } from "../sql/sql-store.js";
@@ -211,12 +210,7 @@ function partitionedEngine(
         // Tables first: MariaDB commits before DDL, so none may run inside the write.
         for (const day of byDay.keys()) await ensure(day);
         await db.transaction().execute(async (trx) => {
-          for (const [day, docs] of byDay) {
-            await tablesOf(day).write(trx, docs);
-            // SQLite runs each statement on this thread: between days, calls waiting on I/O (an
-            // acknowledgement after its log write, a ping) go first. Other statements still wait for the commit.
-            if (byDay.size > 1) await turn();
-          }
+          for (const [day, docs] of byDay) await tablesOf(day).write(trx, docs);
         });
       };
       try {

@@ -1,10 +1,11 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, Migrator, MysqlDialect, sql, SqliteDialect, type Migration } from "kysely";
+import { Kysely, Migrator, MysqlDialect, sql, type Migration } from "kysely";
 import { createPool, format } from "mysql2";
 import { createConnection } from "mysql2/promise";
 import { acquireLease, releaseLease } from "./leases.js";
+import { createSqliteDialect } from "./sqlite-dialect.js";
 import type { SqlBackend } from "./sql-store.js";
 import { tableSizes } from "./table-sizes.js";
 import { parseSqlUrl, type SqlTarget } from "./sql-url.js";
@@ -25,7 +26,7 @@ export interface SqlBackendOptions {
 export async function openSqlBackend(url: string, options: SqlBackendOptions): Promise<SqlBackend> {
   const target = parseSqlUrl(url);
   const sqlite = target.dialect === "sqlite" ? openSqliteFile(target.file) : undefined;
-  const db = sqlite ? new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) }) : await openMysql(target as MysqlTarget);
+  const db = sqlite ? new Kysely<unknown>({ dialect: createSqliteDialect(sqlite) }) : await openMysql(target as MysqlTarget);
   try {
     const migrator = createMigrator(db, options.migrations);
     if (sqlite) await migrateSqlite(sqlite, migrator);
