@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { SqlBackend } from "../backends/sql/sql-store.js";
 import type { DeclaredIndex } from "../backends/search/search-index.js";
 import type { Logger } from "../core/logger.js";
+import { scheduleUnderLease, type LeaseSchedule } from "../platform/lease-schedule.js";
 import type { AuditTables } from "./audit.fields.js";
 import type { AuditSchema } from "./audit.projection.js";
 
@@ -52,12 +53,9 @@ export async function enforceRetention(db: Kysely<AuditTables>, index: DeclaredI
   return { removed, droppedPartitions, keptFrom: cutoff.toISOString().slice(0, 10) };
 }
 
-export interface RetentionSchedule {
-  /** No more runs; resolves once a run in progress has ended. */
-  stop(): Promise<void>;
-}
+export type RetentionSchedule = LeaseSchedule;
 
-/** Runs the retention every `intervalMs` on one instance at a time (the lease "audit-retention"). */
+/** Runs the retention every `intervalMs` on one instance at a time (the lease "audit-retention", kept while a run lasts). */
 export function scheduleRetention(
   sql: Pick<SqlBackend, "acquireLease">,
   intervalMs: number,
@@ -65,23 +63,15 @@ export function scheduleRetention(
   logger: Logger,
   run: () => Promise<RetentionResult>,
 ): RetentionSchedule {
-  let running: Promise<void> | undefined;
-  const tick = () => {
-    if (running) return;
-    running = (async () => {
-      if (!(await sql.acquireLease("audit-retention", holder, intervalMs))) return;
-      const result = await run();
-      logger.info({ removed: result.removed, dropped_partitions: result.droppedPartitions.length, kept_from: result.keptFrom }, "audit retention done");
-    })()
-      .catch((err: unknown) => logger.warn({ err }, "audit retention failed; the next run retries"))
-      .finally(() => (running = undefined));
-  };
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return scheduleUnderLease({
+    sql,
+    lease: "audit-retention",
+    intervalMs,
+    holder,
+    logger,
+    run,
+    done: (result, durationMs) =>
+      logger.info({ removed: result.removed, dropped_partitions: result.droppedPartitions.length, kept_from: result.keptFrom, durationMs }, "audit retention done"),
+    failed: "audit retention failed; the next run retries",
+  });
 }

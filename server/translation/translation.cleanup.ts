@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { SqlBackend } from "../backends/sql/sql-store.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { scheduleUnderLease, type LeaseSchedule } from "../platform/lease-schedule.js";
 import * as repo from "./translation.repository.js";
 import type { TranslationTables } from "./translation.table.js";
 
@@ -70,14 +71,12 @@ export async function cleanupSessions(db: Kysely<TranslationTables>, request: Cl
   return result;
 }
 
-export interface CleanupSchedule {
-  /** No more runs; resolves once a run in progress has ended (so the database can be closed after it). */
-  stop(): Promise<void>;
-}
+export type CleanupSchedule = LeaseSchedule;
 
 /**
  * Runs the cleanup with the default retention every `intervalMs`, on one instance at a time: each
- * run first takes the database lease "translation-cleanup" for the interval. `run` is the cleanup
+ * run first takes the database lease "translation-cleanup" for the interval and keeps it while it lasts
+ * (see scheduleUnderLease). `run` is the cleanup
  * itself (default: `cleanupSessions` with the default retention).
  */
 export function scheduleCleanup(
@@ -87,22 +86,14 @@ export function scheduleCleanup(
   logger: Logger,
   run: () => Promise<CleanupResult> = () => cleanupSessions(sql.db.withTables<TranslationTables>(), { dryRun: false }),
 ): CleanupSchedule {
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = (async () => {
-      if (!(await sql.acquireLease("translation-cleanup", holder, intervalMs))) return;
-      const result = await run();
-      logger.info({ ...result }, "scheduled cleanup done");
-    })()
-      .catch((err: unknown) => logger.warn({ err }, "scheduled cleanup failed; the next run retries"))
-      .finally(() => (running = undefined));
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return scheduleUnderLease({
+    sql,
+    lease: "translation-cleanup",
+    intervalMs,
+    holder,
+    logger,
+    run,
+    done: (result, durationMs) => logger.info({ ...result, durationMs }, "scheduled cleanup done"),
+    failed: "scheduled cleanup failed; the next run retries",
+  });
 }
