@@ -17,7 +17,6 @@ import type { TranslationTables } from "./translation.table.js";
  * MySQL the SELECT of an INSERT ... SELECT is a locking read, which reads the newest committed rows
  * whatever the transaction's snapshot. A purge takes the same lock and subtracts what it deletes.
  */
-export const COUNTS_TABLE = "translation_session_counts";
 
 /** The statuses with a column of their own; `total` counts every task, whatever its status. */
 export const COUNTED_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"] as const;
