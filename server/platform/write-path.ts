@@ -33,6 +33,8 @@ export interface WritePathOptions {
   readonly limits: WritePathLimits;
   /** Runs inside each flush transaction before the rows are written; returns what to write instead. */
   readonly prepare?: (trx: Kysely<unknown>, groups: PatchGroups) => Promise<PatchGroups>;
+  /** Runs inside each flush transaction after the rows are written, with what was written. */
+  readonly finish?: (trx: Kysely<unknown>, written: PatchGroups) => Promise<void>;
   /** Groups patches so reads can ask whether a group has unflushed records. */
   readonly groupOf?: (patch: Patch) => string;
   /** The decoders of the wire records this path's writers log as received (see records/wire-records.ts), to replay them. */
@@ -61,6 +63,7 @@ export async function openWritePath(options: WritePathOptions): Promise<WritePat
     writePath: name,
     overflowDir: path.join(options.dataDir, "dead-letters", name),
     ...(options.prepare ? { prepare: options.prepare } : {}),
+    ...(options.finish ? { finish: options.finish } : {}),
   });
   const dir = walDir(options.dataDir, name);
   const log = await openWal(dir);

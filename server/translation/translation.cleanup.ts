@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import type { SqlBackend } from "../backends/sql/sql-store.js";
+import type { SqlBackend, SqlDialect } from "../backends/sql/sql-store.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { scheduleUnderLease, type LeaseSchedule } from "../platform/lease-schedule.js";
@@ -33,7 +33,7 @@ export interface CleanupResult {
  * every soft-deleted session. No cap: it goes on in small slices until nothing is left, so no lock
  * is held long. A dry run counts what would go.
  */
-export async function cleanupSessions(db: Kysely<TranslationTables>, request: CleanupRequest): Promise<CleanupResult> {
+export async function cleanupSessions(db: Kysely<TranslationTables>, dialect: SqlDialect, request: CleanupRequest): Promise<CleanupResult> {
   const days = {
     completed: request.completedDays ?? DEFAULT_RETENTION_DAYS.completed,
     failed: request.failedDays ?? DEFAULT_RETENTION_DAYS.failed,
@@ -61,7 +61,7 @@ export async function cleanupSessions(db: Kysely<TranslationTables>, request: Cl
     let count = 0;
     for (;;) {
       const ids = await repo.expiredSessionIds(db, expired, SESSIONS_PER_ROUND);
-      for (const id of ids) result.deletedTasks += await repo.purgeSession(db, id);
+      for (const id of ids) result.deletedTasks += await repo.purgeSession(db, dialect, id);
       count += ids.length;
       if (ids.length < SESSIONS_PER_ROUND) break;
     }
@@ -80,11 +80,11 @@ export type CleanupSchedule = LeaseSchedule;
  * itself (default: `cleanupSessions` with the default retention).
  */
 export function scheduleCleanup(
-  sql: Pick<SqlBackend, "db" | "acquireLease">,
+  sql: Pick<SqlBackend, "db" | "dialect" | "acquireLease">,
   intervalMs: number,
   holder: string,
   logger: Logger,
-  run: () => Promise<CleanupResult> = () => cleanupSessions(sql.db.withTables<TranslationTables>(), { dryRun: false }),
+  run: () => Promise<CleanupResult> = () => cleanupSessions(sql.db.withTables<TranslationTables>(), sql.dialect, { dryRun: false }),
 ): CleanupSchedule {
   return scheduleUnderLease({
     sql,

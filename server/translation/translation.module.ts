@@ -3,6 +3,7 @@ import { createStreamSlots } from "../core/stream-slots.js";
 import { defineModule, implement } from "../platform/module.js";
 import { integer } from "../platform/settings.js";
 import { scheduleCleanup } from "./translation.cleanup.js";
+import { countsHooks } from "./translation.counts.js";
 import { startTranslationCluster, type TranslationCluster } from "./translation.cluster.js";
 import { createSessionEvents, type SessionEvents } from "./translation.events.js";
 import { createTranslationBinaryMethods, createTranslationHandler } from "./translation.handler.js";
@@ -57,7 +58,8 @@ export const translationModule = defineModule({
       name: "translation",
       tables: TRANSLATION_PATCH_TABLES,
       mode: "lww",
-      prepare: createTombstoneGuard(sql.dialect),
+      // Deleted sessions' records dropped, then the written sessions' task counters kept (translation.counts.ts).
+      ...countsHooks(sql.dialect, createTombstoneGuard(sql.dialect)),
       groupOf: (patch) => patch.key[0] ?? "",
       wireRecords: [SESSION_WIRE, TASK_WIRE],
     });

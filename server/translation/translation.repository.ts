@@ -2,6 +2,7 @@ import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } fro
 import type { SqlDialect } from "../backends/sql/sql-store.js";
 import type { Cursor, PageRequest } from "../core/paging.js";
 import { SESSION, TASK } from "./translation.fields.js";
+import { lockCounts, readCounts, subtractCounts } from "./translation.counts.js";
 import type { StatusCounts } from "./translation.mapping.js";
 import type { SessionRow, TaskRow, TranslationTables } from "./translation.table.js";
 
@@ -55,22 +56,9 @@ export function findSession(db: Db, sessionId: string, includeDeleted = false): 
   return q.executeTakeFirst();
 }
 
-/** Task counts by status for each of the given sessions. */
-export async function taskCounts(db: Db, sessionIds: readonly string[]): Promise<Map<string, StatusCounts>> {
-  const counts = new Map<string, StatusCounts>();
-  if (sessionIds.length === 0) return counts;
-  const rows = await db
-    .selectFrom("translation_tasks")
-    .select(["session_id", "status", (eb) => eb.fn.countAll<number>().as("n")])
-    .where("session_id", "in", [...sessionIds])
-    .groupBy(["session_id", "status"])
-    .execute();
-  for (const row of rows) {
-    const byStatus = counts.get(row.session_id) ?? {};
-    byStatus[row.status] = Number(row.n);
-    counts.set(row.session_id, byStatus);
-  }
-  return counts;
+/** Task counts by status for each of the given sessions, from their maintained counters. */
+export function taskCounts(db: Db, sessionIds: readonly string[]): Promise<Map<string, StatusCounts>> {
+  return readCounts(db, sessionIds);
 }
 
 function filterSessions<O>(query: SelectQueryBuilder<TranslationTables, "translation_sessions", O>, f: SessionFilter) {
@@ -210,20 +198,36 @@ export async function markDeleted(db: Db, sessionId: string, deletedAt: number):
   await db.updateTable("translation_sessions").set({ deleted_at: deletedAt }).where("session_id", "=", sessionId).execute();
 }
 
-/** Deletes a session's tasks in slices of `slice` rows (no long locks), then the session; returns the tasks deleted. */
-export async function purgeSession(db: Db, sessionId: string, slice = 5000): Promise<number> {
+/**
+ * Deletes a session's tasks in slices of `slice` rows (no long locks), then the session; returns the
+ * tasks deleted. Each slice is a transaction that holds the session's counter row (as flushes do)
+ * and subtracts what it deleted; the last one removes the counters with the session unless tasks
+ * were written meanwhile.
+ */
+export async function purgeSession(db: Db, dialect: SqlDialect, sessionId: string, slice = 5000): Promise<number> {
   let deleted = 0;
   for (;;) {
-    const ids = await db.selectFrom("translation_tasks").select("task_id").where("session_id", "=", sessionId).limit(slice).execute();
-    if (ids.length === 0) break;
-    const result = await db
-      .deleteFrom("translation_tasks")
-      .where("session_id", "=", sessionId)
-      .where("task_id", "in", ids.map((r) => r.task_id))
-      .executeTakeFirst();
-    deleted += Number(result.numDeletedRows);
+    const gone = await db.transaction().execute(async (trx) => {
+      await lockCounts(trx, dialect, [sessionId], false);
+      const query = trx.selectFrom("translation_tasks").select(["task_id", "status"]).where("session_id", "=", sessionId).limit(slice);
+      const rows = await (dialect === "mysql" ? query.forUpdate() : query).execute();
+      if (rows.length === 0) return 0;
+      await trx
+        .deleteFrom("translation_tasks")
+        .where("session_id", "=", sessionId)
+        .where("task_id", "in", rows.map((r) => r.task_id))
+        .execute();
+      await subtractCounts(trx, sessionId, rows);
+      return rows.length;
+    });
+    if (gone === 0) break;
+    deleted += gone;
   }
-  await db.deleteFrom("translation_sessions").where("session_id", "=", sessionId).execute();
+  await db.transaction().execute(async (trx) => {
+    await lockCounts(trx, dialect, [sessionId], false);
+    await trx.deleteFrom("translation_sessions").where("session_id", "=", sessionId).execute();
+    await trx.deleteFrom("translation_session_counts").where("session_id", "=", sessionId).where("total", "=", 0).execute();
+  });
   return deleted;
 }
 

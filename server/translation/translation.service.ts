@@ -160,7 +160,7 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
         deps.events.changed(sessionId);
         return { deletedTasks: 0, hiddenTasks: tasks };
       }
-      const deletedTasks = await repo.purgeSession(db, sessionId);
+      const deletedTasks = await repo.purgeSession(db, deps.dialect, sessionId);
       deps.events.changed(sessionId);
       return { deletedTasks, hiddenTasks: 0 };
     },
@@ -178,7 +178,7 @@ export function createTranslationService(deps: TranslationServiceDeps): Translat
       }
       await batcher.accept([createPatch(SESSION.table, [sessionId], Date.now() * 1000, fields)], "committed");
     },
-    cleanup: (request) => cleanupSessions(db, request),
+    cleanup: (request) => cleanupSessions(db, deps.dialect, request),
     async sessionExists(sessionId) {
       if (knownSessions.has(sessionId) || batcher.pending(SESSION.table, [sessionId])) return true;
       return (await repo.findSession(db, sessionId)) !== undefined;

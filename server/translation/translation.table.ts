@@ -56,10 +56,22 @@ export type TombstoneRow = {
   deleted_at: number;
 };
 
+/** A session's stored tasks: in all, and of each status with a column of its own. */
+export type SessionCountsRow = {
+  session_id: string;
+  total: number;
+  pending: number;
+  processing: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+};
+
 export type TranslationTables = {
   translation_sessions: SessionRow;
   translation_tasks: TaskRow;
   translation_tombstones: TombstoneRow;
+  translation_session_counts: SessionCountsRow;
 };
 
 /** Sessions before tasks: the order every flush writes them in. */

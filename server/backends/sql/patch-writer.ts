@@ -75,6 +75,11 @@ export interface PatchWriterOptions {
    */
   readonly prepare?: (trx: Kysely<unknown>, groups: PatchGroups) => Promise<PatchGroups>;
   /**
+   * Runs inside each write's transaction after the upserts, with what was written (the translation
+   * domain recounts the tasks of the sessions written here). Default: nothing.
+   */
+  readonly finish?: (trx: Kysely<unknown>, written: PatchGroups) => Promise<void>;
+  /**
    * Transactions a large write is split into, run at once on separate connections (default: 4 on
    * MySQL, 1 on SQLite, which has one writer). Each takes a contiguous range of keys of every table,
    * so they touch disjoint rows. Safe because each column applies by its own stamp: the order in
@@ -164,8 +169,8 @@ export async function createPatchWriter(
   // Appends keep their order: one transaction at a time.
   const parallelism = append ? 1 : Math.max(1, options.parallelism ?? (backend.dialect === "mysql" ? 4 : 1));
 
-  /** One transaction: `prepare`, then the upserts, tables in order. */
-  const writeOne = (groups: PatchGroups): Promise<number> =>
+  /** One transaction: `prepare`, then the upserts, tables in order, then `finish`. */
+  const writeOnce = (groups: PatchGroups): Promise<number> =>
     db.transaction().execute(async (trx) => {
       const kept = options.prepare ? await options.prepare(trx, groups) : groups;
       const statements = kept.flatMap(({ table, patches }) => {
@@ -174,8 +179,22 @@ export async function createPatchWriter(
         return patches.length > 0 ? statementsFor(spec, patches) : [];
       });
       for (const statement of statements) await trx.executeQuery(statement);
+      if (options.finish) await options.finish(trx, kept);
       return statements.length;
     });
+  /**
+   * A transaction MySQL rolled back as a deadlock victim runs again (a few times): the write was
+   * sound, only its locks met another's. Without this the batcher would take it for refused rows.
+   */
+  const writeOne = async (groups: PatchGroups): Promise<number> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await writeOnce(groups);
+      } catch (err) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(err)) throw err;
+      }
+    }
+  };
 
   const write = async (groups: PatchGroups): Promise<number> => {
     const total = groups.reduce((n, g) => n + g.patches.length, 0);
@@ -324,6 +343,14 @@ function upsertShape(table: PatchTable, written: readonly string[], insertOnly: 
 /** What a dead letter with a payload of `payloadBytes` adds to a statement: escaping can double the text; the rest is room for its other columns. */
 function deadLetterStatementBytes(payloadBytes: number): number {
   return 2 * payloadBytes + 4096;
+}
+
+/** Times a write rolled back as a deadlock victim is tried in all. */
+const DEADLOCK_ATTEMPTS = 5;
+
+/** MySQL's ER_LOCK_DEADLOCK: the transaction was rolled back to break a lock cycle. */
+export function isDeadlock(err: unknown): boolean {
+  return (err as { errno?: number })?.errno === 1213;
 }
 
 /** MySQL's "Got a packet bigger than 'max_allowed_packet' bytes" (ER_NET_PACKET_TOO_LARGE). */
