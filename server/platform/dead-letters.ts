@@ -1,20 +1,12 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Kysely } from "kysely";
+import type { DeadLetterRow as StoredDeadLetter } from "../backends/sql/patch-writer.js";
 import { restorePatch, type FieldValue, type Patch } from "../core/patch.js";
 
 /** A row of `dead_letters`: a record the database refused, as its write path's patch writer stored it. */
-export interface DeadLetterRow {
+export interface DeadLetterRow extends StoredDeadLetter {
   id: number;
-  write_path: string;
-  table_name: string;
-  /** The key values, as a JSON array. */
-  record_key: string;
-  /** Column → [value, stamp] as JSON; or, for a record too large for one statement, `{truncated: true, ..., file}`. */
-  payload: string;
-  reason: string;
-  /** µs since the epoch. */
-  failed_at: number;
 }
 
 export type DeadLetterTables = { dead_letters: DeadLetterRow };

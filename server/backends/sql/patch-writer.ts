@@ -258,12 +258,16 @@ export async function createPatchWriter(
   };
 }
 
-interface DeadLetterRow {
+/** A row of `dead_letters` as this writer stores it (the database gives it its id). */
+export interface DeadLetterRow {
   write_path: string;
   table_name: string;
+  /** The key values, as a JSON array. */
   record_key: string;
+  /** Column → [value, stamp] as JSON; or, for a record too large for one statement, `{truncated: true, ..., file}`. */
   payload: string;
   reason: string;
+  /** µs since the epoch. */
   failed_at: number;
 }
 
