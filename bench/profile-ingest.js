@@ -1,16 +1,19 @@
 #!/usr/bin/env node
-// Profiling aid: one unique-key ingest through the service on MariaDB, nothing else. Run with
+// Profiling aid: one ingest through the service on MariaDB, nothing else. Run with
 // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=<dir>" to get the service's CPU profile.
-// Usage: npm run build && node bench/profile-ingest.js [records] [callers] [batch]
+// Usage: npm run build && node bench/profile-ingest.js [unique|translation] [records or sessions] [callers] [batch]
 "use strict";
 const db = require("./lib/mariadb");
-const { uniqueRecords } = require("./lib/workloads");
+const { uniqueRecords, translationRecords } = require("./lib/workloads");
 const { throughService } = require("./suites/ingest");
 
 (async () => {
-  const [records = 50_000, callers = 8, batch = 500] = process.argv.slice(2).map(Number);
+  const [workload = "unique", ...rest] = process.argv.slice(2);
+  const [size = workload === "unique" ? 50_000 : 15, callers = 8, batch = 500] = rest.map(Number);
+  const records = workload === "unique" ? uniqueRecords(size, "p") : translationRecords(size, "p");
+  const warmup = workload === "unique" ? uniqueRecords(20_000, "pw") : translationRecords(6, "pw");
   await db.freshDatabase("bench_profile");
-  const r = await throughService({ runs: [uniqueRecords(records, "p")], warmup: uniqueRecords(20_000, "pw"), callers, batchSize: batch, sqlUrl: db.url("bench_profile") });
+  const r = await throughService({ runs: [records], warmup, callers, batchSize: batch, sqlUrl: db.url("bench_profile") });
   await db.dropDatabase("bench_profile");
   console.log(JSON.stringify(r));
 })().catch((err) => {

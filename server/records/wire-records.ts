@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import type { FieldViolation } from "../core/errors.js";
-import { addField, createPatch, type Patch } from "../core/patch.js";
-import { keyProblem, timestampMicros, type EntitySpec, type FieldSpec } from "./fields.js";
+import { addField, createPatch, type FieldValue, type Patch } from "../core/patch.js";
+import { keyProblem, type EntitySpec, type FieldSpec } from "./fields.js";
+import { WireCursor, NOT_FAST } from "./wire-cursor.js";
 import { convert, fieldLookup, finishRecord, isSet, recordPatch, type ConvertedBatch } from "./to-patches.js";
 
 /**
@@ -49,69 +49,87 @@ export function createWireRecords(spec: EntitySpec, schema: DescMessage): WireRe
   const fields = spec.fields;
   const nameBytes = Buffer.from(spec.table);
 
-  /** One record into a patch; undefined when it needs protobuf-es. */
+  /** Wire type each slot's field must arrive with; any other is left to protobuf-es. */
+  const wireTypes = slots.map((slot) => (slot === undefined ? -1 : expectedWireType(slot)));
+  const cursor = new WireCursor();
+
+  /** One record into a patch; GENERIC when it needs protobuf-es. */
   const decodeOne = (bytes: Uint8Array, index: number, receivedAt: number, fail: (field: string, description: string) => void, lacking: Map<number, string[]>): Patch | typeof GENERIC => {
-    const reader = new BinaryReader(bytes);
+    const c = cursor;
+    c.reset(bytes);
     const keys: string[] = spec.keys.map(() => "");
     const values: unknown[] = new Array(fields.length);
-    let updatedAt: { seconds: bigint; nanos: number } | undefined;
+    let updatedAt: number | undefined;
     let clearFields: string[] | undefined;
-    while (reader.pos < reader.len) {
-      const [number, wireType] = reader.tag();
-      const slot = slots[number];
-      if (slot === undefined) {
-        reader.skip(wireType, number);
-        continue;
+    try {
+      while (c.pos < c.end) {
+        const tag = c.tag();
+        const number = tag >>> 3;
+        const slot = slots[number];
+        if (slot === undefined) {
+          c.skip(tag & 7);
+          continue;
+        }
+        if ((tag & 7) !== wireTypes[number]) return GENERIC;
+        switch (slot.kind) {
+          case "key":
+            keys[slot.index] = c.string();
+            break;
+          case "updatedAt":
+            // A message field given twice merges its parts: rare enough to leave to protobuf-es.
+            if (updatedAt !== undefined) return GENERIC;
+            updatedAt = c.timestampMicros();
+            break;
+          case "clear":
+            (clearFields ??= []).push(c.string());
+            break;
+          case "value":
+            switch (slot.read) {
+              case "string":
+                values[slot.index] = c.string();
+                break;
+              case "int32":
+              case "enum":
+                values[slot.index] = c.int32();
+                break;
+              case "double":
+                values[slot.index] = c.double();
+                break;
+              case "time":
+                if (values[slot.index] !== undefined) return GENERIC;
+                values[slot.index] = c.timestampMicros();
+                break;
+            }
+            break;
+          case "generic":
+            return GENERIC;
+        }
       }
-      switch (slot.kind) {
-        case "key":
-          keys[slot.index] = reader.string(true);
-          break;
-        case "updatedAt":
-          if (wireType !== WireType.LengthDelimited) return GENERIC;
-          updatedAt = readTimestamp(reader.bytes(), updatedAt);
-          break;
-        case "clear":
-          (clearFields ??= []).push(reader.string(true));
-          break;
-        case "value":
-          switch (slot.read) {
-            case "string":
-              values[slot.index] = reader.string(true);
-              break;
-            case "int32":
-            case "enum":
-              values[slot.index] = reader.int32();
-              break;
-            case "double":
-              values[slot.index] = reader.double();
-              break;
-            case "time":
-              if (wireType !== WireType.LengthDelimited) return GENERIC;
-              values[slot.index] = readTimestamp(reader.bytes(), values[slot.index] as { seconds: bigint; nanos: number } | undefined);
-              break;
-          }
-          break;
-        case "generic":
-          return GENERIC;
-      }
+    } catch (err) {
+      if (err === NOT_FAST) return GENERIC;
+      throw err;
     }
     for (let k = 0; k < keys.length; k++) {
       const problem = keyProblem(keys[k]);
       if (problem) fail(spec.keys[k]!.name, problem);
     }
     let stamp = receivedAt;
-    if (updatedAt) {
-      const micros = timestampMicros(updatedAt as Parameters<typeof timestampMicros>[0]);
-      if (micros === undefined) fail("updated_at", "must be a valid time between 1970 and 9999");
-      else stamp = micros;
+    if (updatedAt !== undefined) {
+      if (Number.isNaN(updatedAt)) fail("updated_at", TIME_PROBLEM);
+      else stamp = updatedAt;
     }
     for (const { index: i, zero } of implicit) if (values[i] === undefined) values[i] = zero;
-    const patch = createPatch(spec.table, keys, stamp, []);
+    const patch = createPatch(spec.table, keys, stamp, NONE_SET);
     for (let i = 0; i < fields.length; i++) {
       const value = values[i];
       const field = fields[i]!;
       if (!isSet(field, value)) continue;
+      if (field.rule.type === "time") {
+        // Read as µs already (NaN: out of range).
+        if (Number.isNaN(value)) fail(field.name, TIME_PROBLEM);
+        else addField(patch, field.name, value as number);
+        continue;
+      }
       const converted = convert(field, value);
       if (typeof converted === "object" && converted !== null) fail(field.name, converted.problem);
       else addField(patch, field.name, converted);
@@ -172,6 +190,8 @@ const WIRE_FRAME = 0x01;
 /** Tag, name length, receivedAt (f64), record count (u32), before the name's bytes are counted. */
 const FRAME_HEAD = 2 + 8 + 4;
 const NONE: readonly string[] = [];
+const NONE_SET: [string, FieldValue][] = [];
+const TIME_PROBLEM = "must be a valid time between 1970 and 9999";
 const IMPLICIT = 2;
 
 /** Whether a log frame payload holds wire records (see WireRecords.logFrame). */
@@ -230,15 +250,14 @@ function readOf(spec: FieldSpec, field: DescField): "string" | "int32" | "double
   }
 }
 
-/** A google.protobuf.Timestamp's fields, merged into `into` as a repeated message field merges. */
-function readTimestamp(bytes: Uint8Array, into: { seconds: bigint; nanos: number } | undefined): { seconds: bigint; nanos: number } {
-  const ts = into ?? { seconds: 0n, nanos: 0 };
-  const reader = new BinaryReader(bytes);
-  while (reader.pos < reader.len) {
-    const [number, wireType] = reader.tag();
-    if (number === 1) ts.seconds = BigInt(reader.int64());
-    else if (number === 2) ts.nanos = reader.int32();
-    else reader.skip(wireType, number);
+/** The wire type a slot's field arrives with: varint, 64-bit or length-delimited. */
+function expectedWireType(slot: Slot): number {
+  switch (slot.kind) {
+    case "value":
+      return slot.read === "double" ? 1 : slot.read === "int32" || slot.read === "enum" ? 0 : 2;
+    case "generic":
+      return -1;
+    default:
+      return 2;
   }
-  return ts;
 }

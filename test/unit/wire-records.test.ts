@@ -65,8 +65,74 @@ describe("records decoded from their wire bytes", () => {
     expect(actual.patches[0]!.fields.get("source_text")?.[0]).toBe("second");
   });
 
+  it("decode what the fast reader leaves to protobuf-es as protobuf-es does", () => {
+    const record = (build: (w: BinaryWriter) => void) => {
+      const writer = new BinaryWriter();
+      writer.tag(1, 2).string("s-1").tag(2, 2).string("T1");
+      build(writer);
+      return writer.finish();
+    };
+    const timestamp = (w: BinaryWriter, field: number, seconds: bigint | number, nanos: number) =>
+      w.tag(field, 2).fork().tag(1, 0).int64(seconds).tag(2, 0).int32(nanos).join();
+    const cases = [
+      // A message field given twice merges: the second one's seconds with the first one's nanos.
+      record((w) => {
+        timestamp(w, 18, 1_764_000_000, 5000);
+        w.tag(18, 2).fork().tag(1, 0).int64(1_764_000_100).join();
+      }),
+      record((w) => {
+        timestamp(w, 14, 1_764_000_000, 0);
+        w.tag(14, 2).fork().tag(2, 0).int32(7000).join();
+      }),
+      // Out of range: negative seconds, negative nanos, past 9999, nanos over a second.
+      record((w) => timestamp(w, 18, -1n, 0)),
+      record((w) => timestamp(w, 14, 1_764_000_000, -1)),
+      record((w) => timestamp(w, 15, 253_402_300_800, 0)),
+      record((w) => timestamp(w, 15, 1_764_000_000, 1_000_000_000)),
+      // The last second of 9999 is in range; a negative int32 takes ten bytes.
+      record((w) => timestamp(w, 15, 253_402_300_799, 999_999_999).tag(5, 0).int32(-3).tag(13, 0).int32(2)),
+      // A text that holds U+FFFD itself, fields in any order, a double, unknown fixed32/fixed64 fields.
+      record((w) => w.tag(7, 2).string("a\uFFFDb").tag(11, 1).double(0.5).tag(3, 2).string("B").tag(97, 5).fixed32(1).tag(96, 1).fixed64(2n)),
+      // A varint where a string belongs: protobuf-es decides.
+      record((w) => w.tag(4, 0).uint32(1)),
+    ];
+    for (const bytes of cases) {
+      let expected: unknown;
+      try {
+        expected = toPatches(TASK, [fromBinary(TaskSchema, bytes)] as never, RECEIVED, 10);
+      } catch (err) {
+        expected = `parse binary: ${(err as Error).message}`;
+      }
+      let actual: unknown;
+      try {
+        actual = TASK_WIRE.decode([bytes], RECEIVED, 10);
+      } catch (err) {
+        actual = (err as ConnectError).rawMessage;
+      }
+      if (typeof expected === "string") expect(actual).toBe(expected);
+      else {
+        const e = expected as ReturnType<typeof toPatches>;
+        const a = actual as ReturnType<typeof toPatches>;
+        expect({ patches: plain(a.patches), violations: a.violations }).toEqual({ patches: plain(e.patches), violations: e.violations });
+      }
+    }
+    // The cases reach the range checks.
+    expect(TASK_WIRE.decode([cases[2]!], RECEIVED, 10).violations).toEqual([{ field: "tasks[0].updated_at", description: "must be a valid time between 1970 and 9999" }]);
+    expect(TASK_WIRE.decode([cases[6]!], RECEIVED, 10).patches[0]!.fields.get("end_time")?.[0]).toBe(253_402_300_799_999_999);
+  });
+
   it("refuse undecodable bytes and invalid UTF-8 as Connect refuses them", () => {
-    for (const bytes of [new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]), new Uint8Array([0x0a, 0x05, 0x61]), new Uint8Array([0x0a, 0x02, 0xc3, 0x28])]) {
+    const undecodable = [
+      new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]),
+      new Uint8Array([0x0a, 0x05, 0x61]),
+      new Uint8Array([0x0a, 0x02, 0xc3, 0x28]),
+      // A varint that never ends, a group, a double cut short, a timestamp longer than the record.
+      new Uint8Array([0x28, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+      new Uint8Array([0x0b, 0x0c]),
+      new Uint8Array([0x59, 0x00, 0x00]),
+      new Uint8Array([0x92, 0x01, 0x09, 0x08, 0x01]),
+    ];
+    for (const bytes of undecodable) {
       let expected: string | undefined;
       try {
         fromBinary(TaskSchema, bytes);

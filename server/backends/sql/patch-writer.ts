@@ -152,13 +152,21 @@ export async function createPatchWriter(
       bytes = 0;
     };
     for (const patch of patches) {
-      const row = append ? appendValues(table, patch) : rowValues(table, written, insertOnly, patch);
-      const rowBytes = row.reduce<number>((n, v) => n + (typeof v === "string" ? Buffer.byteLength(v) + 4 : 12), 0);
+      let rowBytes: number;
+      let row: FieldValue[] | undefined;
+      let text: string | undefined;
+      if (inline) {
+        text = rowText(table, written, insertOnly, patch);
+        rowBytes = Buffer.byteLength(text) + 1;
+      } else {
+        row = append ? appendValues(table, patch) : rowValues(table, written, insertOnly, patch);
+        rowBytes = row.reduce<number>((n, v) => n + (typeof v === "string" ? Buffer.byteLength(v) + 4 : 12), 0);
+      }
       // Sent, it would make MySQL drop the connection; refused here, the batcher moves it to the dead letters.
       if (rowBytes > 2 * maxBytes) throw new Error(`row of about ${rowBytes} bytes does not fit in the server's max_allowed_packet (${2 * maxBytes} bytes)`);
       if (rows > 0 && (rows >= maxRows || bytes + rowBytes > maxBytes)) emit();
-      if (inline) rowTexts.push(rowText(row));
-      else params.push(...row);
+      if (text !== undefined) rowTexts.push(text);
+      else params.push(...row!);
       rows++;
       bytes += rowBytes;
     }
@@ -291,15 +299,23 @@ function rowValues(table: PatchTable, written: readonly string[], insertOnly: re
   return row;
 }
 
-/** A row's values as SQL literals: `(v1,v2,...)`, strings escaped as mysql2 escapes them. */
-function rowText(row: readonly FieldValue[]): string {
+/**
+ * A row of an upsert as SQL literals, `(key,...,value,stamp,...,updated_at)` in rowValues' order, built
+ * straight from the patch; strings escaped as mysql2 escapes them.
+ */
+function rowText(table: PatchTable, written: readonly string[], insertOnly: readonly string[], patch: Patch): string {
   let text = "(";
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    if (i > 0) text += ",";
-    text += v === null ? "NULL" : typeof v === "number" ? String(v) : escape(v);
+  for (let i = 0; i < patch.key.length; i++) text += (i > 0 ? "," : "") + literal(patch.key[i]!);
+  for (const column of written) {
+    const entry = patch.fields.get(column);
+    text += entry ? `,${literal(entry[0])},${entry[1]}` : `,${literal(table.insertDefault(column, patch))},0`;
   }
-  return `${text})`;
+  for (const column of insertOnly) text += `,${literal(table.insertDefault(column, patch))}`;
+  return `${text},${patch.stamp})`;
+}
+
+function literal(v: FieldValue): string {
+  return v === null ? "NULL" : typeof v === "number" ? String(v) : escape(v);
 }
 
 function appendValues(table: PatchTable, patch: Patch): FieldValue[] {

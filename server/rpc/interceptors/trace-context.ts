@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import type { Interceptor } from "@connectrpc/connect";
 import { traceKey, type TraceContext } from "../context.js";
 
@@ -13,9 +13,28 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 export function parseTraceparent(header: string | null | undefined): TraceContext {
   const m = header ? TRACEPARENT.exec(header.trim()) : null;
   const valid = m && m[1] !== "ff" && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!) && !(m[1] === "00" && m[5] !== undefined);
-  if (!m || !valid) return { traceId: randomBytes(16).toString("hex"), spanId: randomBytes(8).toString("hex"), sampled: false };
-  return { traceId: m[2]!, spanId: randomBytes(8).toString("hex"), parentSpanId: m[3]!, sampled: (parseInt(m[4]!, 16) & 1) === 1 };
+  if (!m || !valid) return { traceId: randomHex(16), spanId: randomHex(8), sampled: false };
+  return { traceId: m[2]!, spanId: randomHex(8), parentSpanId: m[3]!, sampled: (parseInt(m[4]!, 16) & 1) === 1 };
 }
+
+/** Random bytes for ids, drawn from the system's generator a pool at a time (two calls per RPC otherwise). */
+const pool = Buffer.alloc(4096);
+let used = pool.length;
+
+/** `bytes` random bytes as hex; never all zeros (an invalid id in W3C Trace Context). */
+function randomHex(bytes: number): string {
+  for (;;) {
+    if (used + bytes > pool.length) {
+      randomFillSync(pool);
+      used = 0;
+    }
+    const hex = pool.toString("hex", used, used + bytes);
+    used += bytes;
+    if (!ZEROS.test(hex)) return hex;
+  }
+}
+
+const ZEROS = /^0+$/;
 
 /** Puts the call's trace context (traceKey) in its context, for the access log and the call's logger. */
 export function createTraceContextInterceptor(): Interceptor {
