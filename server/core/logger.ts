@@ -37,30 +37,56 @@ export interface FlushableDestination extends DestinationStream {
 }
 
 /**
- * Log lines to `stream` (default stdout) that never hold up the process. Node writes a pipe without
- * blocking and keeps what the reader has not taken yet in memory; once the stream fails (EPIPE: whoever
- * read stdout went away) later lines are dropped. Nothing is written synchronously at exit: pino's own
- * stdout destination does that in an exit hook that retries a failed write forever, so a closed stdout
- * used to hang every shutdown, a second signal included.
+ * Log lines to `stream` (default stdout) that never hold up the process. The lines of one turn of the
+ * event loop leave in one write (one system call instead of one per line: an RPC logs a line each), and
+ * whatever is still waiting is written when the process exits. Node writes a pipe without blocking and
+ * keeps what the reader has not taken yet in memory; once the stream fails (EPIPE: whoever read stdout
+ * went away) later lines are dropped. Nothing is retried at exit: pino's own stdout destination does
+ * that in an exit hook that retries a failed write forever, so a closed stdout used to hang every
+ * shutdown, a second signal included.
  */
 export function createStdoutDestination(stream: NodeJS.WritableStream & { readonly writableLength: number } = process.stdout): FlushableDestination {
   let broken = false;
+  let pending: string[] = [];
+  let scheduled = false;
   const stop = () => {
     broken = true;
+    pending = [];
+    waiting.delete(send);
+  };
+  const send = () => {
+    scheduled = false;
+    waiting.delete(send);
+    if (pending.length === 0 || broken) return;
+    const text = pending.length === 1 ? pending[0]! : pending.join("");
+    pending = [];
+    stream.write(text);
   };
   stream.on("error", stop);
   stream.on("close", stop);
   return {
     write(line: string) {
-      if (!broken) stream.write(line);
+      if (broken) return;
+      pending.push(line);
+      if (scheduled) return;
+      scheduled = true;
+      waiting.add(send);
+      setImmediate(send);
     },
     flush(done) {
+      send();
       if (broken || stream.writableLength === 0) done();
       // Written in order: this empty chunk's callback runs once every earlier line has left (or failed).
       else stream.write("", () => done());
     },
   };
 }
+
+/** Destinations with lines not written yet; an exit writes them (a pipe or file on stdout is written synchronously then). */
+const waiting = new Set<() => void>();
+process.on("exit", () => {
+  for (const send of [...waiting]) send();
+});
 
 /** Resolves once the lines `logger` wrote so far have left, or after `timeoutMs` (a stdout that nobody reads must not hold an exit). */
 export function flushLogs(logger: Logger, timeoutMs: number): Promise<void> {
