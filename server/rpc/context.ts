@@ -19,8 +19,8 @@ export interface TraceContext {
 /** The call's trace context, from the caller's `traceparent` or a new trace. */
 export const traceKey = createContextKey<TraceContext | undefined>(undefined, { description: "trace context" });
 
-/** The call's logger, already bound to its request id, service and method. */
-export const loggerKey = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
+/** The call's logger, bound to its request id, trace, service and method (made on first use: most calls never log). */
+export const loggerKey = createContextKey<(() => Logger) | undefined>(undefined, { description: "request logger" });
 
 /** Set on calls that arrived on a REST path: the route, e.g. `GET /api/v1/translation/sessions/{session_id}`. */
 export const restRouteKey = createContextKey<string | undefined>(undefined, { description: "REST route" });

@@ -18,7 +18,7 @@ export function createErrorMappingInterceptor(fallbackLogger: Logger): Intercept
         if (err instanceof ConnectError) return err;
         if (req.signal.aborted) return cancelled(req.signal.reason);
         const requestId = req.contextValues.get(requestIdKey);
-        const logger = req.contextValues.get(loggerKey) ?? fallbackLogger;
+        const logger = req.contextValues.get(loggerKey)?.() ?? fallbackLogger;
         logger.error({ err, request_id: requestId }, "unexpected error");
         return internal(requestId);
       },
