@@ -31,7 +31,7 @@ import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
 import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createTraceContextInterceptor } from "./rpc/interceptors/trace-context.js";
-import { createBinaryRoutes, createRoutes, servedAccess, servedServices } from "./rpc/routes.js";
+import { binaryMethods, createRoutes, servedAccess, servedServices } from "./rpc/routes.js";
 import { createRedisKvStore } from "./backends/kv/redis.js";
 import { openRedisBackend, type RedisBackend } from "./backends/redis/redis-backend.js";
 import { normalizeAddress } from "./rpc/client-address.js";
@@ -171,7 +171,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   });
   const handler = createRpcHandler({
     logger,
-    binaryRoutes: createBinaryRoutes(modules.services),
+    binaryMethods: binaryMethods(modules.services),
     routes: (router) => {
       routes(router);
       // Whatever gets registered, nothing is served that declares no access.

@@ -2,18 +2,20 @@ import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import type { Logger } from "../core/logger.js";
+import { createGrpcUnary, isPlainGrpc, type UnaryMethod } from "./grpc-unary.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 
 export interface RpcHandlerOptions extends ConnectRouterOptions {
   /** Registers the services on the router. */
   readonly routes: (router: ConnectRouter) => void;
   /**
-   * Registers twins of some of those RPCs that serve their protobuf binary requests (gRPC, gRPC-Web and
-   * Connect with proto bodies); JSON requests of the same RPCs stay with `routes`.
+   * Twins of some of those RPCs that serve their protobuf binary requests (gRPC, gRPC-Web and Connect
+   * with proto bodies); JSON requests of the same RPCs stay with `routes`. Plain gRPC calls of the unary
+   * ones take the lean path of grpc-unary.ts.
    */
-  readonly binaryRoutes?: (router: ConnectRouter) => void;
+  readonly binaryMethods?: readonly UnaryMethod[];
   /** Serves every request whose path is no RPC's. */
   readonly fallback: (req: NodeRequest, res: NodeResponse) => void;
   /** The context values of a call, from its request. */
@@ -36,16 +38,41 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
   options.routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const binaryRouter = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
-  options.binaryRoutes?.(binaryRouter);
+  for (const { method, impl } of options.binaryMethods ?? []) binaryRouter.rpc(method, impl as never);
   const binaryHandlers = new Map(binaryRouter.handlers.map((h) => [h.requestPath, h]));
+  const lean = new Map(
+    (options.binaryMethods ?? [])
+      .filter(({ method }) => method.methodKind === "unary")
+      .map((m) => [
+        `/${m.method.parent.typeName}/${m.method.name}`,
+        createGrpcUnary(m, {
+          interceptors: options.interceptors ?? [],
+          readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+          writeMaxBytes: options.writeMaxBytes ?? 0xffffffff,
+          ...(options.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: options.maxTimeoutMs }),
+          ...(options.shutdownSignal === undefined ? {} : { shutdownSignal: options.shutdownSignal }),
+        }),
+      ]),
+  );
   return (req, res) => {
     const requestPath = (req.url ?? "").split("?", 1)[0] ?? "";
     const binary = binaryHandlers.size > 0 ? binaryHandlers.get(requestPath) : undefined;
-    const handler = binary && BINARY.test(req.headers["content-type"] ?? "") ? binary : handlers.get(requestPath);
+    const isBinary = binary !== undefined && BINARY.test(req.headers["content-type"] ?? "");
+    const handler = isBinary ? binary : handlers.get(requestPath);
     if (!handler) {
       options.fallback(req, res);
       return;
     }
+    const leanPath = isBinary ? lean.get(requestPath) : undefined;
+    if (leanPath && isPlainGrpc(req)) {
+      leanPath(req, res, options.contextValues?.(req), (read) => serve(handler, req, res, read));
+      return;
+    }
+    serve(handler, req, res, []);
+  };
+
+  /** Connect's handler for the call, `read` being the chunks of its body read already. */
+  function serve(handler: UniversalHandler, req: NodeRequest, res: NodeResponse, read: readonly Uint8Array[]): void {
     let request: UniversalServerRequest;
     try {
       request = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
@@ -55,7 +82,7 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
       res.end(`${ConnectError.from(err).rawMessage}\n`);
       return;
     }
-    const body = requestBody(req);
+    const body = requestBody(req, read);
     handler({ ...request, body: body.chunks })
       .then(async (reply) => {
         await body.settle();
@@ -65,21 +92,23 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
         // Aborted: the caller went away while the reply was being written.
         if (ConnectError.from(err).code !== Code.Aborted) options.logger.error({ err, rpc: handler.requestPath }, "RPC failed outside its handler");
       });
-  };
+  }
 }
 
 /** Content types of protobuf binary bodies: gRPC, gRPC-Web (not its base64 text form), Connect unary and streaming. */
 const BINARY = /^application\/(grpc(-web)?(\+proto)?|proto|connect\+proto)\s*(;|$)/i;
 
 /**
- * The request body as the router reads it, without destroying the request when the router stops
+ * The request body as the router reads it (after the chunks `read` already), without destroying the request when the router stops
  * early; `settle` then reads and drops the rest. A router still reading (a client stream) is left to it.
  */
-function requestBody(req: NodeRequest) {
+function requestBody(req: NodeRequest, read: readonly Uint8Array[]) {
   let reading = false;
   async function* chunks(): AsyncGenerator<Uint8Array> {
     reading = true;
     try {
+      yield* read;
+      if (req.readableEnded) return;
       for await (const chunk of req.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
     } finally {
       reading = false;

@@ -7,7 +7,7 @@ import {
   ServerReflection as ServerReflectionV1alpha,
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { HealthMonitor } from "../core/health-monitor.js";
-import type { ServiceBinding } from "../platform/module.js";
+import type { BinaryMethod, ServiceBinding } from "../platform/module.js";
 import { readAccessTable, type AccessTable } from "../security/access.js";
 import { HEALTH_REQUIREMENT } from "../security/scopes.js";
 import { registerHealth } from "./health.js";
@@ -47,11 +47,9 @@ export interface RoutesDeps {
   readonly monitor: HealthMonitor;
 }
 
-/** Registers the modules' binary twins (see ServiceBinding.binary) on the router that serves protobuf binary requests. */
-export function createBinaryRoutes(services: readonly ServiceBinding[]): (router: ConnectRouter) => void {
-  return (router) => {
-    for (const { binary } of services) for (const { method, impl } of binary ?? []) router.rpc(method, impl as never);
-  };
+/** The modules' binary twins (see ServiceBinding.binary), served to protobuf binary requests. */
+export function binaryMethods(services: readonly ServiceBinding[]): BinaryMethod[] {
+  return services.flatMap(({ binary }) => binary ?? []);
 }
 
 /** Registers every service on the router: a pure function of its dependencies. */
