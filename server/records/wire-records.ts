@@ -52,13 +52,17 @@ export function createWireRecords(spec: EntitySpec, schema: DescMessage): WireRe
   /** Wire type each slot's field must arrive with; any other is left to protobuf-es. */
   const wireTypes = slots.map((slot) => (slot === undefined ? -1 : expectedWireType(slot)));
   const cursor = new WireCursor();
+  const keyCount = spec.keys.length;
+  const scratch: unknown[] = new Array(fields.length);
 
   /** One record into a patch; GENERIC when it needs protobuf-es. */
   const decodeOne = (bytes: Uint8Array, index: number, receivedAt: number, fail: (field: string, description: string) => void, lacking: Map<number, string[]>): Patch | typeof GENERIC => {
     const c = cursor;
     c.reset(bytes);
-    const keys: string[] = spec.keys.map(() => "");
-    const values: unknown[] = new Array(fields.length);
+    const keys: string[] = keyCount === 2 ? ["", ""] : new Array<string>(keyCount).fill("");
+    // One scratch array for every record, emptied as each begins (decoding is synchronous).
+    const values = scratch;
+    values.fill(undefined);
     let updatedAt: number | undefined;
     let clearFields: string[] | undefined;
     try {
@@ -148,10 +152,11 @@ export function createWireRecords(spec: EntitySpec, schema: DescMessage): WireRe
         violations.push({ field: spec.listName, description: `must hold 1 to ${maxRecords} records, got ${records.length}` });
         return { patches, violations, lacking };
       }
-      for (let index = 0; index < records.length; index++) {
+      let index = 0;
+      // One reporter for the batch; the record's path is made only for a violation.
+      const fail = (field: string, description: string) => void violations.push({ field: `${spec.listName}[${index}].${field}`, description });
+      for (; index < records.length; index++) {
         const bytes = records[index]!;
-        const path = `${spec.listName}[${index}]`;
-        const fail = (field: string, description: string) => void violations.push({ field: `${path}.${field}`, description });
         let patch: Patch | typeof GENERIC;
         try {
           patch = decodeOne(bytes, index, receivedAt, fail, lacking);
