@@ -12,8 +12,8 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   /**
    * Twins of some of those RPCs that serve their protobuf binary requests (gRPC, gRPC-Web and Connect
-   * with proto bodies); JSON requests of the same RPCs stay with `routes`. Plain gRPC calls of the unary
-   * ones take the lean path of grpc-unary.ts.
+   * with proto bodies); JSON requests of the same RPCs stay with `routes`. Plain gRPC calls of unary
+   * RPCs, these and those of `routes`, take the lean path of grpc-unary.ts.
    */
   readonly binaryMethods?: readonly UnaryMethod[];
   /** Serves every request whose path is no RPC's. */
@@ -35,25 +35,23 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
  */
 export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
-  options.routes(router);
+  const unary: UnaryMethod[] = [];
+  options.routes(recordingUnary(router, unary));
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const binaryRouter = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
   for (const { method, impl } of options.binaryMethods ?? []) binaryRouter.rpc(method, impl as never);
   const binaryHandlers = new Map(binaryRouter.handlers.map((h) => [h.requestPath, h]));
-  const lean = new Map(
-    (options.binaryMethods ?? [])
-      .filter(({ method }) => method.methodKind === "unary")
-      .map((m) => [
-        `/${m.method.parent.typeName}/${m.method.name}`,
-        createGrpcUnary(m, {
-          interceptors: options.interceptors ?? [],
-          readMaxBytes: options.readMaxBytes ?? 0xffffffff,
-          writeMaxBytes: options.writeMaxBytes ?? 0xffffffff,
-          ...(options.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: options.maxTimeoutMs }),
-          ...(options.shutdownSignal === undefined ? {} : { shutdownSignal: options.shutdownSignal }),
-        }),
-      ]),
-  );
+  const leanOptions = {
+    interceptors: options.interceptors ?? [],
+    readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+    writeMaxBytes: options.writeMaxBytes ?? 0xffffffff,
+    ...(options.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: options.maxTimeoutMs }),
+    ...(options.shutdownSignal === undefined ? {} : { shutdownSignal: options.shutdownSignal }),
+  };
+  const leanOf = (methods: readonly UnaryMethod[]) =>
+    new Map(methods.filter(({ method }) => method.methodKind === "unary").map((m) => [`/${m.method.parent.typeName}/${m.method.name}`, createGrpcUnary(m, leanOptions)]));
+  const lean = leanOf(unary);
+  const leanBinary = leanOf(options.binaryMethods ?? []);
   return (req, res) => {
     const requestPath = (req.url ?? "").split("?", 1)[0] ?? "";
     const binary = binaryHandlers.size > 0 ? binaryHandlers.get(requestPath) : undefined;
@@ -63,7 +61,7 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
       options.fallback(req, res);
       return;
     }
-    const leanPath = isBinary ? lean.get(requestPath) : undefined;
+    const leanPath = isBinary ? leanBinary.get(requestPath) : lean.get(requestPath);
     if (leanPath && isPlainGrpc(req)) {
       leanPath(req, res, options.contextValues?.(req), (read) => serve(handler, req, res, read));
       return;
@@ -122,4 +120,29 @@ function requestBody(req: NodeRequest, read: readonly Uint8Array[]) {
       await finished(req as Readable).catch(() => undefined);
     },
   };
+}
+
+/**
+ * `router`, noting in `into` the unary RPCs registered on it (with a service-wide implementation and
+ * no options of their own), for the lean gRPC path.
+ */
+function recordingUnary(router: ConnectRouter, into: UnaryMethod[]): ConnectRouter {
+  return {
+    get handlers() {
+      return router.handlers;
+    },
+    service(desc, impl, serviceOptions) {
+      if (serviceOptions === undefined) {
+        for (const method of desc.methods) {
+          const fn = (impl as Record<string, unknown>)[method.localName];
+          if (method.methodKind === "unary" && typeof fn === "function") into.push({ method, impl: fn.bind(impl) as UnaryMethod["impl"] });
+        }
+      }
+      return router.service(desc, impl, serviceOptions);
+    },
+    rpc(method, impl, rpcOptions) {
+      if (rpcOptions === undefined && method.methodKind === "unary") into.push({ method, impl: impl as UnaryMethod["impl"] });
+      return router.rpc(method, impl, rpcOptions);
+    },
+  } as ConnectRouter;
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
+import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { createLogger } from "../../server/core/logger";
 import { createRpcHandler } from "../../server/http/rpc-handler";
@@ -45,7 +46,12 @@ describe("plain gRPC unary calls", () => {
   beforeAll(async () => {
     const handler = createRpcHandler({
       logger: createLogger("silent"),
-      routes: () => undefined,
+      routes: (router) => {
+        router.rpc(SystemService.method.echo, async (req, ctx) => {
+          last = { signal: ctx.signal, records: 0, header: ctx.requestHeader.get("x-probe") };
+          return { payload: req.payload };
+        });
+      },
       binaryMethods: [{ method: twin, impl: impl as never }],
       interceptors: [interceptor],
       readMaxBytes: 4096,
@@ -85,6 +91,14 @@ describe("plain gRPC unary calls", () => {
       probe: "p1",
       path: "lean",
     });
+  });
+
+  it("serves every unary RPC so, not only the batch writes' binary twins; JSON over gRPC stays with Connect", async () => {
+    const system = (binary: boolean) => createClient(SystemService, createGrpcTransport({ baseUrl: url, useBinaryFormat: binary }));
+    const echoed = await system(true).echo({ payload: new Uint8Array([1, 2, 3]) }, { headers: { "x-probe": "e" } });
+    expect({ payload: [...echoed.payload], probe: last?.header, path: servedBy() }).toEqual({ payload: [1, 2, 3], probe: "e", path: "lean" });
+    const json = await system(false).echo({ payload: new Uint8Array([4]) });
+    expect({ payload: [...json.payload], path: servedBy() }).toEqual({ payload: [4], path: "connect" });
   });
 
   it("gives the implementation's and the interceptors' errors as Connect does", async () => {
