@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { ConnectError, createContextValues } from "@connectrpc/connect";
@@ -154,6 +155,8 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
   const inFlight = createInFlightTracker();
 
   const shutdown = new AbortController();
+  // Every call in flight listens to it (Connect links each call's signal to it): no listener limit.
+  setMaxListeners(0, shutdown.signal);
   const routes = createRoutes({ services: modules.services, needs, monitor });
   // The REST paths call the very handlers (and interceptors) the router builds for the RPC protocols.
   let transcoder: Transcoder | undefined;
