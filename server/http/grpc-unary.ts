@@ -2,6 +2,7 @@ import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Logger } from "../core/logger.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 
 /** A unary RPC served by this path: its method and implementation, as registered with the router. */
@@ -12,6 +13,8 @@ export interface UnaryMethod {
 
 export interface GrpcUnaryOptions {
   readonly interceptors: readonly Interceptor[];
+  /** Where a reply that could not be written is reported. */
+  readonly logger: Logger;
   readonly readMaxBytes: number;
   readonly writeMaxBytes: number;
   readonly maxTimeoutMs?: number;
@@ -37,13 +40,19 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
     /** The message length the envelope declares, once its five bytes are in. */
     let declared = -1;
     let done = false;
-    const handOver = () => {
+    const stopReading = () => {
       done = true;
       req.off("data", onData);
       req.off("end", onEnd);
+      req.off("error", onError);
+    };
+    const handOver = () => {
+      stopReading();
       req.pause();
       fallback(chunks);
     };
+    // The stream failed while its body was read: there is nobody to answer.
+    const onError = () => stopReading();
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
@@ -59,8 +68,7 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
     };
     const onEnd = () => {
       if (done) return;
-      done = true;
-      req.off("data", onData);
+      stopReading();
       if (declared < 0 || size !== 5 + declared) return fallback(chunks);
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       let message;
@@ -71,30 +79,40 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
       }
       const timeout = parseTimeout(headerValue(req, "grpc-timeout") ?? null, options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER);
       if (timeout.error) return fallback(chunks);
-      void respond(message, timeout.timeoutMs);
+      respond(message, timeout.timeoutMs).catch((err: unknown) => {
+        // The caller went away while the reply was being written, or the stream failed under it.
+        if (!res.destroyed) options.logger.error({ err, rpc: `/${method.parent.typeName}/${method.name}` }, "RPC failed outside its handler");
+      });
     };
     req.on("data", onData);
     req.on("end", onEnd);
+    req.on("error", onError);
 
     const respond = async (message: unknown, timeoutMs: number | undefined) => {
+      let context: ReturnType<typeof createHandlerContext>;
       const requestAbort = new AbortController();
+      try {
+        context = createHandlerContext({
+          service: method.parent,
+          method,
+          protocolName: "grpc",
+          requestMethod: "POST",
+          timeoutMs,
+          shutdownSignal: options.shutdownSignal,
+          requestSignal: requestAbort.signal,
+          requestHeader: requestHeaders(req),
+          url: `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${headerValue(req, ":authority") ?? headerValue(req, "host") ?? ""}${req.url ?? ""}`,
+          responseHeader: { "content-type": CONTENT_TYPE },
+          responseTrailer: { "grpc-status": "0" },
+          contextValues,
+        });
+      } catch {
+        // Headers Connect's own conversion would refuse too: it answers them.
+        return fallback(chunks);
+      }
       // Until the reply is written: the caller went away, or reset the stream.
       const onClose = () => requestAbort.abort(new ConnectError("the caller closed the call", Code.Canceled));
       req.once("close", onClose);
-      const context = createHandlerContext({
-        service: method.parent,
-        method,
-        protocolName: "grpc",
-        requestMethod: "POST",
-        timeoutMs,
-        shutdownSignal: options.shutdownSignal,
-        requestSignal: requestAbort.signal,
-        requestHeader: requestHeaders(req),
-        url: `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${headerValue(req, ":authority") ?? headerValue(req, "host") ?? ""}${req.url ?? ""}`,
-        responseHeader: { "content-type": CONTENT_TYPE },
-        responseTrailer: { "grpc-status": "0" },
-        contextValues,
-      });
       let reply: Buffer | undefined;
       try {
         const output = await invokeUnaryImplementation(spec as never, context, message as never, options.interceptors as Interceptor[]);

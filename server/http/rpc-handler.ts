@@ -43,6 +43,7 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
   const binaryHandlers = new Map(binaryRouter.handlers.map((h) => [h.requestPath, h]));
   const leanOptions = {
     interceptors: options.interceptors ?? [],
+    logger: options.logger,
     readMaxBytes: options.readMaxBytes ?? 0xffffffff,
     writeMaxBytes: options.writeMaxBytes ?? 0xffffffff,
     ...(options.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: options.maxTimeoutMs }),
@@ -97,8 +98,8 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: NodeRequest,
 const BINARY = /^application\/(grpc(-web)?(\+proto)?|proto|connect\+proto)\s*(;|$)/i;
 
 /**
- * The request body as the router reads it (after the chunks `read` already), without destroying the request when the router stops
- * early; `settle` then reads and drops the rest. A router still reading (a client stream) is left to it.
+ * The request body as the router reads it (the chunks `read` already, then the rest), without destroying
+ * the request when the router stops early; `settle` then reads and drops the rest. A router still reading (a client stream) is left to it.
  */
 function requestBody(req: NodeRequest, read: readonly Uint8Array[]) {
   let reading = false;

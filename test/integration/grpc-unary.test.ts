@@ -141,6 +141,19 @@ describe("plain gRPC unary calls", () => {
     expect(servedBy()).toBe("lean");
   });
 
+  it("keeps serving after a caller resets its stream halfway through the body", async () => {
+    const session = http2.connect(url);
+    const stream = session.request({ ":method": "POST", ":path": `/${twin.parent.typeName}/${twin.name}`, "content-type": "application/grpc", te: "trailers" });
+    stream.on("error", () => undefined);
+    stream.write(Buffer.from([0, 0, 0, 0, 40, 0x0a]));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    await new Promise((resolve) => stream.once("close", resolve));
+    session.close();
+    const reply = await client().batchUpsertTasks({ tasks: tasks(1) });
+    expect({ count: reply.count, path: servedBy() }).toEqual({ count: 1, path: "lean" });
+  });
+
   /** A raw gRPC call over h2c: its status and message, and whether a reply message came. */
   function raw(body: Buffer, headers: Record<string, string> = {}): Promise<{ status: string; message: string; replied: boolean }> {
     return new Promise((resolve, reject) => {
