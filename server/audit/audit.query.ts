@@ -2,7 +2,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { sql, type SelectQueryBuilder } from "kysely";
 import type { SearchFilter } from "../backends/search/search-index.js";
 import { invalidArgument, type FieldViolation } from "../core/errors.js";
-import { timestampMicros } from "../records/fields.js";
+import { TIME_PROBLEM, timestampMicros } from "../records/fields.js";
 import { AUDIT_RESULT_NAMES, type AuditTables } from "./audit.fields.js";
 import type { AuditSchema } from "./audit.projection.js";
 
@@ -42,7 +42,7 @@ export function queryOf(req: QueryFields): AuditQuery {
   const time = (field: string, ts: Timestamp | undefined) => {
     if (!ts) return undefined;
     const micros = timestampMicros(ts);
-    if (micros === undefined) violations.push({ field, description: "must be a valid time between 1970 and 9999" });
+    if (micros === undefined) violations.push({ field, description: TIME_PROBLEM });
     return micros;
   };
   let result: string | undefined;

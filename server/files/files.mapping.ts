@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { FileInfoSchema, FileKind, FileStatus, type FileInfo } from "../../gen/persistence/v1/storage_pb.js";
 import { invalidArgument } from "../core/errors.js";
-import { timestampMicros } from "../records/fields.js";
+import { TIME_PROBLEM, timestampMicros } from "../records/fields.js";
 import { FILE_KINDS, FILE_STATUSES, type FileKind as Kind, type FileStatus as Status } from "./files.service.js";
 import type { FileRow } from "./files.table.js";
 
@@ -45,7 +45,7 @@ export function declaredSize(size: bigint, field = "size_bytes"): number | undef
 export function micros(field: string, ts: Timestamp | undefined): number | undefined {
   if (!ts) return undefined;
   const value = timestampMicros(ts);
-  if (value === undefined) throw invalidArgument([{ field, description: "must be a valid time between 1970 and 9999" }]);
+  if (value === undefined) throw invalidArgument([{ field, description: TIME_PROBLEM }]);
   return value;
 }
 

@@ -3,7 +3,7 @@ import { Code, ConnectError, createHandlerContext, type ContextValues, type Hand
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "../core/logger.js";
-import type { NodeRequest, NodeResponse } from "./node-types.js";
+import { headerOf, type NodeRequest, type NodeResponse } from "./node-types.js";
 
 /** A unary RPC served by this path: its method and implementation, as registered with the router. */
 export interface UnaryMethod {
@@ -39,9 +39,7 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
     let size = 0;
     /** The message length the envelope declares, once its five bytes are in. */
     let declared = -1;
-    let done = false;
     const stopReading = () => {
-      done = true;
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
@@ -67,7 +65,6 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
       if (declared >= 0 && size > 5 + declared) handOver();
     };
     const onEnd = () => {
-      if (done) return;
       stopReading();
       if (declared < 0 || size !== 5 + declared) return fallback(chunks);
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
@@ -77,7 +74,7 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
       } catch {
         return fallback(chunks);
       }
-      const timeout = parseTimeout(headerValue(req, "grpc-timeout") ?? null, options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER);
+      const timeout = parseTimeout(headerOf(req, "grpc-timeout") ?? null, options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER);
       if (timeout.error) return fallback(chunks);
       respond(message, timeout.timeoutMs).catch((err: unknown) => {
         // The caller went away while the reply was being written, or the stream failed under it.
@@ -101,7 +98,7 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
           shutdownSignal: options.shutdownSignal,
           requestSignal: requestAbort.signal,
           requestHeader: requestHeaders(req),
-          url: `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${headerValue(req, ":authority") ?? headerValue(req, "host") ?? ""}${req.url ?? ""}`,
+          url: `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${headerOf(req, ":authority") ?? headerOf(req, "host") ?? ""}${req.url ?? ""}`,
           responseHeader: { "content-type": CONTENT_TYPE },
           responseTrailer: { "grpc-status": "0" },
           contextValues,
@@ -146,19 +143,14 @@ export function createGrpcUnary(unary: UnaryMethod, options: GrpcUnaryOptions) {
 /** Whether a request is a plain gRPC call this path can take: HTTP/2, POST, protobuf, uncompressed. */
 export function isPlainGrpc(req: NodeRequest): boolean {
   if (req.httpVersionMajor !== 2 || req.method !== "POST") return false;
-  const type = headerValue(req, "content-type");
+  const type = headerOf(req, "content-type");
   if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
-  const encoding = headerValue(req, "grpc-encoding");
+  const encoding = headerOf(req, "grpc-encoding");
   return encoding === undefined || encoding === "identity";
 }
 
 const CONTENT_TYPE = "application/grpc+proto";
 const FINISHED = new ConnectError("the call has finished", Code.Canceled);
-
-function headerValue(req: NodeRequest, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** The request's headers as Connect's handlers see them (HTTP/2 pseudo-headers left out). */
 function requestHeaders(req: NodeRequest): Headers {

@@ -95,8 +95,12 @@ export const json = (name: string, prop: string): FieldSpec => ({
 });
 export const createdAt: FieldSpec = { name: "created_at", prop: "createdAt", rule: { type: "time" }, insertDefault: "stamp" };
 
-/** Latest instant a stamp may name: 9999-12-31T23:59:59Z, as the SQL stores can hold. */
-const MAX_SECONDS = 253_402_300_799n;
+/** Latest instant a stamp may name: 9999-12-31T23:59:59Z, as the SQL stores can hold (seconds since the epoch). */
+export const MAX_TIME_SECONDS = 253_402_300_799;
+const MAX_SECONDS = BigInt(MAX_TIME_SECONDS);
+
+/** What is wrong with a time outside what a stamp may name. */
+export const TIME_PROBLEM = "must be a valid time between 1970 and 9999";
 
 /** Microseconds since the epoch of a Timestamp, or undefined when it is out of range. */
 export function timestampMicros(ts: Timestamp): number | undefined {

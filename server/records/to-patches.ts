@@ -2,7 +2,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument, type FieldViolation } from "../core/errors.js";
 import { addField, createPatch, type FieldValue, type Patch } from "../core/patch.js";
-import { keyProblem, timestampMicros, type EntitySpec, type FieldSpec } from "./fields.js";
+import { keyProblem, TIME_PROBLEM, timestampMicros, type EntitySpec, type FieldSpec } from "./fields.js";
 
 /** A record message as it arrives (a generated type, read through its catalog). */
 export type IncomingRecord = Record<string, unknown> & { clearFields: string[]; updatedAt?: Timestamp };
@@ -61,7 +61,7 @@ export function recordPatch(
   let stamp = receivedAt;
   if (record.updatedAt) {
     const micros = timestampMicros(record.updatedAt);
-    if (micros === undefined) fail("updated_at", "must be a valid time between 1970 and 9999");
+    if (micros === undefined) fail("updated_at", TIME_PROBLEM);
     else stamp = micros;
   }
 
@@ -166,7 +166,7 @@ export function convert(field: FieldSpec, value: unknown): FieldValue | { proble
     }
     case "time": {
       const micros = timestampMicros(value as Timestamp);
-      return micros ?? { problem: "must be a valid time between 1970 and 9999" };
+      return micros ?? { problem: TIME_PROBLEM };
     }
   }
 }

@@ -1,3 +1,5 @@
+import { MAX_TIME_SECONDS } from "./fields.js";
+
 /**
  * The few protobuf wire reads a record decoder needs, over a Buffer and without allocating per field
  * (protobuf-es's BinaryReader returns each tag as an array and each string through TextDecoder, and
@@ -135,7 +137,7 @@ export class WireCursor {
       else this.skip(tag & 7);
     }
     this.end = outer;
-    if (seconds > MAX_SECONDS || nanos < 0 || nanos > 999_999_999) return Number.NaN;
+    if (seconds > MAX_TIME_SECONDS || nanos < 0 || nanos > 999_999_999) return Number.NaN;
     return seconds * 1_000_000 + Math.floor(nanos / 1000);
   }
 }
@@ -144,5 +146,3 @@ export class WireCursor {
 export const NOT_FAST: unique symbol = Symbol("not fast");
 
 const EMPTY = Buffer.alloc(0);
-/** Latest instant a stamp may name: 9999-12-31T23:59:59Z (as records/fields.ts). */
-const MAX_SECONDS = 253_402_300_799;

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import type { FieldViolation } from "../core/errors.js";
 import { addField, createPatch, type FieldValue, type Patch } from "../core/patch.js";
-import { keyProblem, type EntitySpec, type FieldSpec } from "./fields.js";
+import { keyProblem, TIME_PROBLEM, type EntitySpec, type FieldSpec } from "./fields.js";
 import { WireCursor, NOT_FAST } from "./wire-cursor.js";
 import { convert, fieldLookup, finishRecord, isSet, recordPatch, type ConvertedBatch } from "./to-patches.js";
 
@@ -59,7 +59,7 @@ export function createWireRecords(spec: EntitySpec, schema: DescMessage): WireRe
   const decodeOne = (bytes: Uint8Array, index: number, receivedAt: number, fail: (field: string, description: string) => void, lacking: Map<number, string[]>): Patch | typeof GENERIC => {
     const c = cursor;
     c.reset(bytes);
-    const keys: string[] = keyCount === 2 ? ["", ""] : new Array<string>(keyCount).fill("");
+    const keys = new Array<string>(keyCount).fill("");
     // One scratch array for every record, emptied as each begins (decoding is synchronous).
     const values = scratch;
     values.fill(undefined);
@@ -196,7 +196,6 @@ const WIRE_FRAME = 0x01;
 const FRAME_HEAD = 2 + 8 + 4;
 const NONE: readonly string[] = [];
 const NONE_SET: [string, FieldValue][] = [];
-const TIME_PROBLEM = "must be a valid time between 1970 and 9999";
 const IMPLICIT = 2;
 
 /** Whether a log frame payload holds wire records (see WireRecords.logFrame). */

@@ -8,7 +8,7 @@ import { wireInputMethod } from "../records/wire-input.js";
 import { writePathStats } from "../rpc/write-path-stats.js";
 import type { Durability } from "../core/write-batcher.js";
 import { durabilityEnum, requestedDurability } from "../records/durability.js";
-import { timestampMicros } from "../records/fields.js";
+import { TIME_PROBLEM, timestampMicros } from "../records/fields.js";
 import { SESSION, SESSION_STATUS_NAMES, TASK, TASK_STATUS_NAMES } from "./translation.fields.js";
 import { statusCountsMessage } from "./translation.mapping.js";
 import type { TranslationCluster } from "./translation.cluster.js";
@@ -245,7 +245,7 @@ function dates(from: Timestamp | undefined, to: Timestamp | undefined): { fromMi
   const micros = (field: string, ts: Timestamp | undefined) => {
     if (!ts) return undefined;
     const value = timestampMicros(ts);
-    if (value === undefined) throw invalidArgument([{ field, description: "must be a valid time between 1970 and 9999" }]);
+    if (value === undefined) throw invalidArgument([{ field, description: TIME_PROBLEM }]);
     return value;
   };
   return { fromMicros: micros("from_date", from), toMicros: micros("to_date", to) };

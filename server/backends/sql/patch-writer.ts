@@ -193,6 +193,7 @@ export async function createPatchWriter(
       for (const { table, patches } of kept) {
         const spec = byName.get(table);
         if (!spec) throw new Error(`no patch table ${table}`);
+        if (patches.length === 0) continue;
         for (const statement of statementsFor(spec, patches)) {
           await trx.executeQuery(statement);
           statements++;

@@ -4,6 +4,8 @@ import { traceKey, type TraceContext } from "../context.js";
 
 /** `version-traceid-parentid-flags` (W3C Trace Context, level 1); later versions may append fields. */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+/** An all-zero id, which W3C Trace Context declares invalid. */
+const ZEROS = /^0+$/;
 
 /**
  * The caller's W3C trace context, read from `traceparent`: the call joins the caller's trace as a span
@@ -12,7 +14,7 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
  */
 export function parseTraceparent(header: string | null | undefined): TraceContext {
   const m = header ? TRACEPARENT.exec(header.trim()) : null;
-  const valid = m && m[1] !== "ff" && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!) && !(m[1] === "00" && m[5] !== undefined);
+  const valid = m && m[1] !== "ff" && !ZEROS.test(m[2]!) && !ZEROS.test(m[3]!) && !(m[1] === "00" && m[5] !== undefined);
   if (!m || !valid) return { traceId: randomHex(16), spanId: randomHex(8), sampled: false };
   return { traceId: m[2]!, spanId: randomHex(8), parentSpanId: m[3]!, sampled: (parseInt(m[4]!, 16) & 1) === 1 };
 }
@@ -33,8 +35,6 @@ function randomHex(bytes: number): string {
     if (!ZEROS.test(hex)) return hex;
   }
 }
-
-const ZEROS = /^0+$/;
 
 /** Puts the call's trace context (traceKey) in its context, for the access log and the call's logger. */
 export function createTraceContextInterceptor(): Interceptor {
