@@ -9,9 +9,13 @@ const { throughService } = require("./suites/ingest");
 
 (async () => {
   const [workload = "unique", ...rest] = process.argv.slice(2);
-  const [size = workload === "unique" ? 50_000 : 15, callers = 8, batch = 500] = rest.map(Number);
-  const records = workload === "unique" ? uniqueRecords(size, "p") : translationRecords(size, "p");
-  const warmup = workload === "unique" ? uniqueRecords(20_000, "pw") : translationRecords(6, "pw");
+  // Each workload: how it makes records, its default size and its warm-up size (records, or sessions of 1,000 tasks).
+  const workloads = { unique: [uniqueRecords, 50_000, 20_000], translation: [translationRecords, 15, 6] };
+  if (!(workload in workloads)) throw new Error(`workload must be one of ${Object.keys(workloads).join(", ")}, got ${workload}`);
+  const [make, defaultSize, warmupSize] = workloads[workload];
+  const [size = defaultSize, callers = 8, batch = 500] = rest.map(Number);
+  const records = make(size, "p");
+  const warmup = make(warmupSize, "pw");
   await db.freshDatabase("bench_profile");
   const r = await throughService({ runs: [records], warmup, callers, batchSize: batch, sqlUrl: db.url("bench_profile") });
   await db.dropDatabase("bench_profile");

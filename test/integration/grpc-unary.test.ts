@@ -8,6 +8,8 @@ import { BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/per
 import { createLogger } from "../../server/core/logger";
 import { createRpcHandler } from "../../server/http/rpc-handler";
 import { wireInputMethod } from "../../server/records/wire-input";
+import { frame, grpcRaw } from "../support/grpc-raw";
+import { eventually } from "../support/wait";
 
 /**
  * The lean path for plain gRPC unary calls (server/http/grpc-unary.ts) against Connect's: the same
@@ -41,6 +43,8 @@ describe("plain gRPC unary calls", () => {
     res.trailer.set("x-after", "done");
     return res;
   };
+  /** A raw call of the twin. */
+  const raw = (body: Buffer, headers: Record<string, string> = {}) => grpcRaw(url, `/${twin.parent.typeName}/${twin.name}`, body, headers);
   const servedBy = () => (last?.signal.reason instanceof ConnectError && last.signal.reason.rawMessage === "the call has finished" ? "lean" : "connect");
 
   beforeAll(async () => {
@@ -111,15 +115,15 @@ describe("plain gRPC unary calls", () => {
     hang = true;
     await expect(client().batchUpsertTasks({ tasks: tasks(1) }, { timeoutMs: 100 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
     // The caller gives up at its deadline too: the service's own timer may end the call a moment later.
-    await waitFor(() => last?.signal.aborted === true);
+    await eventually(async () => last?.signal.aborted === true);
     expect((last!.signal.reason as ConnectError).code).toBe(Code.DeadlineExceeded);
     last = undefined;
     const abort = new AbortController();
     const call = client().batchUpsertTasks({ tasks: tasks(1) }, { signal: abort.signal });
-    await waitFor(() => last !== undefined);
+    await eventually(async () => last !== undefined);
     abort.abort();
     await expect(call).rejects.toMatchObject({ code: Code.Canceled });
-    await waitFor(() => last!.signal.aborted);
+    await eventually(async () => last!.signal.aborted);
     expect((last!.signal.reason as ConnectError).code).toBe(Code.Canceled);
   });
 
@@ -153,36 +157,4 @@ describe("plain gRPC unary calls", () => {
     const reply = await client().batchUpsertTasks({ tasks: tasks(1) });
     expect({ count: reply.count, path: servedBy() }).toEqual({ count: 1, path: "lean" });
   });
-
-  /** A raw gRPC call over h2c: its status and message, and whether a reply message came. */
-  function raw(body: Buffer, headers: Record<string, string> = {}): Promise<{ status: string; message: string; replied: boolean }> {
-    return new Promise((resolve, reject) => {
-      const session = http2.connect(url);
-      session.on("error", reject);
-      const stream = session.request({ ":method": "POST", ":path": `/${twin.parent.typeName}/${twin.name}`, "content-type": "application/grpc", te: "trailers", ...headers });
-      const seen: Record<string, unknown> = {};
-      let replied = false;
-      stream.on("response", (h) => Object.assign(seen, h));
-      stream.on("trailers", (h) => Object.assign(seen, h));
-      stream.on("data", (chunk: Buffer) => (replied ||= chunk.length > 0));
-      stream.on("end", () => {
-        session.close();
-        resolve({ status: String(seen["grpc-status"]), message: decodeURIComponent(String(seen["grpc-message"] ?? "")), replied });
-      });
-      stream.on("error", reject);
-      stream.end(body);
-    });
-  }
 });
-
-function frame(bytes: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + bytes.length);
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
-}
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  expect(condition()).toBe(true);
-}

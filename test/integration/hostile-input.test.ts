@@ -10,6 +10,7 @@ import { SystemService } from "../../gen/persistence/v1/system_pb";
 import { BatchUpsertSessionsRequestSchema, BatchUpsertTasksRequestSchema, TranslationService } from "../../gen/persistence/v1/translation_pb";
 import { openServiceSql } from "../../server/schema";
 import { retryDelayMs } from "../../server/core/errors";
+import { frame, grpcRaw } from "../support/grpc-raw";
 import { describeEachDialect } from "../support/sql-targets";
 import { startTestServer, type TestServer } from "../support/test-server";
 import { eventually, within } from "../support/wait";
@@ -21,32 +22,6 @@ const RESOURCE_EXHAUSTED = "8";
 
 const UNARY = [...TranslationService.methods, ...SystemService.methods].filter((m) => m.methodKind === "unary");
 const path = (m: DescMethod) => `/${m.parent.typeName}/${m.name}`;
-
-function frame(bytes: Uint8Array, declaredLength = bytes.length): Buffer {
-  const out = Buffer.alloc(5 + bytes.length);
-  out.writeUInt32BE(declaredLength, 1);
-  out.set(bytes, 5);
-  return out;
-}
-
-/** A raw gRPC call over h2c: the status and message from the trailers (or headers). */
-function grpcRaw(base: string, rpcPath: string, body: Buffer, contentType = "application/grpc"): Promise<{ status: string; message: string }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(base);
-    session.on("error", reject);
-    const stream = session.request({ ":method": "POST", ":path": rpcPath, "content-type": contentType, te: "trailers" });
-    const seen: Record<string, unknown> = {};
-    stream.on("response", (h) => Object.assign(seen, h));
-    stream.on("trailers", (h) => Object.assign(seen, h));
-    stream.on("data", () => {});
-    stream.on("end", () => {
-      session.close();
-      resolve({ status: String(seen["grpc-status"]), message: decodeURIComponent(String(seen["grpc-message"] ?? "")) });
-    });
-    stream.on("error", reject);
-    stream.end(body);
-  });
-}
 
 describeEachDialect("hostile input", (target) => {
   let server: TestServer;
@@ -116,7 +91,7 @@ describeEachDialect("hostile input", (target) => {
       const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
       expect({ url, status: res.status, body: await res.json() }).toMatchObject({ url, status: 400, body: refusal });
     }
-    const grpcJson = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(body), "application/grpc+json");
+    const grpcJson = await grpcRaw(server.url, "/persistence.v1.TranslationService/BatchUpsertSessions", frame(body), { "content-type": "application/grpc+json" });
     expect(grpcJson).toEqual({ status: INVALID_ARGUMENT, message: refusal.message });
   });
 
