@@ -8,8 +8,12 @@ const readline = require("node:readline");
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
-/** The service with PERSISTENCE_* settings `env`; resolves once it listens. */
-async function startService(env = {}) {
+/**
+ * The service with PERSISTENCE_* settings `env`; resolves once it listens. With `keepCallLog`, the
+ * access log's lines are kept, and `handlingTimes(method)` returns the service's own duration_ms of
+ * each call of `method` since the last `clearCallLog()`.
+ */
+async function startService(env = {}, { keepCallLog = false } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-service-"));
   // BENCH_NODE_ARGS passes flags to the service's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -18,16 +22,24 @@ async function startService(env = {}) {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
+  let callLog = [];
   const url = await new Promise((resolve, reject) => {
     exited.then((code) => reject(new Error(`the service exited with ${code} before listening`)));
     // Keep reading stdout (access log lines) so the service never blocks on a full pipe.
     readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      if (line.includes('"listening"')) resolve(JSON.parse(line).url);
+      if (keepCallLog && line.includes('"msg":"call"')) callLog.push(line);
+      else if (line.includes('"listening"')) resolve(JSON.parse(line).url);
     });
   });
   return {
     url,
     pid: child.pid,
+    clearCallLog() {
+      callLog = [];
+    },
+    handlingTimes(method) {
+      return callLog.map((line) => JSON.parse(line)).filter((entry) => entry.method === method).map((entry) => entry.duration_ms);
+    },
     async stop() {
       child.kill("SIGTERM");
       await exited;
@@ -36,4 +48,22 @@ async function startService(env = {}) {
   };
 }
 
-module.exports = { ROOT, startService };
+/** The bare node:http2 gRPC server (bare-grpc-server.js) in its own process: the machine's floor for one call. */
+async function startBareGrpc() {
+  const child = spawn(process.execPath, [path.join(__dirname, "bare-grpc-server.js")], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const url = await new Promise((resolve, reject) => {
+    exited.then((code) => reject(new Error(`the bare gRPC server exited with ${code} before listening`)));
+    readline.createInterface({ input: child.stdout }).on("line", (line) => resolve(JSON.parse(line).url));
+  });
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+module.exports = { ROOT, startService, startBareGrpc };
