@@ -141,6 +141,13 @@ async function ingestWorkload(label, make, warmup, callers, batchSize) {
     figure(`write_ack_${q}`, `write ack ${q} (BatchUpsertTasks ×100, LOGGED)`, latency.write.map((w) => w[q]), "ms",
       { name: "Echo of the same size", value: median(latency.echo.map((e) => e[q])), runs: latency.echo.map((e) => e[q]) }, q === "p99" ? { on: "ratio", op: "<=", value: 2, text: "≤ 2 × echo" } : undefined);
   }
+  const paused = (runs, key) => runs.map((r) => r.service_pauses[key]);
+  figure("write_gc_ms_per_second", "service GC pause ms per second at the offered rate (writes)", paused(latency.write, "gc_ms_per_second"), "ms/s",
+    { name: "during the echo runs", value: median(paused(latency.echo, "gc_ms_per_second")), runs: paused(latency.echo, "gc_ms_per_second") });
+  figure("write_gc_over_10ms", "service GC pauses over 10 ms in a run (writes)", paused(latency.write, "gc_over_10ms"), "pauses",
+    { name: "during the echo runs", value: median(paused(latency.echo, "gc_over_10ms")), runs: paused(latency.echo, "gc_over_10ms") });
+  figure("write_loop_delay_max", "service event-loop delay max in a run (writes)", paused(latency.write, "loop_delay_max_ms"), "ms",
+    { name: "during the echo runs", value: median(paused(latency.echo, "loop_delay_max_ms")), runs: paused(latency.echo, "loop_delay_max_ms") });
   figure("write_cpu_per_call", "service CPU per write call (×100 records) at the offered rate", latency.write.map((w) => w.service_cpu_ms_per_call), "ms",
     { name: "per echo call", value: median(latency.echo.map((e) => e.service_cpu_ms_per_call)), runs: latency.echo.map((e) => e.service_cpu_ms_per_call) });
 

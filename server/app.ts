@@ -29,7 +29,7 @@ import { createTranscoder, type Transcoder } from "./http/rest/transcoder.js";
 import { createAccessLogInterceptor } from "./rpc/interceptors/access-log.js";
 import { createErrorMappingInterceptor } from "./rpc/interceptors/error-mapping.js";
 import { createInFlightTracker } from "./rpc/interceptors/in-flight.js";
-import { createRpcMetrics } from "./rpc/interceptors/metrics.js";
+import { createRpcMetrics, LOOP_SAMPLE_MS } from "./rpc/interceptors/metrics.js";
 import { createRequestIdInterceptor } from "./rpc/interceptors/request-id.js";
 import { createTraceContextInterceptor } from "./rpc/interceptors/trace-context.js";
 import { binaryMethods, createRoutes, servedAccess, servedServices } from "./rpc/routes.js";
@@ -118,7 +118,7 @@ async function assemble(config: Config, options: AppOptions, opened: Closers): P
 
   // The platform: metrics, and what every module sees of the service as a whole.
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LOOP_SAMPLE_MS });
   const rpcMetrics = createRpcMetrics(registry);
   const stopping = new AbortController();
   let modules: StartedModules | undefined;

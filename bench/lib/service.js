@@ -34,6 +34,17 @@ async function startService(env = {}, { keepCallLog = false } = {}) {
   return {
     url,
     pid: child.pid,
+    /** The service's Prometheus figures now: "name{labels}" → value. */
+    async metrics() {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const out = new Map();
+      for (const line of text.split("\n")) {
+        if (line === "" || line.startsWith("#")) continue;
+        const at = line.lastIndexOf(" ");
+        out.set(line.slice(0, at), Number(line.slice(at + 1)));
+      }
+      return out;
+    },
     clearCallLog() {
       callLog = [];
     },

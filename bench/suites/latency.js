@@ -102,13 +102,17 @@ async function writeAckVsEcho({ sqlUrl, rate: designRate, seconds, recordsPerCal
     const writeCapacity = await capacity(() => writeCall(w++));
     await translation.flush({});
     const rate = Math.min(designRate, Math.max(10, Math.floor((0.6 * Math.min(echoCapacity, writeCapacity)) / 10) * 10));
-    // Each figure twice, echo and writes in turn, with the service's CPU per call beside it.
+    // Each figure twice, echo and writes in turn, with the service's CPU per call beside it, and its
+    // garbage collection and event-loop delay over the run (from its /metrics, whose loop delay
+    // figures start afresh at every scrape).
     const measured = async (call) => {
+      const before = await service.metrics();
       const cpu = startCpu({ service: service.pid });
       const result = await openLoop(call, { rate, seconds });
       // Every call sent counts, the open loop's own warm-up included.
       const used = cpu.stop(Math.round(rate * (seconds + 2)));
-      return { ...result, service_cpu_ms_per_call: Math.round(used.ms_per_1000.service * 100) / 100000 };
+      const after = await service.metrics();
+      return { ...result, service_cpu_ms_per_call: Math.round(used.ms_per_1000.service * 100) / 100000, service_pauses: pauses(before, after, seconds + 2) };
     };
     const echo = [];
     const write = [];
@@ -123,6 +127,31 @@ async function writeAckVsEcho({ sqlUrl, rate: designRate, seconds, recordsPerCal
     session.abort();
     await service.stop();
   }
+}
+
+/** The service's GC pauses (per second, over 10 ms, total ms per second) and event-loop delay between two scrapes of its metrics. */
+function pauses(before, after, seconds) {
+  const delta = (name) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+  let count = 0;
+  let sum = 0;
+  const over10ms = {};
+  for (const kind of ["minor", "major", "incremental", "weakcb"]) {
+    const n = delta(`nodejs_gc_duration_seconds_count{kind="${kind}"}`);
+    count += n;
+    sum += delta(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`);
+    const long = n - delta(`nodejs_gc_duration_seconds_bucket{le="0.01",kind="${kind}"}`);
+    if (long > 0) over10ms[kind] = long;
+  }
+  // prom-client's loop figures are the intervals of its 10 ms sampling timer: the delay is the excess.
+  const ms = (name) => Math.max(0, Math.round(((after.get(name) ?? 0) * 1000 - 10) * 10) / 10);
+  return {
+    gc_per_second: Math.round((count / seconds) * 10) / 10,
+    gc_over_10ms: Object.values(over10ms).reduce((a, b) => a + b, 0),
+    gc_over_10ms_by_kind: over10ms,
+    gc_ms_per_second: Math.round((sum * 1000 * 10) / seconds) / 10,
+    loop_delay_p99_ms: ms("nodejs_eventloop_lag_p99_seconds"),
+    loop_delay_max_ms: ms("nodejs_eventloop_lag_max_seconds"),
+  };
 }
 
 module.exports = { capacity, openLoop, writeAckVsEcho };

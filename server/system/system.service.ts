@@ -3,7 +3,7 @@ import type { Backend } from "../backends/backend.js";
 import type { BackendState, HealthMonitor } from "../core/health-monitor.js";
 import type { BatcherStatus } from "../core/write-batcher.js";
 import type { DeadLetterRetry } from "../platform/dead-letter-retry.js";
-import type { RpcMetrics, RpcSummary } from "../rpc/interceptors/metrics.js";
+import { LOOP_SAMPLE_MS, type RpcMetrics, type RpcSummary } from "../rpc/interceptors/metrics.js";
 
 export interface BufferFigures {
   records: number;
@@ -135,7 +135,8 @@ export function createSystemService(deps: SystemServiceDeps): SystemService {
           rssBytes: memory.rss,
           heapUsedBytes: memory.heapUsed,
           cpuSeconds: (cpu.user + cpu.system) / 1e6,
-          eventLoopLagP99Ms: (lag?.values[0]?.value ?? 0) * 1000,
+          // prom-client records each interval of its sampling timer: the delay is what exceeds it.
+          eventLoopLagP99Ms: Math.max(0, (lag?.values[0]?.value ?? 0) * 1000 - LOOP_SAMPLE_MS),
         },
         buffer: buffer(),
         writePath: deps.writePaths()[0] ?? idleWritePath(),
