@@ -58,9 +58,9 @@ describeEachDialect("patch writer", (target, dialect) => {
 
   it("writes a backlog in parallel parts on MySQL (one transaction on SQLite), keeping per-column last-writer-wins", async () => {
     const writer = await createPatchWriter(backend, TRANSLATION_PATCH_TABLES);
-    const first = Array.from({ length: 5000 }, (_, i) => task(i % 7, i, 1000, "processing"));
+    const first = Array.from({ length: 10_000 }, (_, i) => task(i % 7, i, 1000, "processing"));
     const statements = await writer.write([{ table: "translation_tasks", patches: first }]);
-    // Statements hold at most 1,000 rows. MySQL: two parts of 2,500 rows, three statements each (one
+    // Statements hold at most 2,000 rows. MySQL: two parts of 5,000 rows, three statements each (one
     // transaction needs five: see below). SQLite: one transaction, five statements.
     expect(statements).toBe(dialect === "mysql" ? 6 : 5);
     if (dialect === "mysql") {
@@ -68,11 +68,11 @@ describeEachDialect("patch writer", (target, dialect) => {
       expect(await serial.write([{ table: "translation_tasks", patches: first.map((p) => task(9, Number(p.key[1]!.slice(1)), 1000, "pending")) }])).toBe(5);
       await sql`delete from translation_tasks where session_id = 's-9'`.execute(backend.db);
     }
-    expect(await statuses()).toEqual({ processing: 5000 });
+    expect(await statuses()).toEqual({ processing: 10_000 });
 
     // A second backlog: newer stamps for even rows, older ones for odd rows; only the newer apply.
     const second = first.map((p, i) => task(Number(p.key[0]!.slice(2)), i, i % 2 === 0 ? 2000 : 500, i % 2 === 0 ? "completed" : "failed"));
     await writer.write([{ table: "translation_tasks", patches: second }]);
-    expect(await statuses()).toEqual({ completed: 2500, processing: 2500 });
+    expect(await statuses()).toEqual({ completed: 5000, processing: 5000 });
   });
 });
