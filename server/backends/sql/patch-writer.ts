@@ -90,10 +90,10 @@ export interface PatchWriterOptions {
 }
 
 /**
- * Rows in one upsert statement at most. A flush transaction runs five statements besides its upserts
- * (begin, the tombstone guard, the counter lock, the recount, commit), so statements of 2,000 rows keep
- * a flush of 3,500 records or more under 2 statements per 1,000 records; larger ones save MariaDB
- * little and hold the event loop longer while their text is made.
+ * Rows in one upsert statement at most. A transaction runs statements besides its upserts (begin and
+ * commit, and the translation path's hooks run three: its tombstone guard, counter lock and recount),
+ * so statements of 2,000 rows keep its flushes of 3,500 records or more under 2 statements per 1,000
+ * records; larger ones save MariaDB little and hold the event loop longer while their text is made.
  */
 const MAX_ROWS_PER_STATEMENT = 2000;
 

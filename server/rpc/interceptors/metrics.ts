@@ -3,10 +3,10 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import { codeName } from "../../core/errors.js";
 import { observeCall } from "./observe-call.js";
 
-/** Upper bounds of the handling-time histogram, in seconds. */
 /** The interval of the event-loop delay sampler in the service's default metrics (prom-client's, in ms). */
 export const LOOP_SAMPLE_MS = 10;
 
+/** Upper bounds of the handling-time histogram, in seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const RATE_WINDOW_SECONDS = 60;
 
