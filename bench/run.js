@@ -170,19 +170,18 @@ async function ingestWorkload(label, make, warmup, callers, batchSize) {
 
   console.log(`\ndurability: ${P.durability} unique records per run, 2 runs after a warm-up, 8 callers × 500`);
   const durability = {};
-  for (const level of ["ACCEPTED", "LOGGED", "COMMITTED"]) {
-    await db.freshDatabase("bench_durability");
-    const runs = [uniqueRecords(P.durability, `d${level}1`), uniqueRecords(P.durability, `d${level}2`)];
-    durability[level] = await throughService({ runs, warmup: uniqueRecords(P.durability / 2, `d${level}w`), callers: 8, batchSize: 500, durability: level, sqlUrl: db.url("bench_durability") });
-    await db.dropDatabase("bench_durability");
-  }
-  // The same two levels with the flushes held back until the acks are in (no MariaDB writes during
-  // them): what LOGGED costs the write path by itself, without the disk and cores the flushes share.
+  // Each level on a fresh database. Then ACCEPTED and LOGGED again with the flushes held back until the
+  // acks are in (no MariaDB writes during them): what LOGGED costs the write path by itself, without
+  // the disk and cores the flushes share.
   const heldBack = { PERSISTENCE_FLUSH_INTERVAL_MS: "600000", PERSISTENCE_FLUSH_MAX_RECORDS: "1000000", PERSISTENCE_BUFFER_MAX_RECORDS: "1000000" };
-  for (const level of ["ACCEPTED", "LOGGED"]) {
+  const durabilityRuns = [
+    ...["ACCEPTED", "LOGGED", "COMMITTED"].map((level) => ({ level, key: level, prefix: "d", env: {} })),
+    ...["ACCEPTED", "LOGGED"].map((level) => ({ level, key: `${level}_flush_held_back`, prefix: "h", env: heldBack })),
+  ];
+  for (const { level, key, prefix, env } of durabilityRuns) {
     await db.freshDatabase("bench_durability");
-    const runs = [uniqueRecords(P.durability, `h${level}1`), uniqueRecords(P.durability, `h${level}2`)];
-    durability[`${level}_flush_held_back`] = await throughService({ runs, warmup: uniqueRecords(P.durability / 2, `h${level}w`), callers: 8, batchSize: 500, durability: level, sqlUrl: db.url("bench_durability"), env: heldBack });
+    const runs = [uniqueRecords(P.durability, `${prefix}${level}1`), uniqueRecords(P.durability, `${prefix}${level}2`)];
+    durability[key] = await throughService({ runs, warmup: uniqueRecords(P.durability / 2, `${prefix}${level}w`), callers: 8, batchSize: 500, durability: level, sqlUrl: db.url("bench_durability"), env });
     await db.dropDatabase("bench_durability");
   }
   details.durability = durability;

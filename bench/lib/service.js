@@ -9,6 +9,22 @@ const readline = require("node:readline");
 const ROOT = path.resolve(__dirname, "..", "..");
 
 /**
+ * Spawns `node <args>` with `env`, reads its stdout line by line (so it never blocks on a full pipe),
+ * hands each line to `onLine`, and resolves with the url of its first line holding "listening".
+ */
+async function spawnListening(name, args, env, onLine = () => false) {
+  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const url = await new Promise((resolve, reject) => {
+    exited.then((code) => reject(new Error(`${name} exited with ${code} before listening`)));
+    readline.createInterface({ input: child.stdout }).on("line", (line) => {
+      if (!onLine(line) && line.includes('"listening"')) resolve(JSON.parse(line).url);
+    });
+  });
+  return { child, exited, url };
+}
+
+/**
  * The service with PERSISTENCE_* settings `env`; resolves once it listens. With `keepCallLog`, the
  * access log's lines are kept, and `handlingTimes(method)` returns the service's own duration_ms of
  * each call of `method` since the last `clearCallLog()`.
@@ -17,20 +33,18 @@ async function startService(env = {}, { keepCallLog = false } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-service-"));
   // BENCH_NODE_ARGS passes flags to the service's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, "dist/server/main.js")], {
-    env: { ...process.env, PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
   let callLog = [];
-  const url = await new Promise((resolve, reject) => {
-    exited.then((code) => reject(new Error(`the service exited with ${code} before listening`)));
-    // Keep reading stdout (access log lines) so the service never blocks on a full pipe.
-    readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      if (keepCallLog && line.includes('"msg":"call"')) callLog.push(line);
-      else if (line.includes('"listening"')) resolve(JSON.parse(line).url);
-    });
-  });
+  const keep = (line) => {
+    if (!keepCallLog || !line.includes('"msg":"call"')) return false;
+    callLog.push(line);
+    return true;
+  };
+  const { child, exited, url } = await spawnListening(
+    "the service",
+    [...nodeArgs, path.join(ROOT, "dist/server/main.js")],
+    { ...process.env, PERSISTENCE_LISTEN: "127.0.0.1:0", PERSISTENCE_DATA_DIR: dataDir, PERSISTENCE_LOG_LEVEL: "info", ...env },
+    keep,
+  );
   return {
     url,
     pid: child.pid,
@@ -61,12 +75,7 @@ async function startService(env = {}, { keepCallLog = false } = {}) {
 
 /** The bare node:http2 gRPC server (bare-grpc-server.js) in its own process: the machine's floor for one call. */
 async function startBareGrpc() {
-  const child = spawn(process.execPath, [path.join(__dirname, "bare-grpc-server.js")], { stdio: ["ignore", "pipe", "inherit"] });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  const url = await new Promise((resolve, reject) => {
-    exited.then((code) => reject(new Error(`the bare gRPC server exited with ${code} before listening`)));
-    readline.createInterface({ input: child.stdout }).on("line", (line) => resolve(JSON.parse(line).url));
-  });
+  const { child, exited, url } = await spawnListening("the bare gRPC server", [path.join(__dirname, "bare-grpc-server.js")], process.env);
   return {
     url,
     pid: child.pid,

@@ -12,6 +12,7 @@ const { toTask, uniqueRecords } = require("../lib/workloads");
 
 const { TranslationService, BatchUpsertTasksRequestSchema } = require(path.join(ROOT, "dist/gen/persistence/v1/translation_pb.js"));
 const { SystemService, EchoRequestSchema } = require(path.join(ROOT, "dist/gen/persistence/v1/system_pb.js"));
+const { LOOP_SAMPLE_MS } = require(path.join(ROOT, "dist/server/rpc/interceptors/metrics.js"));
 const { connectGrpc } = require("../lib/grpc-raw");
 const { startCpu } = require("../lib/cpu");
 
@@ -142,8 +143,8 @@ function pauses(before, after, seconds) {
     const long = n - delta(`nodejs_gc_duration_seconds_bucket{le="0.01",kind="${kind}"}`);
     if (long > 0) over10ms[kind] = long;
   }
-  // prom-client's loop figures are the intervals of its 10 ms sampling timer: the delay is the excess.
-  const ms = (name) => Math.max(0, Math.round(((after.get(name) ?? 0) * 1000 - 10) * 10) / 10);
+  // prom-client's loop figures are the intervals of its sampling timer: the delay is the excess.
+  const ms = (name) => Math.max(0, Math.round(((after.get(name) ?? 0) * 1000 - LOOP_SAMPLE_MS) * 10) / 10);
   return {
     gc_per_second: Math.round((count / seconds) * 10) / 10,
     gc_over_10ms: Object.values(over10ms).reduce((a, b) => a + b, 0),
